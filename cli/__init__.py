@@ -1,0 +1,1 @@
+"""The ``pinembed`` command: thin commands over the public API."""

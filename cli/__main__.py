@@ -1,0 +1,3 @@
+from pinembed.cli.main import main
+
+main()

@@ -1,0 +1,227 @@
+"""``pinembed``: ingest media into a LanceDB pin database and query related pins.
+
+Exit codes: 0 everything ingested, 3 some inputs failed and the rest landed, 2 usage error, 1 fatal.
+Heavy imports happen inside the commands, so ``pinembed --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from typing import Any
+
+import click
+
+from pinembed import __version__
+from pinembed.errors import PinembedError
+
+KINDS = ("image", "video", "idea")
+
+db_option = click.option(
+    "--db", default="pins.lance", show_default=True, envvar="PINEMBED_DB",
+    help="Database: a local folder or any LanceDB URI (env PINEMBED_DB).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+k_option = click.option("-k", default=10, show_default=True, type=click.IntRange(1, 10_000), help="How many results.")
+kind_option = click.option(
+    "--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="Only pins of this kind (repeatable)."
+)
+
+
+def handle_errors(fn):
+    """Print PinembedErrors as message + hint (no traceback) and exit with their code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PinembedError as e:
+            click.echo(f"error: {e.message}", err=True)
+            if e.hint:
+                click.echo(f"hint: {e.hint}", err=True)
+            sys.exit(e.exit_code)
+        except (click.exceptions.ClickException, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted; every finished batch is saved, run the command again to finish", err=True)
+            sys.exit(130)
+        except Exception as e:
+            if os.environ.get("PINEMBED_DEBUG"):
+                raise
+            click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
+            click.echo("hint: set PINEMBED_DEBUG=1 for the traceback, and please report it", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pinembed")
+def cli() -> None:
+    """Embed images (videos and idea pins to come) into one CLIP space in LanceDB, and find related pins."""
+
+
+@cli.command()
+@click.argument("src", type=click.Path(file_okay=False, path_type=str))
+@db_option
+@click.option("--model", envvar="PINEMBED_MODEL", default=None,
+              help="Model id for a new database, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k, "
+                   "open_clip:ViT-B-32//path/ckpt.pt, hf:openai/clip-vit-base-patch32. "
+                   "An existing database uses its own model.  [env PINEMBED_MODEL]")
+@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
+@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Decoding threads [default: min(4, cores)].")
+@click.option("--max-pixels", default=None, type=click.IntRange(1), help="Images larger than this are refused into the failure ledger [default: 64,000,000].")
+@click.option("--text-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
+              help="Fuse sidecar title/description into the pin vector with this weight.")
+@click.option("--id-prefix", default="", help="Prefix for pin ids, to keep several source folders apart in one db.")
+@click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
+@json_option
+@handle_errors
+def ingest(src: str, db: str, model: str | None, batch_size: int, workers: int | None, max_pixels: int | None,
+           text_weight: float, id_prefix: str, device: str | None, as_json: bool) -> None:
+    """Embed every image under SRC into the database (new and changed files only)."""
+    import pinembed
+    from pinembed.ingestion.pipeline import IngestOptions
+    from pinembed.ingestion.read import ReadLimits
+
+    opts = IngestOptions(batch_size=batch_size, text_weight=text_weight, id_prefix=id_prefix)
+    if workers:
+        opts.workers = workers
+    if max_pixels:
+        opts.limits = ReadLimits(max_pixels=max_pixels)
+    idx = pinembed.open_index(db, model=model, device=device)
+    with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        summary = idx.ingest(src, opts, progress)
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), default=str))
+    else:
+        click.echo(
+            f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
+            f"failed {summary.failed}, skipped {summary.skipped} non-media files "
+            f"in {summary.elapsed_s:.1f}s ({summary.items_per_s:.1f} items/s) -> {db}"
+        )
+        for f in summary.failures[:20]:
+            click.echo(f"  failed: {f['pin_id'] or f['uri']}: [{f['stage']}/{f['error']}] {f['message']}", err=True)
+        if summary.failed > 20:
+            click.echo(f"  ... and {summary.failed - 20} more: pinembed failures --db {db}", err=True)
+    sys.exit(summary.exit_code)
+
+
+@cli.command()
+@click.argument("pin_id")
+@db_option
+@k_option
+@kind_option
+@json_option
+@handle_errors
+def related(pin_id: str, db: str, k: int, kinds: tuple[str, ...], as_json: bool) -> None:
+    """Pins related to PIN_ID (nearest stored vectors, the pin itself left out)."""
+    import pinembed
+
+    results = pinembed.open_index(db).related(pin_id, k=k, kinds=kinds or None)
+    _print_results(results, as_json)
+
+
+@cli.command()
+@click.option("--text", default=None, help="A text query.")
+@click.option("--image", type=click.Path(dir_okay=False, path_type=str), default=None, help="An image file as the query.")
+@db_option
+@k_option
+@kind_option
+@json_option
+@handle_errors
+def search(text: str | None, image: str | None, db: str, k: int, kinds: tuple[str, ...], as_json: bool) -> None:
+    """Pins nearest to a text (--text) or an image (--image)."""
+    if (text is None) == (image is None):
+        raise click.UsageError("give exactly one of --text and --image")
+    import pinembed
+
+    idx = pinembed.open_index(db)
+    kinds_ = kinds or None
+    results = idx.search_text(text, k=k, kinds=kinds_) if text is not None else idx.search_image(image, k=k, kinds=kinds_)
+    _print_results(results, as_json)
+
+
+@cli.command()
+@db_option
+@json_option
+@handle_errors
+def failures(db: str, as_json: bool) -> None:
+    """The failure ledger: inputs that could not be ingested, with the reason."""
+    import pinembed
+
+    rows = pinembed.open_index(db).failures()
+    if as_json:
+        click.echo(json.dumps({"failures": rows}, default=str))
+        return
+    if not rows:
+        click.echo("no failures")
+    for r in rows:
+        click.echo(f"{r['pin_id'] or r['uri']}\t{r['stage']}/{r['error']}\t{r['message']}\t(attempts {r['attempts']})")
+
+
+@cli.command()
+@db_option
+@json_option
+@handle_errors
+def stats(db: str, as_json: bool) -> None:
+    """Counts by kind, segments, failures, and the model that built the database."""
+    import pinembed
+
+    s = pinembed.open_index(db).stats()
+    if as_json:
+        click.echo(json.dumps(s, default=str))
+        return
+    space = s["space"] or {}
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(s["by_kind"].items())) or "none"
+    click.echo(f"db: {s['db']}\npins: {s['pins']} ({kinds})\nsegments: {s['segments']}\nfailures: {s['failures']}")
+    click.echo(f"model: {space.get('model_id', '-')} (dim {space.get('dim', '-')})")
+
+
+def _print_results(results: list[Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"results": [r.to_dict() for r in results]}))
+        return
+    if not results:
+        click.echo("no results")
+    for r in results:
+        extra = f"  t={r.best_t_s:.1f}s" if r.best_t_s is not None else ""
+        click.echo(f"{r.score:7.4f}  {r.kind:<5}  {r.pin_id}{extra}" + (f"  \u2014 {r.title}" if r.title else ""))
+
+
+class _progress:
+    """A rich progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar = None
+        self._task = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+        self._bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                             TimeRemainingColumn(), transient=True)
+        self._bar.__enter__()
+        self._task = self._bar.add_task("embedding", total=None)
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def main() -> None:
+    """Console entry point."""
+    cli()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""open_clip models: ``open_clip:<arch>/<pretrained tag | checkpoint path>`` or ``open_clip:hf-hub:<repo>``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pinembed.errors import ModelNotFoundError
+
+from .base import Embedder, l2_normalise, weights_digest
+from .device import pick_device, pick_dtype
+
+#: Architectures that ship with pinembed (tiny test model, the bundled nano model).
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """Split ``<arch>/<pretrained>`` into (arch, pretrained); ``hf-hub:...`` keeps its slashes."""
+    if spec.startswith(("hf-hub:", "local-dir:")):
+        return spec, None
+    arch, sep, pretrained = spec.partition("/")
+    return arch, (pretrained if sep and pretrained else None)
+
+
+def _fetch_hint(arch: str, pretrained: str | None) -> str:
+    return (
+        "pinembed needs these weights on this machine. Either run once where the network reaches the "
+        "Hugging Face hub (open_clip caches them under $HF_HOME, default ~/.cache/huggingface), copy that "
+        "cache here, or point at a local checkpoint file: "
+        f"--model open_clip:{arch}//path/to/weights.pt (or .safetensors)."
+    )
+
+
+class OpenClipEmbedder(Embedder):
+    """An open_clip CLIP model with its own preprocessing and tokenizer."""
+
+    def __init__(self, spec: str, device: str | None = None) -> None:
+        import open_clip
+        import torch
+
+        arch, pretrained = parse_spec(spec)
+        if CONFIG_DIR not in getattr(open_clip.factory, "_MODEL_CONFIG_PATHS", []):
+            open_clip.add_model_config(CONFIG_DIR)
+        if not arch.startswith(("hf-hub:", "local-dir:")):
+            if arch not in open_clip.list_models():
+                raise ModelNotFoundError(
+                    f"open_clip has no architecture named {arch!r}",
+                    "run `python -c 'import open_clip; print(open_clip.list_models())'` for the names, "
+                    "e.g. open_clip:ViT-B-32/laion2b_s34b_b79k",
+                )
+            if not pretrained:
+                raise ModelNotFoundError(
+                    f"open_clip model {arch!r} needs weights: a pretrained tag or a checkpoint path",
+                    f"e.g. open_clip:{arch}/<tag> with a tag from open_clip.list_pretrained_tags_by_model("
+                    f"{arch!r}), or open_clip:{arch}//path/to/weights.pt",
+                )
+        if pretrained and not open_clip.get_pretrained_cfg(arch, pretrained):
+            # not a known tag: a checkpoint path, made absolute so the id means the same from any folder
+            path = Path(pretrained).expanduser()
+            if not path.is_file():
+                raise ModelNotFoundError(
+                    f"open_clip model {arch!r}: {pretrained!r} is neither a pretrained tag of {arch} "
+                    "nor a checkpoint file",
+                    f"known tags: {', '.join(open_clip.list_pretrained_tags_by_model(arch)) or 'none'}; "
+                    "or give an existing checkpoint path.",
+                )
+            pretrained = str(path.resolve())
+        # Weights trained with QuickGELU (OpenAI's) give silently wrong vectors in a GELU model:
+        # follow the tag's own setting, as open_clip's "-quickgelu" configs do.
+        tag_cfg = (open_clip.get_pretrained_cfg(arch, pretrained) or {}) if pretrained else {}
+        arch_cfg = open_clip.get_model_config(arch) or {}
+        self.quick_gelu = bool(tag_cfg.get("quick_gelu", arch_cfg.get("quick_gelu", False)))
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(self.device)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(
+                arch, pretrained=pretrained, device=self.device, require_pretrained=True,
+                force_quick_gelu=self.quick_gelu and not arch_cfg.get("quick_gelu", False),
+            )
+        except Exception as e:  # open_clip raises RuntimeError/OSError/HF errors for missing weights
+            raise ModelNotFoundError(
+                f"could not load open_clip model {arch!r} with weights {pretrained!r}: "
+                f"{str(e).splitlines()[0][:300] if str(e) else type(e).__name__}",
+                _fetch_hint(arch, pretrained),
+            ) from e
+        model.eval()
+        if self.dtype != torch.float32:
+            model = model.to(self.dtype)
+        self.model = model
+        self._preprocess = preprocess
+        self.tokenizer = open_clip.get_tokenizer(arch)
+        self.model_id = f"open_clip:{arch}" + (f"/{pretrained}" if pretrained else "")
+        self.preprocess_cfg = dict(open_clip.get_model_preprocess_cfg(model))
+        size = self.preprocess_cfg.get("size", 224)
+        self.image_size = int(size if isinstance(size, int) else max(size))
+        with torch.inference_mode():
+            probe = model.encode_text(self.tokenizer(["probe"]).to(self.device))
+        self.dim = int(probe.shape[-1])
+        self._digest = weights_digest(model)
+
+    def preprocess(self, image: Any) -> Any:
+        """open_clip's own eval transform for these weights."""
+        return self._preprocess(image)
+
+    def embed_pixels(self, pixels: Sequence[Any]) -> np.ndarray:
+        """One forward pass over a batch of preprocessed tensors."""
+        import torch
+
+        if len(pixels) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batch = torch.stack(list(pixels)).to(self.device, dtype=self.dtype)
+        with torch.inference_mode():
+            out = self.model.encode_image(batch)
+        return l2_normalise(out.float().cpu().numpy())
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """One forward pass over a batch of texts (the tokenizer truncates to the context length)."""
+        import torch
+
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        with torch.inference_mode():
+            out = self.model.encode_text(tokens)
+        return l2_normalise(out.float().cpu().numpy())
+
+    def identity(self) -> dict[str, Any]:
+        """Model id, dim, weights digest and the preprocessing tied to these weights."""
+        return {
+            "model_id": self.model_id,
+            "dim": self.dim,
+            "weights_digest": self._digest,
+            "preprocess": {k: _jsonable(v) for k, v in sorted(self.preprocess_cfg.items())},
+            "quick_gelu": self.quick_gelu,
+        }
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return list(v)
+    if isinstance(v, os.PathLike):
+        return str(v)
+    return v

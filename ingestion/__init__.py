@@ -1,0 +1,1 @@
+"""Sources -> rows: discover, read/decode, plan against the store, the pipeline, the ledger."""

@@ -1,0 +1,167 @@
+"""Walk a source folder and classify what it holds: images, videos, idea pins (folders with pin.json).
+
+Pin ids are the path relative to the source root with POSIX separators (optionally under a prefix):
+stable across runs and readable. Hidden files and folders are skipped; symlinked folders are followed
+once (loops are survived by remembering each real folder visited).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as st
+from dataclasses import dataclass
+from pathlib import Path
+
+from pinembed.errors import UsageError
+
+IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
+MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS
+SIDECAR_EXTS = (".json", ".txt")
+IDEA_MANIFEST = "pin.json"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One thing to ingest: a media file or an idea-pin folder."""
+
+    pin_id: str
+    kind: str  # image | video | idea
+    path: Path
+    size: int
+    mtime_ns: int
+    sidecar: Path | None = None
+    sidecar_sig: str = ""
+
+    @property
+    def uri(self) -> str:
+        """Where the pin's media lives (an absolute path)."""
+        return str(self.path)
+
+    @property
+    def source_sig(self) -> str:
+        """What a change is judged by: size and mtime of the media and of its sidecar."""
+        return f"{self.size}:{self.mtime_ns}" + (f"|{self.sidecar_sig}" if self.sidecar_sig else "")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something found while walking that cannot become a pin (recorded in the failure ledger)."""
+
+    path: Path
+    pin_id: str
+    error: str
+    message: str
+
+
+@dataclass
+class Discovery:
+    """What a walk found."""
+
+    entries: list[Entry]
+    problems: list[Problem]
+    skipped: int  # files that are not media (sidecars, notes, scripts)
+
+
+def _pin_id(rel: str, prefix: str) -> str:
+    rel = rel.replace(os.sep, "/")
+    return f"{prefix.strip('/')}/{rel}" if prefix.strip("/") else rel
+
+
+def _utf8(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def discover(root: str | os.PathLike[str], id_prefix: str = "") -> Discovery:
+    """Walk ``root`` recursively and return its entries (sorted by pin id), problems and skip count."""
+    root = Path(os.path.abspath(root))
+    if not root.is_dir():
+        raise UsageError(
+            f"source folder {str(root)!r} does not exist or is not a folder",
+            "pass the folder that holds your media, e.g. pinembed ingest ./media",
+        )
+    found = Discovery([], [], 0)
+    seen_dirs: set[tuple[int, int]] = set()
+    stack: list[tuple[Path, str]] = [(root, "")]
+    while stack:
+        folder, rel = stack.pop()
+        _scan_folder(folder, rel, id_prefix, seen_dirs, stack, found)
+    found.entries.sort(key=lambda e: e.pin_id)
+    return found
+
+
+def _scan_folder(
+    folder: Path, rel: str, prefix: str, seen_dirs: set[tuple[int, int]], stack: list, found: Discovery
+) -> None:
+    here = _pin_id(rel, prefix)
+    try:
+        info = folder.stat()
+        if (info.st_dev, info.st_ino) in seen_dirs:  # a symlink loop, or a folder reached twice
+            return
+        seen_dirs.add((info.st_dev, info.st_ino))
+        with os.scandir(folder) as it:
+            children = sorted(it, key=lambda d: d.name)
+    except OSError as e:
+        found.problems.append(Problem(folder, here, "unreadable", f"cannot read folder: {e.strerror}"))
+        return
+    names = {d.name for d in children}
+    media_stems = {n.rsplit(".", 1)[0] for n in names if os.path.splitext(n)[1].lower() in MEDIA_EXTS}
+    if rel and IDEA_MANIFEST in names:
+        found.entries.append(_idea_entry(folder, rel, prefix))
+        return
+    for d in children:
+        if d.name.startswith("."):
+            continue
+        child_rel = f"{rel}/{d.name}" if rel else d.name
+        pin_id = _pin_id(child_rel, prefix)
+        path = folder / d.name
+        try:
+            is_dir = d.is_dir(follow_symlinks=True)
+        except OSError:
+            is_dir = False
+        if is_dir:
+            stack.append((path, child_rel))
+            continue
+        ext = os.path.splitext(d.name)[1].lower()
+        if ext not in IMAGE_EXTS and ext not in VIDEO_EXTS:
+            if not (ext in SIDECAR_EXTS and os.path.splitext(d.name)[0] in media_stems):
+                found.skipped += 1
+            continue
+        if not _utf8(pin_id):
+            safe = pin_id.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            found.problems.append(Problem(path, safe, "bad_name", "file name is not valid UTF-8; rename the file"))
+            continue
+        try:
+            s = d.stat(follow_symlinks=True)
+        except OSError as e:
+            found.problems.append(Problem(path, pin_id, "unreadable", f"cannot stat file: {e.strerror}"))
+            continue
+        if not st.S_ISREG(s.st_mode):
+            found.problems.append(Problem(path, pin_id, "not_a_file", "not a regular file"))
+            continue
+        sidecar, sig = _sidecar(folder, d.name, names)
+        kind = "image" if ext in IMAGE_EXTS else "video"
+        found.entries.append(Entry(pin_id, kind, path, s.st_size, s.st_mtime_ns, sidecar, sig))
+
+
+def _sidecar(folder: Path, name: str, names: set[str]) -> tuple[Path | None, str]:
+    stem = os.path.splitext(name)[0]
+    for ext in SIDECAR_EXTS:
+        if stem + ext in names:
+            p = folder / (stem + ext)
+            try:
+                s = p.stat()
+            except OSError:
+                return None, ""
+            return p, f"{s.st_size}:{s.st_mtime_ns}"
+    return None, ""
+
+
+def _idea_entry(folder: Path, rel: str, prefix: str) -> Entry:
+    manifest = folder / IDEA_MANIFEST
+    s = manifest.stat()
+    return Entry(_pin_id(rel, prefix), "idea", folder, s.st_size, s.st_mtime_ns)

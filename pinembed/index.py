@@ -1,0 +1,112 @@
+"""PinIndex: the public face that wires an embedder and a store together."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError, ModelMismatchError, UsageError
+from .results import Related
+
+DEFAULT_DB = "pins.lance"
+DEFAULT_MODEL = "open_clip:ViT-B-32/laion2b_s34b_b79k"
+MAX_K = 10_000
+
+
+def open_index(uri: str | os.PathLike[str] = DEFAULT_DB, model: str | None = None, device: str | None = None,
+               storage_options: dict[str, str] | None = None) -> PinIndex:
+    """Open (or prepare) the pin database at ``uri``: a local folder or any LanceDB URI.
+
+    ``model`` is needed only to build a new database; an existing one uses the model that built it,
+    and naming a different one is a ModelMismatchError.
+    """
+    return PinIndex(uri, model=model, device=device, storage_options=storage_options)
+
+
+class PinIndex:
+    """Related-pin, text and image queries over one database, and ingestion into it."""
+
+    def __init__(self, uri: str | os.PathLike[str] = DEFAULT_DB, model: str | None = None,
+                 device: str | None = None, storage_options: dict[str, str] | None = None) -> None:
+        from pinembed.store import Store
+
+        self.store = Store(os.fspath(uri), storage_options=storage_options)
+        self._model = model
+        self._device = device
+        self._embedder = None
+
+    @property
+    def model_id(self) -> str:
+        """The model this index embeds with: the one asked for, else the one that built the database."""
+        if self._model:
+            return self._model
+        have = self.store.identity
+        return have["model_id"] if have else DEFAULT_MODEL
+
+    @property
+    def embedder(self) -> Any:
+        """The embedder, loaded on first use and checked against the database's space."""
+        if self._embedder is None:
+            from pinembed.embedders import get_embedder
+            from pinembed.store.identity import describe, same_space, space_identity
+
+            emb = get_embedder(self.model_id, self._device)
+            have = self.store.identity
+            if have is not None and not same_space(have, space_identity(emb.identity())):
+                raise ModelMismatchError(
+                    f"the database {self.store.uri!r} holds vectors of {describe(have)}; "
+                    f"{describe(emb.identity())} is another embedding space",
+                    "leave out --model to use the database's own model, or use another --db",
+                )
+            self._embedder = emb
+        return self._embedder
+
+    def ingest(self, src: str | os.PathLike[str], options: Any = None, progress: Any = None) -> Any:
+        """Ingest every image under ``src``; returns an IngestSummary (see ``summary.exit_code``)."""
+        from pinembed.ingestion.pipeline import ingest
+
+        return ingest(src, self.store, self.embedder, options, progress)
+
+    def related(self, pin_id: str, k: int = 20, kinds: Any = None) -> list[Related]:
+        """The ``k`` pins nearest to ``pin_id``'s stored vector, the pin itself left out."""
+        k = _check_k(k)
+        pin = self.store.get_pin(pin_id)
+        return [Related.from_row(r) for r in self.store.search(pin["vector"], k, kinds, exclude=pin_id)]
+
+    def search_text(self, text: str, k: int = 10, kinds: Any = None) -> list[Related]:
+        """Pins nearest to a text query."""
+        k = _check_k(k)
+        if not isinstance(text, str) or not text.strip():
+            raise UsageError("the text query is empty", "pass some words, e.g. --text 'red circle'")
+        vec = self.embedder.embed_texts([text])[0]
+        return [Related.from_row(r) for r in self.store.search(vec, k, kinds)]
+
+    def search_image(self, path: str | os.PathLike[str], k: int = 10, kinds: Any = None) -> list[Related]:
+        """Pins nearest to an image file."""
+        from pinembed.ingestion.images import decode_image
+
+        k = _check_k(k)
+        try:
+            data = Path(path).read_bytes()
+            decoded = decode_image(data)
+        except OSError as e:
+            raise UsageError(f"cannot read query image {os.fspath(path)!r}: {e.strerror}") from e
+        except InputError as e:
+            raise UsageError(f"cannot use query image {os.fspath(path)!r}: {e.message}", e.hint) from e
+        vec = self.embedder.embed_images([decoded.image])[0]
+        return [Related.from_row(r) for r in self.store.search(vec, k, kinds)]
+
+    def failures(self) -> list[dict[str, Any]]:
+        """The failure ledger, newest first."""
+        return self.store.failures()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by kind, segments, failures and the model that built the database."""
+        return self.store.stats()
+
+
+def _check_k(k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise UsageError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
+    return k

@@ -1,0 +1,28 @@
+"""What queries return."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Related:
+    """One query result. ``score`` is the cosine similarity to the query (1 = same direction)."""
+
+    pin_id: str
+    kind: str
+    score: float
+    uri: str | None
+    title: str | None = None
+    best_t_s: float | None = None  # videos: time of the best-matching frame (text queries)
+    best_page: int | None = None  # idea pins: the best-matching page (text queries)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Related:
+        """From a store result row."""
+        return cls(row["pin_id"], row["kind"], round(float(row["score"]), 6), row.get("uri"), row.get("title"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)

@@ -1,0 +1,247 @@
+"""The pinembed database: one LanceDB database (a local folder or any LanceDB URI)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pinembed.errors import ModelMismatchError, PinNotFoundError, StoreError
+
+from . import filters
+from .identity import describe, same_space
+from .schema import FAILURES, PINS, SEGMENTS, SPACE_KEY, failures_schema, pins_schema, segments_schema
+
+#: Columns returned by queries (never the vector).
+RESULT_COLUMNS = ["pin_id", "kind", "uri", "title", "description", "n_segments"]
+
+
+def now() -> datetime:
+    """The current time, UTC."""
+    return datetime.now(UTC)
+
+
+def to_arrow(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts; ``vector`` a float32 array) as an Arrow table of ``schema``."""
+    cols = {}
+    for field in schema:
+        values = [r.get(field.name) for r in rows]
+        if pa.types.is_fixed_size_list(field.type):
+            dim = field.type.list_size
+            flat = np.asarray(values, dtype=np.float32).reshape(-1) if values else np.zeros(0, np.float32)
+            cols[field.name] = pa.FixedSizeListArray.from_arrays(pa.array(flat, pa.float32()), dim)
+        else:
+            cols[field.name] = pa.array(values, type=field.type)
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+class Store:
+    """Tables ``pins``, ``segments`` and ``failures`` of one database, and the space they belong to."""
+
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
+        import lancedb
+
+        self.uri = str(uri)
+        try:
+            self.db = lancedb.connect(self.uri, storage_options=storage_options)
+            self._names = set(self.db.list_tables().tables)
+        except Exception as e:
+            raise StoreError(
+                f"could not open the database at {self.uri!r}: {e}",
+                "check the path or URI, and credentials (storage options) for object storage",
+            ) from e
+        self._tables: dict[str, Any] = {}
+
+    # -- tables ------------------------------------------------------------------------------
+    def _table(self, name: str) -> Any | None:
+        if name not in self._tables:
+            if name not in self._names:
+                return None
+            self._tables[name] = self.db.open_table(name)
+        return self._tables[name]
+
+    @property
+    def identity(self) -> dict[str, Any] | None:
+        """The embedding space this database was built in, or None for a new database."""
+        t = self._table(PINS)
+        if t is None:
+            return None
+        raw = (t.schema.metadata or {}).get(SPACE_KEY)
+        return json.loads(raw) if raw else None
+
+    def ensure_space(self, identity: dict[str, Any]) -> None:
+        """Create the tables for ``identity``, or check that the database already holds that space."""
+        have = self.identity
+        if have is not None:
+            if not same_space(have, identity):
+                raise ModelMismatchError(
+                    f"the database {self.uri!r} holds vectors of {describe(have)}; "
+                    f"{describe(identity)} is another embedding space",
+                    "open it without --model (its own model is used), or ingest into another --db; "
+                    "vectors of two models are never mixed in one table",
+                )
+            return
+        dim = int(identity["dim"])
+        self._create(PINS, pins_schema(dim, identity))
+        self._create(SEGMENTS, segments_schema(dim, identity))
+        self._ensure_failures()
+
+    def _create(self, name: str, schema: pa.Schema) -> Any:
+        t = self.db.create_table(name, schema=schema, exist_ok=True)
+        self._names.add(name)
+        self._tables[name] = t
+        return t
+
+    def _ensure_failures(self) -> Any:
+        return self._table(FAILURES) or self._create(FAILURES, failures_schema())
+
+    def _pins(self) -> Any:
+        t = self._table(PINS)
+        if t is None:
+            raise StoreError(
+                f"the database {self.uri!r} holds no pins yet",
+                "ingest a folder first: pinembed ingest SRC --db " + self.uri,
+            )
+        return t
+
+    # -- reading -----------------------------------------------------------------------------
+    def count(self) -> int:
+        """Number of pins."""
+        t = self._table(PINS)
+        return 0 if t is None else t.count_rows()
+
+    def pin_states(self, columns: Sequence[str] = ("pin_id", "source_sig", "content_hash")) -> pa.Table:
+        """Selected columns of every pin (no vectors), for planning a run."""
+        t = self._table(PINS)
+        if t is None:
+            return pa.table({c: pa.array([], pa.string()) for c in columns})
+        n = t.count_rows()
+        if n == 0:
+            return t.schema.empty_table().select(list(columns))
+        return t.search().select(list(columns)).limit(n).to_arrow()
+
+    def get_pin(self, pin_id: str, with_vector: bool = True) -> dict[str, Any]:
+        """One pin's row; PinNotFoundError when there is none."""
+        cols = RESULT_COLUMNS + (["vector"] if with_vector else [])
+        rows = self._pins().search().where(filters.eq("pin_id", pin_id)).select(cols).limit(1).to_list()
+        if not rows:
+            raise PinNotFoundError(
+                f"no pin with id {pin_id!r} in {self.uri!r}",
+                "pin ids are paths relative to the ingested folder, e.g. 'shoes/red.jpg'; "
+                "`pinembed stats` and `pinembed search` show some",
+            )
+        row = rows[0]
+        if with_vector:
+            row["vector"] = np.asarray(row["vector"], dtype=np.float32)
+        return row
+
+    def search(
+        self, vector: np.ndarray, k: int, kinds: Iterable[str] | None = None, exclude: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The ``k`` nearest pins to ``vector`` by cosine similarity, best first, as rows with ``score``."""
+        kinds = filters.check_kinds(kinds)
+        q = self._pins().search(np.asarray(vector, np.float32), vector_column_name="vector")
+        q = q.distance_type("cosine").select([*RESULT_COLUMNS, "_distance"])
+        if kinds is not None:
+            q = q.where(filters.is_in("kind", kinds), prefilter=True)
+        rows = q.limit(k + (1 if exclude is not None else 0)).to_list()
+        out = []
+        for r in rows:
+            if exclude is not None and r["pin_id"] == exclude:
+                continue
+            r["score"] = float(1.0 - r.pop("_distance"))
+            out.append(r)
+        return out[:k]
+
+    def segments_of(self, pin_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """Segment rows (with vectors) of the given pins."""
+        t = self._table(SEGMENTS)
+        if t is None or not pin_ids:
+            return []
+        return t.search().where(filters.is_in("pin_id", pin_ids)).limit(t.count_rows() or 1).to_list()
+
+    # -- writing -----------------------------------------------------------------------------
+    def write(self, pins: Sequence[dict[str, Any]], segments: Sequence[dict[str, Any]] = ()) -> None:
+        """Upsert pins (by pin id) and replace their segments; one LanceDB commit per table.
+
+        Segments are written first: a crash between the two leaves the pin absent or old, so the
+        next run sees it as new or changed and writes both again.
+        """
+        if not pins:
+            return
+        pins_t = self._pins()
+        ids = [p["pin_id"] for p in pins]
+        seg_t = self._table(SEGMENTS)
+        if seg_t is not None and segments:
+            (
+                seg_t.merge_insert(["pin_id", "seq"])
+                .when_matched_update_all()
+                .when_not_matched_insert_all()
+                .when_not_matched_by_source_delete(filters.is_in("pin_id", ids))
+                .execute(to_arrow(segments, seg_t.schema))
+            )
+        elif seg_t is not None and seg_t.count_rows():
+            seg_t.delete(filters.is_in("pin_id", ids))
+        data = to_arrow(pins, pins_t.schema)
+        pins_t.merge_insert("pin_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+    def record_failures(self, failures: Sequence[dict[str, Any]]) -> None:
+        """Add failures to the ledger, or bump ``attempts`` and ``last_seen`` of known ones."""
+        if not failures:
+            return
+        t = self._ensure_failures()
+        uris = [f["uri"] for f in failures]
+        known = {r["uri"]: r for r in t.search().where(filters.is_in("uri", uris)).limit(len(uris)).to_list()}
+        stamp = now()
+        rows = []
+        for f in failures:
+            old = known.get(f["uri"])
+            rows.append(
+                {
+                    **f,
+                    "attempts": (old["attempts"] if old else 0) + 1,
+                    "first_seen": old["first_seen"] if old else stamp,
+                    "last_seen": stamp,
+                }
+            )
+        t.merge_insert("uri").when_matched_update_all().when_not_matched_insert_all().execute(
+            to_arrow(rows, t.schema)
+        )
+
+    def clear_failures(self, uris: Sequence[str]) -> None:
+        """Remove ledger rows of inputs that have now been ingested."""
+        t = self._table(FAILURES)
+        if t is not None and uris and t.count_rows():
+            t.delete(filters.is_in("uri", uris))
+
+    def failures(self) -> list[dict[str, Any]]:
+        """The whole failure ledger, newest first."""
+        t = self._table(FAILURES)
+        if t is None:
+            return []
+        n = t.count_rows()
+        rows = t.search().limit(n).to_list() if n else []
+        return sorted(rows, key=lambda r: (r["last_seen"], r["uri"]), reverse=True)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts by kind, segments, failures and the space's identity."""
+        by_kind: dict[str, int] = {}
+        t = self._table(PINS)
+        if t is not None and t.count_rows():
+            kinds = self.pin_states(("kind",)).column("kind").to_pylist()
+            for k in kinds:
+                by_kind[k] = by_kind.get(k, 0) + 1
+        seg = self._table(SEGMENTS)
+        fail = self._table(FAILURES)
+        return {
+            "db": self.uri,
+            "pins": sum(by_kind.values()),
+            "by_kind": by_kind,
+            "segments": seg.count_rows() if seg is not None else 0,
+            "failures": fail.count_rows() if fail is not None else 0,
+            "space": self.identity,
+        }

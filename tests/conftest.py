@@ -1,0 +1,48 @@
+"""Shared fixtures: a tiny open_clip checkpoint made here and loaded through open_clip's real code."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+logging.getLogger().setLevel(logging.ERROR)  # open_clip logs "initialized randomly" for the tiny model
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def tiny_model_id(tmp_path_factory) -> str:
+    """``open_clip:pinembed-tiny/<path>`` of a random-weight checkpoint saved for this session."""
+    from pinembed.embedders.tiny import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("models") / "tiny.pt", seed=0)
+
+
+@pytest.fixture(scope="session")
+def other_tiny_model_id(tmp_path_factory) -> str:
+    """The same architecture with other random weights: another embedding space."""
+    from pinembed.embedders.tiny import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("models2") / "tiny-seed1.pt", seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_model_id):
+    """The loaded tiny embedder."""
+    from pinembed.embedders import get_embedder
+
+    return get_embedder(tiny_model_id, "cpu")
+
+
+@pytest.fixture()
+def db(tmp_path) -> str:
+    """A fresh database path in a temp folder."""
+    return str(tmp_path / "pins.lance")
+
+
+@pytest.fixture(scope="session")
+def sample_media() -> Path:
+    """The committed sample media folder."""
+    return REPO / "sample_media"
