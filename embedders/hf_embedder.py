@@ -49,7 +49,7 @@ class HFEmbedder(Embedder):
                 )
             self.device = pick_device(device)
             self.dtype = pick_dtype(self.device)
-            model = _load(AutoModel, name, dtype=self.dtype)
+            model = _load(AutoModel, name, dtype=torch.float32)
             self.image_processor = _load(AutoImageProcessor, name)
             self.tokenizer = _load(AutoTokenizer, name)
         except ModelNotFoundError:
@@ -61,7 +61,9 @@ class HFEmbedder(Embedder):
                 "or a hub id that is in the HF cache ($HF_HOME, default ~/.cache/huggingface): run once "
                 "where the network reaches the hub, or copy that cache here.",
             ) from e
-        self.model = model.to(self.device).eval()
+        # The digest is taken from the fp32 weights, so a database built on a GPU (fp16) opens on a CPU.
+        self._digest = weights_digest(model)
+        self.model = model.to(self.device, dtype=self.dtype).eval()
         self.model_type = model_type
         self.model_id = f"hf:{name}"
         text_cfg = config.text_config
@@ -71,7 +73,6 @@ class HFEmbedder(Embedder):
             self.dim = int(self._text_features(["probe"]).shape[-1])
         proc = self.image_processor
         self.image_size = _side(getattr(proc, "crop_size", None)) or _side(getattr(proc, "size", None)) or 224
-        self._digest = weights_digest(self.model)
 
     def preprocess(self, image: Any) -> Any:
         """The model's own image processor for one image."""

@@ -88,6 +88,8 @@ class OpenClipEmbedder(Embedder):
                 _fetch_hint(arch, pretrained),
             ) from e
         model.eval()
+        # The digest is taken from the fp32 weights, so a database built on a GPU (fp16) opens on a CPU.
+        self._digest = weights_digest(model)
         if self.dtype != torch.float32:
             model = model.to(self.dtype)
         self.model = model
@@ -100,7 +102,6 @@ class OpenClipEmbedder(Embedder):
         with torch.inference_mode():
             probe = model.encode_text(self.tokenizer(["probe"]).to(self.device))
         self.dim = int(probe.shape[-1])
-        self._digest = weights_digest(model)
 
     def preprocess(self, image: Any) -> Any:
         """open_clip's own eval transform for these weights."""

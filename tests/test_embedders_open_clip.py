@@ -82,3 +82,18 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ModelNotFoundError) as e:
         get_embedder(f"open_clip:pinembed-tiny/{bad}", "cpu")
     assert "could not load" in e.value.message and "checkpoint" in e.value.hint
+
+
+def test_weights_digest_is_of_the_fp32_weights(tiny, tiny_model_id):
+    """fp16 rounding changes a digest; the embedder takes it before any cast, so a database built on a
+    GPU (fp16) is the same space on a CPU (fp32). Checked on an H100 by the GPU check too."""
+    import copy
+
+    import open_clip
+
+    from pinembed.embedders.base import weights_digest
+
+    arch, path = parse_spec(tiny_model_id.split(":", 1)[1])
+    model = open_clip.create_model(arch, pretrained=path)
+    assert tiny.identity()["weights_digest"] == weights_digest(model)
+    assert weights_digest(copy.deepcopy(model).half()) != weights_digest(model)
