@@ -60,7 +60,7 @@ def handle_errors(fn):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pinembed")
 def cli() -> None:
-    """Embed images (videos and idea pins to come) into one CLIP space in LanceDB, and find related pins."""
+    """Embed images, videos and idea pins into one CLIP space in LanceDB, and find related pins."""
 
 
 @cli.command()
@@ -71,22 +71,41 @@ def cli() -> None:
                    "open_clip:ViT-B-32//path/ckpt.pt, hf:openai/clip-vit-base-patch32. "
                    "An existing database uses its own model.  [env PINEMBED_MODEL]")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
-@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Decoding threads [default: min(4, cores)].")
+@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Decoding threads (and video decode processes) [default: min(4, cores)].")
 @click.option("--max-pixels", default=None, type=click.IntRange(1), help="Images larger than this are refused into the failure ledger [default: 64,000,000].")
 @click.option("--text-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
-              help="Fuse sidecar title/description into the pin vector with this weight.")
+              help="Fuse the sidecar title/description of images and videos into the pin vector with this weight.")
+@click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0, 10),
+              help="Weight of an idea pin's title, description and page texts in its pin vector.")
+@click.option("--fps", "max_fps", default=1.0, show_default=True, type=click.FloatRange(0.01, 60),
+              help="Sample videos at most this many frames per second.")
+@click.option("--max-frames", default=12, show_default=True, type=click.IntRange(1, 1000),
+              help="At most this many frames per video.")
+@click.option("--video-timeout", default=60.0, show_default=True, type=click.FloatRange(0.001),
+              help="Seconds one video may take to decode before it is recorded as a failure.")
+@click.option("--max-video-pixels", default=None, type=click.IntRange(1),
+              help="Videos with larger frames are refused into the failure ledger [default: 7680x4320].")
 @click.option("--id-prefix", default="", help="Prefix for pin ids, to keep several source folders apart in one db.")
 @click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
 @json_option
 @handle_errors
 def ingest(src: str, db: str, model: str | None, batch_size: int, workers: int | None, max_pixels: int | None,
-           text_weight: float, id_prefix: str, device: str | None, as_json: bool) -> None:
-    """Embed every image under SRC into the database (new and changed files only)."""
+           text_weight: float, idea_text_weight: float, max_fps: float, max_frames: int, video_timeout: float,
+           max_video_pixels: int | None, id_prefix: str, device: str | None, as_json: bool) -> None:
+    """Embed every image, video and idea pin under SRC into the database (new and changed ones only).
+
+    Images: jpg, png, webp, gif, bmp, tif. Videos: mp4, m4v, mov, webm, mkv, avi. Idea pins: folders
+    holding a pin.json. A sidecar photo.json ({"title", "description"}) or photo.txt gives a title.
+    """
     import pinembed
     from pinembed.ingestion.pipeline import IngestOptions
     from pinembed.ingestion.read import ReadLimits
+    from pinembed.ingestion.video import VideoParams
 
-    opts = IngestOptions(batch_size=batch_size, text_weight=text_weight, id_prefix=id_prefix)
+    opts = IngestOptions(batch_size=batch_size, text_weight=text_weight, idea_text_weight=idea_text_weight,
+                         id_prefix=id_prefix)
+    guard = {"max_pixels": max_video_pixels} if max_video_pixels else {}
+    opts.video = VideoParams(max_fps=max_fps, max_frames=max_frames, timeout_s=video_timeout, **guard)
     if workers:
         opts.workers = workers
     if max_pixels:
@@ -188,6 +207,7 @@ def _print_results(results: list[Any], as_json: bool) -> None:
         click.echo("no results")
     for r in results:
         extra = f"  t={r.best_t_s:.1f}s" if r.best_t_s is not None else ""
+        extra += f"  page {r.best_page}" if r.best_page is not None else ""
         click.echo(f"{r.score:7.4f}  {r.kind:<5}  {r.pin_id}{extra}" + (f"  \u2014 {r.title}" if r.title else ""))
 
 

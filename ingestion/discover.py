@@ -12,13 +12,15 @@ import stat as st
 from dataclasses import dataclass
 from pathlib import Path
 
-from pinembed.errors import UsageError
+from pinembed.errors import InputError, UsageError
+
+from .idea import MANIFEST as IDEA_MANIFEST
+from .idea import Page, read_manifest
 
 IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
 VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
 MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS
 SIDECAR_EXTS = (".json", ".txt")
-IDEA_MANIFEST = "pin.json"
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,10 @@ class Entry:
     size: int
     mtime_ns: int
     sidecar: Path | None = None
-    sidecar_sig: str = ""
+    sidecar_sig: str = ""  # size:mtime of the sidecar, or of every idea-pin page
+    title: str | None = None  # idea pins: from the manifest
+    description: str | None = None
+    pages: tuple[Page, ...] = ()
 
     @property
     def uri(self) -> str:
@@ -48,10 +53,11 @@ class Entry:
 class Problem:
     """Something found while walking that cannot become a pin (recorded in the failure ledger)."""
 
-    path: Path
+    path: Path | str
     pin_id: str
     error: str
     message: str
+    stage: str = "discover"
 
 
 @dataclass
@@ -111,7 +117,7 @@ def _scan_folder(
     names = {d.name for d in children}
     media_stems = {n.rsplit(".", 1)[0] for n in names if os.path.splitext(n)[1].lower() in MEDIA_EXTS}
     if rel and IDEA_MANIFEST in names:
-        found.entries.append(_idea_entry(folder, rel, prefix))
+        _idea_entry(folder, rel, prefix, found)
         return
     for d in children:
         if d.name.startswith("."):
@@ -161,7 +167,23 @@ def _sidecar(folder: Path, name: str, names: set[str]) -> tuple[Path | None, str
     return None, ""
 
 
-def _idea_entry(folder: Path, rel: str, prefix: str) -> Entry:
-    manifest = folder / IDEA_MANIFEST
-    s = manifest.stat()
-    return Entry(_pin_id(rel, prefix), "idea", folder, s.st_size, s.st_mtime_ns)
+def _idea_entry(folder: Path, rel: str, prefix: str, found: Discovery) -> None:
+    """An idea pin's entry, with a problem row for each unusable page (or for the whole pin)."""
+    manifest_path = folder / IDEA_MANIFEST
+    uri = str(manifest_path)
+    folder_id = _pin_id(rel, prefix)
+    try:
+        m = read_manifest(folder, IMAGE_EXTS, VIDEO_EXTS)
+        s = manifest_path.stat()
+    except InputError as e:
+        found.problems.append(Problem(uri, folder_id, e.error, e.message, "manifest"))
+        return
+    pin_id = _pin_id(m.id, prefix) if m.id else folder_id
+    for p in m.problems:
+        found.problems.append(Problem(f"{uri}#page={p.index}", pin_id, p.error, p.message, "manifest"))
+    if not m.pages:
+        found.problems.append(Problem(uri, pin_id, "no_usable_pages", "idea pin has no usable pages", "manifest"))
+        return
+    pages_sig = ";".join(f"{p.index}={p.size}:{p.mtime_ns}" for p in m.pages)
+    found.entries.append(Entry(pin_id, "idea", folder, s.st_size, s.st_mtime_ns, None, pages_sig,
+                               m.title, m.description, m.pages))

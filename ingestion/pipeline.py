@@ -1,4 +1,5 @@
-"""The ingestion run: discover -> plan -> read (threads) -> embed (batches) -> pool -> write.
+"""The ingestion run: discover -> plan -> read (threads; videos in decode processes) -> embed (batches)
+-> pool -> write.
 
 Each written batch is one LanceDB commit, so a run that is killed leaves whole batches behind and
 the next run finishes the job (unchanged pins are skipped by their source signature).
@@ -11,35 +12,43 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from typing import Any, TypeVar
 
 import numpy as np
 
-from pinembed.embedders.base import Embedder
+from pinembed.embedders.base import Embedder, l2_normalise
+from pinembed.errors import InputError
 from pinembed.store.db import Store, now
 from pinembed.store.identity import space_identity
 
-from .discover import discover
+from .decode_pool import DecodePool
+from .discover import Entry, discover
 from .ledger import failure_row
 from .plan import make_plan
-from .pooling import pool
-from .read import Item, ReadLimits, read_entry
+from .pooling import pool, pool_frames
+from .read import Item, Reader, ReadLimits
+from .video import VideoParams
 
 T = TypeVar("T")
 R = TypeVar("R")
 Progress = Callable[[int, int], None]
+
+DEFAULT_IDEA_TEXT_WEIGHT = 0.5
 
 
 @dataclass
 class IngestOptions:
     """Knobs of an ingestion run."""
 
-    batch_size: int = 32
+    batch_size: int = 32  # images (frames, pages) per forward pass
     workers: int = max(1, min(4, os.cpu_count() or 1))
     limits: ReadLimits = field(default_factory=ReadLimits)
-    text_weight: float = 0.0
+    video: VideoParams = field(default_factory=VideoParams)
+    text_weight: float = 0.0  # images and videos: weight of the sidecar text in the pin vector
+    idea_text_weight: float = DEFAULT_IDEA_TEXT_WEIGHT  # idea pins: weight of title/description/page texts
     id_prefix: str = ""
     fast_jpeg: bool = True  # decode JPEGs at reduced scale (never below the model's input size)
 
@@ -53,8 +62,10 @@ class IngestSummary:
     unchanged: int = 0
     failed: int = 0
     skipped: int = 0
+    embedded_images: int = 0  # images + video frames + page images through the image encoder
     elapsed_s: float = 0.0
-    items_per_s: float = 0.0
+    items_per_s: float = 0.0  # pins written per second of the run
+    stage_s: dict[str, float] = field(default_factory=dict)  # read (summed over threads), embed, write
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -67,11 +78,12 @@ class IngestSummary:
         return asdict(self)
 
 
-def read_ahead(items: Iterable[T], fn: Callable[[T], R], workers: int, window: int) -> Iterator[tuple[T, R | None, BaseException | None]]:
+def read_ahead(items: Iterable[T], fn: Callable[[T], R], workers: int,
+               window: int) -> Iterator[tuple[T, R | None, BaseException | None]]:
     """Apply ``fn`` in worker threads, at most ``window`` items ahead, yielding in input order."""
     it = iter(items)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pinembed-read") as pool_:
-        pending = deque((x, pool_.submit(fn, x)) for x in islice(it, window))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pinembed-read") as ex:
+        pending = deque((x, ex.submit(fn, x)) for x in islice(it, window))
         while pending:
             x, fut = pending.popleft()
             try:
@@ -80,124 +92,183 @@ def read_ahead(items: Iterable[T], fn: Callable[[T], R], workers: int, window: i
                 yield x, None, e
             nxt = next(it, None)
             if nxt is not None:
-                pending.append((nxt, pool_.submit(fn, nxt)))
+                pending.append((nxt, ex.submit(fn, nxt)))
+
+
+def _needs_video(e: Entry) -> bool:
+    return e.kind == "video" or any(p.kind == "video" for p in e.pages)
+
+
+class _Run:
+    """State of one ingestion run."""
+
+    def __init__(self, store: Store, embedder: Embedder, opts: IngestOptions, known: dict[str, str]) -> None:
+        self.store, self.embedder, self.opts, self.known = store, embedder, opts, known
+        self.summary = IngestSummary()
+        self.failures: list[dict[str, Any]] = []
+        self.stage = {"read": 0.0, "embed": 0.0, "write": 0.0}
+
+    def record(self) -> None:
+        if self.failures:
+            t = time.perf_counter()
+            self.store.record_failures(self.failures)
+            self.stage["write"] += time.perf_counter() - t
+            self.summary.failed += len(self.failures)
+            self.summary.failures.extend(self.failures)
+            self.failures = []
+
+    def flush(self, batch: list[Item]) -> None:
+        """Embed, pool and write one batch (one commit per table); record the batch's failures."""
+        if not batch:
+            self.record()
+            return
+        t = time.perf_counter()
+        vectors = self._embed_images(batch)
+        texts = self._embed_texts([it for it in batch if it.entry.pin_id in vectors])
+        self.stage["embed"] += time.perf_counter() - t
+        stamp, pins, segments, landed = now(), [], [], []
+        for item in batch:
+            vecs = vectors.get(item.entry.pin_id)
+            if vecs is None:
+                continue
+            pin_vec, segs = self._pool(item, vecs, texts.get(item.entry.pin_id, []))
+            e = item.entry
+            pins.append({
+                "pin_id": e.pin_id, "kind": e.kind, "uri": e.uri, "content_hash": item.content_hash,
+                "size": e.size, "mtime_ns": e.mtime_ns, "source_sig": e.source_sig, "title": item.title,
+                "description": item.description, "width": item.width, "height": item.height,
+                "duration_s": item.duration_s, "fps": item.fps, "n_segments": len(segs),
+                "model_id": self.embedder.model_id, "vector": pin_vec, "embedded_at": stamp,
+            })
+            segments.extend(segs)
+            landed.append(item)
+            self.failures.extend(item.warnings)
+        t = time.perf_counter()
+        self.store.write(pins, segments)
+        ok = [it.entry.uri for it in landed]
+        ok += [str(it.entry.sidecar) for it in landed if it.entry.sidecar and not it.warnings]
+        ok += [f"{it.entry.path / 'pin.json'}" for it in landed if it.entry.kind == "idea"]
+        self.store.clear_failures(ok)
+        self.stage["write"] += time.perf_counter() - t
+        for it in landed:
+            if it.entry.pin_id in self.known:
+                self.summary.updated += 1
+            else:
+                self.summary.added += 1
+            self.summary.embedded_images += len(it.pixels)
+        self.record()
+
+    def _embed_images(self, batch: list[Item]) -> dict[str, np.ndarray]:
+        """Vectors of every part, per pin id, in forward passes of at most batch_size images. A pass
+        that fails is retried pin by pin, so one bad input cannot sink the others."""
+        flat = [p for it in batch for p in it.pixels]
+        bs = self.opts.batch_size
+        try:
+            out_flat = np.concatenate([self.embedder.embed_pixels(flat[i : i + bs]) for i in range(0, len(flat), bs)])
+        except Exception:
+            out = {}
+            for it in batch:
+                try:
+                    out[it.entry.pin_id] = np.concatenate(
+                        [self.embedder.embed_pixels(it.pixels[i : i + bs]) for i in range(0, len(it.pixels), bs)])
+                except Exception as e:
+                    self.failures.append(failure_row(it.entry.uri, it.entry.pin_id, e, stage="embed"))
+            return out
+        out, i = {}, 0
+        for it in batch:
+            out[it.entry.pin_id] = out_flat[i : i + len(it.pixels)]
+            i += len(it.pixels)
+        return out
+
+    def _embed_texts(self, batch: list[Item]) -> dict[str, list[tuple[int | None, str, np.ndarray]]]:
+        """Text vectors per pin: idea pins' texts always (they are kept as segments); sidecar text of
+        images and videos only when it is fused (text_weight > 0)."""
+        jobs: list[tuple[str, int | None, str]] = []
+        for it in batch:
+            if it.entry.kind == "idea":
+                jobs += [(it.entry.pin_id, page, text) for page, text in it.texts]
+            elif self.opts.text_weight and (it.title or it.description):
+                jobs.append((it.entry.pin_id, None, ". ".join(filter(None, (it.title, it.description)))))
+        if not jobs:
+            return {}
+        vecs = self.embedder.embed_texts([j[2] for j in jobs])
+        out: dict[str, list] = {}
+        for (pin_id, page, text), v in zip(jobs, vecs, strict=True):
+            out.setdefault(pin_id, []).append((page, text, v))
+        return out
+
+    def _pool(self, item: Item, vecs: np.ndarray, texts: list) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        e, parts = item.entry, item.parts
+        blank = [p.blank for p in parts]
+        text_vec = l2_normalise(np.mean([v for _, _, v in texts], axis=0)[None])[0] if texts else None
+        if e.kind == "image":
+            return pool(vecs, text_vec, self.opts.text_weight), []
+        if e.kind == "video":
+            segs = [_segment(e.pin_id, i, "frame", p.uri, v, t_s=p.t_s, weight=0.0 if p.blank else 1.0)
+                    for i, (p, v) in enumerate(zip(parts, vecs, strict=True))]
+            return pool(pool_frames(vecs, blank), text_vec, self.opts.text_weight), segs
+        pages: dict[int, list[int]] = {}
+        for i, p in enumerate(parts):
+            pages.setdefault(p.page, []).append(i)
+        page_vecs, segs = [], []
+        for seq, (page, idx) in enumerate(sorted(pages.items())):
+            v = pool_frames(vecs[idx], [blank[i] for i in idx])
+            page_vecs.append(v)
+            segs.append(_segment(e.pin_id, seq, "page", parts[idx[0]].uri, v, page=page))
+        for page, _text, v in texts:
+            segs.append(_segment(e.pin_id, len(segs), "text", None, v, page=page))
+        return pool(np.stack(page_vecs), text_vec, self.opts.idea_text_weight), segs
+
+
+def _segment(pin_id: str, seq: int, kind: str, uri: str | None, vector: np.ndarray, *, t_s: float | None = None,
+             page: int | None = None, weight: float = 1.0) -> dict[str, Any]:
+    return {"pin_id": pin_id, "seq": seq, "kind": kind, "t_s": t_s, "uri": uri, "page": page,
+            "weight": weight, "vector": vector}
 
 
 def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: IngestOptions | None = None,
            progress: Progress | None = None) -> IngestSummary:
-    """Ingest every media file under ``src`` into ``store`` with ``embedder``."""
+    """Ingest every image, video and idea pin under ``src`` into ``store`` with ``embedder``."""
     opts = opts or IngestOptions()
     t0 = time.perf_counter()
     store.ensure_space(space_identity(embedder.identity()))
     found = discover(src, opts.id_prefix)
-    summary = IngestSummary(skipped=found.skipped)
-    problems = [failure_row(str(p.path), p.pin_id, _problem_error(p), "discover") for p in found.problems]
     states = store.pin_states(("pin_id", "source_sig"))
     known = dict(zip(states.column("pin_id").to_pylist(), states.column("source_sig").to_pylist(), strict=True))
+    run = _Run(store, embedder, opts, known)
+    run.summary.skipped = found.skipped
+    run.failures = [failure_row(str(p.path), p.pin_id, InputError(p.message, stage=p.stage, error=p.error))
+                    for p in found.problems]
     plan = make_plan(found.entries, known)
-    summary.unchanged = len(plan.unchanged)
+    run.summary.unchanged = len(plan.unchanged)
     todo = plan.todo
     total, done = len(todo), 0
     if progress:
         progress(0, total)
-    draft = embedder.image_size if opts.fast_jpeg else None
-
-    def read(entry):
-        return read_entry(entry, embedder.preprocess, opts.limits, draft)
-
-    batch: list[Item] = []
-    failures: list[dict[str, Any]] = list(problems)
-    embedded = 0
-    for entry, item, err in read_ahead(todo, read, opts.workers, window=max(2 * opts.batch_size, 8)):
-        if err is not None:
-            failures.append(failure_row(entry.uri, entry.pin_id, err))
-        else:
-            batch.append(item)
-        if len(batch) >= opts.batch_size:
-            embedded += _flush(batch, store, embedder, opts, summary, failures, known)
-            batch = []
-        done += 1
-        if progress:
-            progress(done, total)
-    embedded += _flush(batch, store, embedder, opts, summary, failures, known)
-    if failures:  # tail failures (and those of a run with nothing to embed)
-        _record(store, failures, summary)
-    summary.elapsed_s = round(time.perf_counter() - t0, 3)
-    summary.items_per_s = round(embedded / summary.elapsed_s, 2) if summary.elapsed_s > 0 else 0.0
-    return summary
-
-
-def _problem_error(p):
-    from pinembed.errors import InputError
-
-    return InputError(p.message, stage="discover", error=p.error)
-
-
-def _record(store: Store, failures: list[dict[str, Any]], summary: IngestSummary) -> None:
-    store.record_failures(failures)
-    summary.failed += len(failures)
-    summary.failures.extend(failures)
-    failures.clear()
-
-
-def _flush(batch: list[Item], store: Store, embedder: Embedder, opts: IngestOptions, summary: IngestSummary,
-           failures: list[dict[str, Any]], known: dict[str, str]) -> int:
-    """Embed, pool and write one batch (one commit); record the batch's failures. Returns items embedded."""
-    if not batch:
-        if failures:
-            _record(store, failures, summary)
-        return 0
-    vectors = _embed_batch(batch, embedder, failures)
-    texts = {}
-    if opts.text_weight:
-        with_text = [it for it in batch if it.title or it.description]
-        if with_text:
-            tv = embedder.embed_texts([". ".join(filter(None, (it.title, it.description))) for it in with_text])
-            texts = {it.entry.pin_id: v for it, v in zip(with_text, tv, strict=True)}
-    stamp, rows, landed = now(), [], []
-    for item in batch:
-        vec = vectors.get(item.entry.pin_id)
-        if vec is None:
-            continue
-        e = item.entry
-        rows.append({
-            "pin_id": e.pin_id, "kind": e.kind, "uri": e.uri, "content_hash": item.content_hash,
-            "size": e.size, "mtime_ns": e.mtime_ns, "source_sig": e.source_sig, "title": item.title,
-            "description": item.description, "width": item.width, "height": item.height, "duration_s": None,
-            "n_segments": 0, "model_id": embedder.model_id,
-            "vector": pool(vec, texts.get(e.pin_id), opts.text_weight), "embedded_at": stamp,
-        })
-        landed.append(item)
-        failures.extend(item.warnings)
-    store.write(rows)
-    ok_uris = [it.entry.uri for it in landed] + [str(it.entry.sidecar) for it in landed if it.entry.sidecar and not it.warnings]
-    store.clear_failures(ok_uris)
-    for it in landed:
-        if it.entry.pin_id in known:
-            summary.updated += 1
-        else:
-            summary.added += 1
-    if failures:
-        _record(store, failures, summary)
-    return len(landed)
-
-
-def _embed_batch(batch: list[Item], embedder: Embedder, failures: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    """Segment vectors per pin id. A batch that fails is retried item by item, so one bad input
-    cannot sink the others."""
-    pixels = [p for it in batch for p in it.pixels]
-    try:
-        flat = embedder.embed_pixels(pixels)
-    except Exception:
-        out = {}
-        for it in batch:
-            try:
-                out[it.entry.pin_id] = embedder.embed_pixels(it.pixels)
-            except Exception as e:
-                failures.append(failure_row(it.entry.uri, it.entry.pin_id, e, stage="embed"))
-        return out
-    out, i = {}, 0
-    for it in batch:
-        out[it.entry.pin_id] = flat[i : i + len(it.pixels)]
-        i += len(it.pixels)
-    return out
+    video = VideoParams(opts.video.max_fps, opts.video.max_frames, embedder.image_size, opts.video.max_pixels,
+                        opts.video.timeout_s)
+    with ExitStack() as stack:
+        pool_ = stack.enter_context(DecodePool(opts.workers)) if any(map(_needs_video, todo)) else None
+        reader = Reader(embedder.preprocess, opts.limits, video, embedder.image_size if opts.fast_jpeg else None,
+                        pool_)
+        batch: list[Item] = []
+        n_images = 0
+        for entry, item, err in read_ahead(todo, reader, opts.workers, window=max(2 * opts.batch_size, 8)):
+            if err is not None:
+                run.failures.append(failure_row(entry.uri, entry.pin_id, err))
+            else:
+                batch.append(item)
+                n_images += len(item.pixels)
+                run.stage["read"] += item.read_s
+            if n_images >= opts.batch_size:
+                run.flush(batch)
+                batch, n_images = [], 0
+            done += 1
+            if progress:
+                progress(done, total)
+        run.flush(batch)
+    s = run.summary
+    s.elapsed_s = round(time.perf_counter() - t0, 3)
+    s.items_per_s = round((s.added + s.updated) / s.elapsed_s, 2) if s.elapsed_s > 0 else 0.0
+    s.stage_s = {k: round(v, 3) for k, v in run.stage.items()}
+    return s

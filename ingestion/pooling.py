@@ -1,4 +1,4 @@
-"""Pooling segment vectors (and optional text) into one pin vector."""
+"""Pooling segment vectors (and optional text) into one vector."""
 
 from __future__ import annotations
 
@@ -14,3 +14,10 @@ def pool(segments: np.ndarray, text: np.ndarray | None = None, text_weight: floa
     if text is not None and text_weight:
         v = v + np.float32(text_weight) * np.asarray(text, dtype=np.float32)
     return l2_normalise(v[None, :])[0]
+
+
+def pool_frames(frames: np.ndarray, blank: np.ndarray | list[bool]) -> np.ndarray:
+    """normalise(mean of the non-blank frames); every frame when all are blank."""
+    frames = np.atleast_2d(np.asarray(frames, dtype=np.float32))
+    keep = ~np.asarray(blank, dtype=bool)
+    return pool(frames[keep] if keep.any() else frames)

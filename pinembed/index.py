@@ -72,7 +72,7 @@ class PinIndex:
         """The ``k`` pins nearest to ``pin_id``'s stored vector, the pin itself left out."""
         k = _check_k(k)
         pin = self.store.get_pin(pin_id)
-        return [Related.from_row(r) for r in self.store.search(pin["vector"], k, kinds, exclude=pin_id)]
+        return self._results(pin["vector"], self.store.search(pin["vector"], k, kinds, exclude=pin_id))
 
     def search_text(self, text: str, k: int = 10, kinds: Any = None) -> list[Related]:
         """Pins nearest to a text query."""
@@ -80,7 +80,7 @@ class PinIndex:
         if not isinstance(text, str) or not text.strip():
             raise UsageError("the text query is empty", "pass some words, e.g. --text 'red circle'")
         vec = self.embedder.embed_texts([text])[0]
-        return [Related.from_row(r) for r in self.store.search(vec, k, kinds)]
+        return self._results(vec, self.store.search(vec, k, kinds))
 
     def search_image(self, path: str | os.PathLike[str], k: int = 10, kinds: Any = None) -> list[Related]:
         """Pins nearest to an image file."""
@@ -95,7 +95,25 @@ class PinIndex:
         except InputError as e:
             raise UsageError(f"cannot use query image {os.fspath(path)!r}: {e.message}", e.hint) from e
         vec = self.embedder.embed_images([decoded.image])[0]
-        return [Related.from_row(r) for r in self.store.search(vec, k, kinds)]
+        return self._results(vec, self.store.search(vec, k, kinds))
+
+    def _results(self, query: Any, rows: list[dict[str, Any]]) -> list[Related]:
+        """Results, with the best-matching frame time of videos and best page of idea pins."""
+        import numpy as np
+
+        multi = [r["pin_id"] for r in rows if r["kind"] in ("video", "idea") and r.get("n_segments")]
+        best: dict[str, tuple[float, dict[str, Any]]] = {}
+        for seg in self.store.segments_of(multi):
+            if seg["kind"] == "frame" or (seg["kind"] in ("page", "text") and seg["page"] is not None):
+                score = float(np.dot(np.asarray(seg["vector"], np.float32), query))
+                if seg["pin_id"] not in best or score > best[seg["pin_id"]][0]:
+                    best[seg["pin_id"]] = (score, seg)
+        out = []
+        for r in rows:
+            seg = best.get(r["pin_id"], (0.0, {}))[1]
+            out.append(Related.from_row(r, best_t_s=seg.get("t_s") if r["kind"] == "video" else None,
+                                        best_page=seg.get("page") if r["kind"] == "idea" else None))
+        return out
 
     def failures(self) -> list[dict[str, Any]]:
         """The failure ledger, newest first."""

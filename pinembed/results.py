@@ -19,9 +19,11 @@ class Related:
     best_page: int | None = None  # idea pins: the best-matching page (text queries)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Related:
+    def from_row(cls, row: dict[str, Any], best_t_s: float | None = None, best_page: int | None = None) -> Related:
         """From a store result row."""
-        return cls(row["pin_id"], row["kind"], round(float(row["score"]), 6), row.get("uri"), row.get("title"))
+        t = round(float(best_t_s), 3) if best_t_s is not None else None
+        return cls(row["pin_id"], row["kind"], round(float(row["score"]), 6), row.get("uri"), row.get("title"),
+                   t, best_page)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

@@ -35,6 +35,7 @@ def pins_schema(dim: int, identity: dict[str, Any]) -> pa.Schema:
             pa.field("width", pa.int32()),
             pa.field("height", pa.int32()),
             pa.field("duration_s", pa.float32()),
+            pa.field("fps", pa.float32()),
             pa.field("n_segments", pa.int32()),
             pa.field("model_id", pa.string()),
             pa.field("vector", pa.list_(pa.float32(), dim)),
@@ -51,8 +52,10 @@ def segments_schema(dim: int, identity: dict[str, Any]) -> pa.Schema:
             pa.field("pin_id", pa.string(), nullable=False),
             pa.field("seq", pa.int32(), nullable=False),
             pa.field("kind", pa.string(), nullable=False),
-            pa.field("t_s", pa.float32()),
+            pa.field("t_s", pa.float32()),  # frames: time in the video
             pa.field("uri", pa.string()),
+            pa.field("page", pa.int32()),  # idea pins: the page a page or text segment belongs to
+            pa.field("weight", pa.float32()),  # weight in the pooled vector (0 for blank frames)
             pa.field("vector", pa.list_(pa.float32(), dim)),
         ],
         metadata=_meta(identity),

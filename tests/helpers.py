@@ -53,3 +53,68 @@ def write(path: Path, data: bytes | str) -> Path:
     else:
         path.write_bytes(data)
     return path
+
+
+def frame_at(i: int, fps: int, w: int, h: int, blank_until_s: float = 0.0):
+    """The RGB frame ``i`` of a test video: a background whose hue turns with time and a moving bar."""
+    import colorsys
+
+    import numpy as np
+
+    t = i / fps
+    if t < blank_until_s:
+        return np.zeros((h, w, 3), np.uint8)
+    r, g, b = colorsys.hsv_to_rgb((t / 10.0) % 1.0, 0.9, 0.9)
+    a = np.empty((h, w, 3), np.uint8)
+    a[:] = (int(r * 255), int(g * 255), int(b * 255))
+    x = int((t * 37) % max(1, w - w // 6))
+    a[h // 4 : h // 2, x : x + w // 6] = 255
+    return a
+
+
+def write_video(path: Path, codec: str = "libx264", w: int = 160, h: int = 96, secs: float = 3.0, fps: int = 12,
+                gop: int = 12, blank_until_s: float = 0.0) -> Path:
+    """Encode a test video with PyAV (h264 .mp4, vp9 .webm, ...)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=fps)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.codec_context.gop_size = gop
+        s.thread_count = 1
+        if codec == "libx264":
+            s.options = {"preset": "ultrafast"}
+        elif codec == "libvpx-vp9":
+            s.options = {"deadline": "realtime", "cpu-used": "8"}
+        for i in range(max(1, int(secs * fps))):
+            frame = av.VideoFrame.from_ndarray(frame_at(i, fps, w, h, blank_until_s), format="rgb24")
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def write_audio_only(path: Path) -> Path:
+    """An .mp4 holding one AAC audio stream and no video."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=44100)
+        for _ in range(10):
+            fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            fr.sample_rate = 44100
+            for p in s.encode(fr):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def write_idea(folder: Path, pages: list[dict], title: str = "An idea", description: str = "", **extra) -> Path:
+    """An idea-pin folder with its pin.json (page media must be written by the caller)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pin.json").write_text(json.dumps({"title": title, "description": description, "pages": pages, **extra}))
+    return folder

@@ -22,12 +22,13 @@ def test_walk_ids_kinds_and_skips(tmp_path):
     (tmp_path / "notes.md").write_text("x")
     (tmp_path / "a.txt").write_text("Title\nDescription")
     (tmp_path / "idea").mkdir()
-    (tmp_path / "idea" / "pin.json").write_text("{}")
+    (tmp_path / "idea" / "pin.json").write_text('{"title": "T", "pages": [{"media": "page1.jpg", "text": "p"}]}')
     save_image(tmp_path / "idea" / "page1.jpg")
     found = discover(tmp_path)
     ids = {e.pin_id: e for e in found.entries}
     assert sorted(ids) == ["a.JPG", "clip.MP4", "idea", "nested/deeper/b.png", "nested/ünïcødé 🎨.webp"]
     assert [ids[i].kind for i in ("a.JPG", "clip.MP4", "idea")] == ["image", "video", "idea"]
+    assert ids["idea"].title == "T" and [p.path.name for p in ids["idea"].pages] == ["page1.jpg"]
     assert ids["a.JPG"].sidecar == tmp_path / "a.txt" and ids["a.JPG"].sidecar_sig
     assert found.skipped == 1  # notes.md; a.txt is a sidecar
     assert found.problems == []

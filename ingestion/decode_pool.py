@@ -1,0 +1,134 @@
+"""Video decoding in worker processes, with a time bound per file.
+
+A decode runs in a long-lived child interpreter (``python -m pinembed.ingestion.decode_worker``). If
+it takes longer than the bound, the child is killed and replaced and the file becomes a ledger row
+("timeout"); if the decoder crashes the child (a segfault in FFmpeg), the same happens
+("decoder_crashed"). The run itself never hangs or dies. Children are fresh interpreters rather than
+multiprocessing forks or spawns: nothing of the parent (torch threads, the user's __main__) is copied.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import queue
+import select
+import struct
+import subprocess
+import sys
+import threading
+from typing import IO, Any
+
+from pinembed.errors import InputError
+
+from .video import Frames, VideoParams
+
+_HEADER = struct.Struct("!Q")
+
+
+def send(stream: IO[bytes], obj: Any) -> None:
+    """Write one length-prefixed pickle frame."""
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(data)) + data)
+    stream.flush()
+
+
+def recv(stream: IO[bytes]) -> Any:
+    """Read one length-prefixed pickle frame; EOFError when the other side is gone."""
+    head = _read_exact(stream, _HEADER.size)
+    return pickle.loads(_read_exact(stream, _HEADER.unpack(head)[0]))
+
+
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
+    buf = bytearray()
+    while len(buf) < n:
+        chunk = stream.read(n - len(buf))
+        if not chunk:
+            raise EOFError("decode worker closed its pipe")
+        buf += chunk
+    return bytes(buf)
+
+
+class _Child:
+    def __init__(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "pinembed.ingestion.decode_worker"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+        )
+
+    def ask(self, path: str, params: VideoParams) -> Any:
+        send(self.proc.stdin, (path, params))
+        ready, _, _ = select.select([self.proc.stdout], [], [], params.timeout_s)
+        if not ready:
+            raise TimeoutError
+        return recv(self.proc.stdout)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(5)
+        for s in (self.proc.stdin, self.proc.stdout):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+
+class DecodePool:
+    """Up to ``workers`` decode processes, started on first use; thread-safe."""
+
+    def __init__(self, workers: int = 2) -> None:
+        self._max = max(1, workers)
+        self._idle: queue.Queue[_Child] = queue.Queue()
+        self._lock = threading.Lock()
+        self._all: list[_Child] = []
+
+    def _take(self) -> _Child:
+        with self._lock:
+            if self._idle.empty() and len(self._all) < self._max:
+                child = _Child()
+                self._all.append(child)
+                return child
+        return self._idle.get()
+
+    def _drop(self, child: _Child) -> None:
+        child.kill()
+        with self._lock:
+            if child in self._all:
+                self._all.remove(child)
+
+    def decode(self, path: str, params: VideoParams) -> Frames:
+        """Sampled frames of ``path``; InputError on bad input, a timeout or a decoder crash."""
+        child = self._take()
+        try:
+            msg = child.ask(path, params)
+        except TimeoutError:
+            self._drop(child)
+            raise InputError(f"decoding took longer than {params.timeout_s:g} s",
+                             "raise --video-timeout if such files are expected", error="timeout") from None
+        except (EOFError, OSError, pickle.UnpicklingError) as e:
+            self._drop(child)
+            raise InputError("the video decoder crashed on this file", error="decoder_crashed") from e
+        self._idle.put(child)
+        if msg[0] == "ok":
+            return msg[1]
+        _, message, hint, error = msg
+        raise InputError(message, hint, error=error)
+
+    def close(self) -> None:
+        """Stop every worker."""
+        with self._lock:
+            children, self._all = self._all, []
+        for c in children:
+            try:
+                c.proc.stdin.close()  # the worker exits at EOF
+                c.proc.wait(2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+            c.kill()
+
+    def __enter__(self) -> DecodePool:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
