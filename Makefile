@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 BIN    := $(VENV)/bin
 PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO   := .demo
-DEMO_PINS := images/star/red-star-on-white.jpg images/circle/blue-circle-on-black.jpg images/square/green-square-on-stripes.png
+DEMO_PINS := images/star/red-star-on-white.jpg videos/blue-square-moving-on-black.mp4 ideas/green-circle-ideas
 
 .PHONY: demo test test-all lint bench clean
 
@@ -21,7 +21,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PY) -c "import pinembed, open_clip, lancedb, decord, pytest, av" && touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	@echo "== pinembed demo: ingest sample_media/ into $(DEMO)/pins.lance =="
+	@echo "== pinembed demo: ingest sample_media/ (images, videos, idea pins) into $(DEMO)/pins.lance =="
 	@echo "NOTE: the bundled 'nano' model is not in the repo yet, so this demo uses a tiny open_clip model"
 	@echo "      with RANDOM weights: its neighbours follow colour and layout, not meaning."
 	@mkdir -p $(DEMO)
@@ -42,6 +42,7 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/ingest_throughput.py
+	$(PY) benchmarks/video_throughput.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -77,11 +77,15 @@ class _Child:
 class DecodePool:
     """Up to ``workers`` decode processes, started on first use; thread-safe."""
 
-    def __init__(self, workers: int = 2) -> None:
+    def __init__(self, workers: int = 2, prestart: bool = True) -> None:
         self._max = max(1, workers)
         self._idle: queue.Queue[_Child] = queue.Queue()
         self._lock = threading.Lock()
         self._all: list[_Child] = []
+        for _ in range(self._max if prestart else 0):  # interpreters start in parallel, in the background
+            child = _Child()
+            self._all.append(child)
+            self._idle.put(child)
 
     def _take(self) -> _Child:
         with self._lock:

@@ -16,6 +16,9 @@ def main() -> None:
     proto_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     proto_in = sys.stdin.buffer
+    import av  # noqa: F401  (loaded now, while the parent is still planning, not at the first file)
+    import decord  # noqa: F401
+
     from pinembed.errors import InputError
     from pinembed.ingestion.decode_pool import recv, send
     from pinembed.ingestion.video import decode_video

@@ -121,13 +121,39 @@ def decode_video(path: str, params: VideoParams) -> Frames:
     try:
         frames = vr.get_batch(idx).asnumpy()
     except Exception as e:
-        raise InputError(f"cannot decode frames of {codec} video (truncated or corrupt): {_first_line(e)}",
-                         error="truncated") from e
+        # decord fails on some streams that FFmpeg itself reads (e.g. frames narrower than 64 px):
+        # sample the same frame indices with PyAV before calling the file broken.
+        frames = _decode_pyav(path, idx, fps, w, h)
+        if frames is None:
+            raise InputError(f"cannot decode frames of {codec} video (truncated or corrupt): {_first_line(e)}",
+                             error="truncated") from e
     if frames.ndim != 4 or frames.shape[0] != len(idx):
         raise InputError(f"decoder returned {frames.shape[0] if frames.ndim == 4 else 0} of {len(idx)} frames",
                          error="truncated")
     return Frames(np.ascontiguousarray(frames), [round(i / fps, 3) for i in idx], width, height,
                   round(duration, 3), round(fps, 3))
+
+
+def _decode_pyav(path: str, indices: list[int], fps: float, w: int, h: int) -> np.ndarray | None:
+    """The frames at ``indices`` decoded in one pass with PyAV, or None when it fails too."""
+    import av
+
+    wanted = sorted(set(indices))
+    got: dict[int, np.ndarray] = {}
+    try:
+        with av.open(path) as c:
+            stream = c.streams.video[0]
+            stream.thread_type = "AUTO"
+            for i, frame in enumerate(c.decode(stream)):
+                if i in wanted:
+                    got[i] = frame.to_ndarray(width=w, height=h, format="rgb24")
+                    if len(got) == len(wanted):
+                        break
+    except Exception:
+        return None
+    if len(got) != len(wanted):
+        return None
+    return np.stack([got[i] for i in indices])
 
 
 def _first_line(e: BaseException) -> str:

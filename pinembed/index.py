@@ -104,7 +104,7 @@ class PinIndex:
         multi = [r["pin_id"] for r in rows if r["kind"] in ("video", "idea") and r.get("n_segments")]
         best: dict[str, tuple[float, dict[str, Any]]] = {}
         for seg in self.store.segments_of(multi):
-            if seg["kind"] == "frame" or (seg["kind"] in ("page", "text") and seg["page"] is not None):
+            if seg["kind"] == "frame" or (seg["kind"] in ("page", "text") and seg.get("page") is not None):
                 score = float(np.dot(np.asarray(seg["vector"], np.float32), query))
                 if seg["pin_id"] not in best or score > best[seg["pin_id"]][0]:
                     best[seg["pin_id"]] = (score, seg)

@@ -84,11 +84,27 @@ class Store:
                     "open it without --model (its own model is used), or ingest into another --db; "
                     "vectors of two models are never mixed in one table",
                 )
+            self._add_missing_columns(have)
             return
         dim = int(identity["dim"])
         self._create(PINS, pins_schema(dim, identity))
         self._create(SEGMENTS, segments_schema(dim, identity))
         self._ensure_failures()
+
+    def _add_missing_columns(self, identity: dict[str, Any]) -> None:
+        """Bring a database written by an older pinembed up to the current columns (all nullable, so
+        old rows read as null); done before writing, never on a read-only query."""
+        dim = int(identity["dim"])
+        for name, schema in ((PINS, pins_schema(dim, identity)), (SEGMENTS, segments_schema(dim, identity))):
+            t = self._table(name)
+            if t is None:
+                if name == SEGMENTS:
+                    self._create(SEGMENTS, schema)
+                continue
+            have = set(t.schema.names)
+            missing = [f for f in schema if f.name not in have]
+            if missing:
+                t.add_columns(missing)
 
     def _create(self, name: str, schema: pa.Schema) -> Any:
         t = self.db.create_table(name, schema=schema, exist_ok=True)

@@ -18,17 +18,19 @@ def _labels(folder):
 
 def test_labels_match_files_and_size(sample_media):
     rows = _labels(sample_media)
-    assert len(rows) == 48
-    assert all((sample_media / r["pin_id"]).is_file() for r in rows)
+    kinds = [r["kind"] for r in rows]
+    assert (kinds.count("image"), kinds.count("video"), kinds.count("idea")) == (48, 8, 4)
+    assert all((sample_media / r["pin_id"]).exists() for r in rows)
+    assert {p.suffix for p in (sample_media / "videos").iterdir()} == {".mp4", ".webm", ".json"}
     total = sum(p.stat().st_size for p in sample_media.rglob("*") if p.is_file())
-    assert total < 3 * 1024 * 1024
+    assert total < 8 * 1024 * 1024
 
 
 def test_generator_reproduces_the_set(sample_media, tmp_path):
     spec = importlib.util.spec_from_file_location("make_samples", sample_media / "make_samples.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    assert mod.make(tmp_path) == 48
+    assert mod.make(tmp_path) == 60
     assert _labels(tmp_path) == _labels(sample_media)
     assert sorted(p.name for p in (tmp_path / "images").rglob("*")) == sorted(
         p.name for p in (sample_media / "images").rglob("*"))
@@ -38,6 +40,7 @@ def test_sample_media_ingests_cleanly(sample_media, db, tiny_model_id):
     r = CliRunner().invoke(cli, ["ingest", str(sample_media), "--db", db, "--model", tiny_model_id, "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
-    assert (out["added"], out["failed"]) == (48, 0)
-    r = CliRunner().invoke(cli, ["related", "images/star/red-star-on-white.jpg", "--db", db, "-k", "5"])
-    assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 5
+    assert (out["added"], out["failed"]) == (60, 0)
+    for pin in ("images/star/red-star-on-white.jpg", "videos/red-circle-moving-on-white.mp4", "ideas/blue-star-ideas"):
+        r = CliRunner().invoke(cli, ["related", pin, "--db", db, "-k", "5"])
+        assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 5

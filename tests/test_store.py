@@ -74,3 +74,20 @@ def test_filter_quoting():
     assert check_kinds("video") == ["video"]
     with pytest.raises(UsageError):
         check_kinds(["image", "kind' OR 1=1"])
+
+
+def test_older_databases_gain_new_columns(db):
+    import lancedb
+    import pyarrow as pa
+
+    from pinembed.store.schema import SPACE_KEY, pins_schema
+
+    ident = _ident()
+    old = pins_schema(4, ident)
+    old = pa.schema([f for f in old if f.name != "fps"], metadata={SPACE_KEY: old.metadata[SPACE_KEY]})
+    lancedb.connect(db).create_table("pins", schema=old)
+    s = Store(db)
+    s.ensure_space(ident)
+    s.write([{**_pin("a.jpg", np.array([1, 0, 0, 0], np.float32)), "fps": 24.0}])
+    row = s._pins().search().select(["pin_id", "fps"]).to_list()[0]
+    assert row["fps"] == 24.0 and Store(db).identity["weights_digest"] == "abc"

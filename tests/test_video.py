@@ -77,3 +77,19 @@ def test_pool_timeout_and_recovery(tmp_path):
             pool_.decode(str(path), VideoParams(timeout_s=0.001))
         assert e.value.error == "timeout"
         assert pool_.decode(str(path), VideoParams()).frames.shape[0] == 2  # a fresh worker took over
+
+
+@pytest.mark.parametrize("secs, n, first, last", [(0.5, 1, 0.25, 0.25), (10, 10, 0.5, 9.5), (300, 12, 12.5, 287.5)])
+def test_real_clips_sample_counts_and_times(tmp_path, secs, n, first, last):
+    path = write_video(tmp_path / "v.mp4", w=64, h=64, secs=secs, fps=4, gop=12)
+    f = decode_video(str(path), VideoParams(max_fps=1.0, max_frames=12))
+    assert f.frames.shape[0] == n == len(f.times)
+    assert f.times[0] == pytest.approx(first, abs=0.25) and f.times[-1] == pytest.approx(last, abs=0.25)
+    assert f.duration_s == pytest.approx(secs, abs=0.3)
+
+
+def test_narrow_videos_fall_back_to_pyav(tmp_path):
+    """decord 3.4 cannot copy frames narrower than 64 px; PyAV samples the same frames instead."""
+    path = write_video(tmp_path / "v.mp4", w=32, h=32, secs=4, fps=4)
+    f = decode_video(str(path), VideoParams())
+    assert f.frames.shape == (4, 32, 32, 3) and f.times == pytest.approx([0.5, 1.5, 2.5, 3.5])
