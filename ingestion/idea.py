@@ -16,6 +16,8 @@ from pathlib import Path, PurePosixPath
 
 from pinembed.errors import InputError
 
+from .sidecar import clean_text, read_small
+
 MANIFEST = "pin.json"
 MAX_PAGES = 20
 MAX_MANIFEST_BYTES = 1 << 20
@@ -61,19 +63,12 @@ def _text(doc: dict, key: str, limit: int = MAX_TEXT_CHARS) -> str | None:
         return None
     if not isinstance(v, str):
         raise InputError(f"pin.json: {key!r} must be a string", stage="manifest", error="bad_manifest")
-    v = "".join(ch for ch in v if ch >= " " or ch in "\n\t").strip()
-    return v[:limit] or None
+    return clean_text(v, limit)
 
 
 def read_manifest(folder: Path, image_exts: frozenset[str], video_exts: frozenset[str]) -> Manifest:
     """Parse and validate ``folder/pin.json``; InputError(stage="manifest") when the pin is unusable."""
-    path = folder / MANIFEST
-    try:
-        raw = path.read_bytes()[: MAX_MANIFEST_BYTES + 1]
-    except OSError as e:
-        raise InputError(f"cannot read pin.json: {e.strerror}", stage="manifest", error="unreadable") from e
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise InputError(f"pin.json is over {MAX_MANIFEST_BYTES} bytes", stage="manifest", error="too_large")
+    raw = read_small(folder / MANIFEST, MAX_MANIFEST_BYTES, "manifest", "pin.json")
     try:
         doc = json.loads(raw.decode("utf-8", errors="strict"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -15,9 +15,10 @@ from pinembed.errors import InputError
 
 from .decode_pool import DecodePool
 from .discover import Entry
+from .idea import MANIFEST, MAX_MANIFEST_BYTES
 from .images import DEFAULT_MAX_PIXELS, decode_image
 from .ledger import failure_row
-from .sidecar import read_sidecar
+from .sidecar import read_sidecar, read_small
 from .video import VideoParams, is_blank
 
 DEFAULT_MAX_BYTES = 256 << 20
@@ -130,7 +131,7 @@ class Reader:
 
     def _idea(self, entry: Entry) -> Item:
         h = hashlib.blake2b(digest_size=16)
-        h.update((entry.path / "pin.json").read_bytes())
+        h.update(read_small(entry.path / MANIFEST, MAX_MANIFEST_BYTES, "manifest", "pin.json"))
         item = Item(entry, [], [], "", title=entry.title, description=entry.description)
         for page in entry.pages:
             uri = str(page.path)

@@ -13,14 +13,29 @@ MAX_TITLE_CHARS = 500
 MAX_DESCRIPTION_CHARS = 10_000
 
 
+def read_small(path: Path, limit: int, stage: str, what: str) -> bytes:
+    """The bytes of a small text file, never reading more than ``limit`` + 1 bytes of a huge one."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+    except OSError as e:
+        raise InputError(f"cannot read {what}: {e.strerror}", stage=stage, error="unreadable") from e
+    if len(raw) > limit:
+        raise InputError(f"{what} is over {limit} bytes", stage=stage, error="too_large")
+    return raw
+
+
+def clean_text(s: str | None, limit: int) -> str | None:
+    """Control characters dropped, whitespace trimmed, length capped; None when nothing is left."""
+    if s is None:
+        return None
+    s = "".join(ch for ch in s if ch >= " " or ch in "\n\t").strip()
+    return s[:limit] or None
+
+
 def read_sidecar(path: Path) -> tuple[str | None, str | None]:
     """(title, description) from a sidecar file; InputError(stage="sidecar") when it is unusable."""
-    try:
-        raw = path.read_bytes()[: MAX_SIDECAR_BYTES + 1]
-    except OSError as e:
-        raise InputError(f"cannot read sidecar: {e.strerror}", stage="sidecar", error="unreadable") from e
-    if len(raw) > MAX_SIDECAR_BYTES:
-        raise InputError(f"sidecar is over {MAX_SIDECAR_BYTES} bytes", stage="sidecar", error="too_large")
+    raw = read_small(path, MAX_SIDECAR_BYTES, "sidecar", "sidecar")
     text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
     if path.suffix.lower() == ".json":
         try:
@@ -36,11 +51,4 @@ def read_sidecar(path: Path) -> tuple[str | None, str | None]:
     else:
         first, _, rest = text.strip().partition("\n")
         title, desc = first, rest
-    return _clean(title, MAX_TITLE_CHARS), _clean(desc, MAX_DESCRIPTION_CHARS)
-
-
-def _clean(s: str | None, limit: int) -> str | None:
-    if s is None:
-        return None
-    s = "".join(ch for ch in s if ch >= " " or ch in "\n\t").strip()
-    return s[:limit] or None
+    return clean_text(title, MAX_TITLE_CHARS), clean_text(desc, MAX_DESCRIPTION_CHARS)
