@@ -7,7 +7,8 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO   := .demo
 DEMO_PINS := images/star/red-star-on-white.jpg videos/blue-square-moving-on-black.mp4 ideas/green-circle-ideas
 
-.PHONY: demo test test-all lint bench clean
+.PHONY: demo test test-all lint bench nano-model quality clean
+NANO_EPOCHS ?= 30
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +23,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 
 demo: $(VENV)/.installed
 	@echo "== pinembed demo: ingest sample_media/ (images, videos, idea pins) into $(DEMO)/pins.lance =="
-	@echo "NOTE: the bundled 'nano' model is not in the repo yet, so this demo uses a tiny open_clip model"
-	@echo "      with RANDOM weights: its neighbours follow colour and layout, not meaning."
-	@mkdir -p $(DEMO)
-	@model=$$($(PY) -m pinembed.embedders.tiny $(DEMO)/tiny.pt 2>/dev/null) && \
-	  $(BIN)/pinembed ingest sample_media --db $(DEMO)/pins.lance --model "$$model"
+	@echo "   model: nano, the small model bundled in sample_media/nano; it knows the sample domain"
+	@echo "   (coloured shapes), not real photos. See README for real checkpoints."
+	@rm -rf $(DEMO)/pins.lance && mkdir -p $(DEMO)
+	$(BIN)/pinembed ingest sample_media --db $(DEMO)/pins.lance --model nano
 	@for p in $(DEMO_PINS); do \
 	  echo; echo "== related to $$p"; $(BIN)/pinembed related "$$p" --db $(DEMO)/pins.lance -k 5 || exit 1; \
 	done
+	@echo; echo "== search --text 'a yellow star'"; $(BIN)/pinembed search --text "a yellow star" --db $(DEMO)/pins.lance -k 5
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest -q
@@ -44,5 +45,14 @@ bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/ingest_throughput.py
 	$(PY) benchmarks/video_throughput.py
 
+# Rebuild the bundled model from scratch: generate the training world, train, write sample_media/nano.
+nano-model: $(VENV)/.installed
+	$(PY) sample_media/world.py --split train --out build/world-train --seed 0 --videos-per-label 6
+	$(BIN)/pinembed train --data build/world-train --out sample_media/nano --arch pinembed-nano \
+	  --epochs $(NANO_EPOCHS) --batch-size 128 --lr 1e-3 --seed 0 --dtype fp16
+
+quality: $(VENV)/.installed
+	$(PY) benchmarks/quality.py
+
 clean:
-	rm -rf $(DEMO) .pytest_cache
+	rm -rf $(DEMO) .pytest_cache build

@@ -199,6 +199,69 @@ def stats(db: str, as_json: bool) -> None:
     click.echo(f"model: {space.get('model_id', '-')} (dim {space.get('dim', '-')})")
 
 
+@cli.command()
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=str),
+              help="Folder of images with sidecar titles, videos with titles, idea pins with page texts.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str),
+              help="Folder to write the model to (open_clip_config.json + open_clip_model.safetensors).")
+@click.option("--arch", default="pinembed-nano", show_default=True,
+              help="open_clip architecture name or JSON config file.")
+@click.option("--init", default=None, help="An open_clip model id to fine-tune instead of starting from random.")
+@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(2))
+@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--dtype", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]),
+              help="Precision of the saved weights (fp16 halves the file).")
+@json_option
+@handle_errors
+def train(data: str, out: str, arch: str, init: str | None, epochs: int, batch_size: int, lr: float, seed: int,
+          dtype: str, as_json: bool) -> None:
+    """Train (or fine-tune) a CLIP model on image-text pairs from a folder, with open_clip's ClipLoss."""
+    from pinembed.training.train import TrainConfig
+    from pinembed.training.train import train as run_train
+
+    cfg = TrainConfig(data=data, out=out, arch=arch, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
+                      seed=seed, dtype=dtype)
+    with _progress(enabled=not as_json and sys.stderr.isatty(), label="training") as progress:
+        result = run_train(cfg, (lambda step, total, loss: progress(step, total)) if progress else None)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in vars(result).items() if k != "losses"}))
+    else:
+        click.echo(f"trained on {result.pairs} pairs, {result.steps} steps in {result.seconds:.0f}s: "
+                   f"loss {result.first_loss:.3f} -> {result.last_loss:.3f}\nmodel id: {result.model_id}")
+
+
+@cli.command(name="eval")
+@db_option
+@click.option("--labels", required=True, type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="CSV with columns pin_id, label and optionally text (a text query for the label).")
+@json_option
+@handle_errors
+def eval_(db: str, labels: str, as_json: bool) -> None:
+    """Retrieval quality against labels: text->pin and pin->pin recall@1/5/10, related precision@10,
+    cross-kind precision@5 (image->video, video->idea, idea->image) and hub metrics.
+
+    A hit is a result with the query's label. Labels file: CSV with a header row and the columns
+    pin_id and label, and optionally text (the text query for that label; the label when absent).
+    """
+    import pinembed
+    from pinembed.training.evaluate import evaluate
+
+    report = evaluate(pinembed.open_index(db), labels)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(f"pins {report['pins']}, labelled {report['labelled']} ({report['labels']} labels), "
+               f"missing {report['missing']}")
+    for name in ("text_to_pin", "pin_to_pin"):
+        click.echo(f"{name}: " + ", ".join(f"{k} {v}" for k, v in report[name].items()))
+    for name, v in report["cross_kind"].items():
+        click.echo(f"{name}: precision@5 {v['precision@5']} ({v['queries']} queries)")
+    h = report["hubs"]
+    click.echo(f"hubs: {h['share_over_1pct']:.1%} of pins in >1% of top-10 lists; p90 {h['p90']:.0f}, max {h['max']:.0f}")
+
+
 def _print_results(results: list[Any], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"results": [r.to_dict() for r in results]}))
@@ -214,8 +277,9 @@ def _print_results(results: list[Any], as_json: bool) -> None:
 class _progress:
     """A rich progress bar on a terminal; nothing otherwise."""
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, label: str = "embedding") -> None:
         self.enabled = enabled
+        self.label = label
         self._bar = None
         self._task = None
 
@@ -227,7 +291,7 @@ class _progress:
         self._bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                              TimeRemainingColumn(), transient=True)
         self._bar.__enter__()
-        self._task = self._bar.add_task("embedding", total=None)
+        self._task = self._bar.add_task(self.label, total=None)
         return self.update
 
     def update(self, done: int, total: int) -> None:

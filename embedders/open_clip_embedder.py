@@ -19,8 +19,11 @@ CONFIG_DIR = Path(__file__).parent / "model_configs"
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
-    """Split ``<arch>/<pretrained>`` into (arch, pretrained); ``hf-hub:...`` keeps its slashes."""
-    if spec.startswith(("hf-hub:", "local-dir:")):
+    """Split ``<arch>/<pretrained>`` into (arch, pretrained); ``hf-hub:`` and ``local-dir:`` keep their
+    slashes (a local dir is made absolute, so the id means the same from any folder)."""
+    if spec.startswith("local-dir:"):
+        return "local-dir:" + os.path.abspath(os.path.expanduser(spec[len("local-dir:"):])), None
+    if spec.startswith("hf-hub:"):
         return spec, None
     arch, sep, pretrained = spec.partition("/")
     return arch, (pretrained if sep and pretrained else None)
@@ -93,6 +96,8 @@ class OpenClipEmbedder(Embedder):
         if self.dtype != torch.float32:
             model = model.to(self.dtype)
         self.model = model
+        self.arch = arch
+        self.model_cfg = _model_cfg(open_clip, arch)
         self._preprocess = preprocess
         self.tokenizer = open_clip.get_tokenizer(arch)
         self.model_id = f"open_clip:{arch}" + (f"/{pretrained}" if pretrained else "")
@@ -138,6 +143,15 @@ class OpenClipEmbedder(Embedder):
             "preprocess": {k: _jsonable(v) for k, v in sorted(self.preprocess_cfg.items())},
             "quick_gelu": self.quick_gelu,
         }
+
+
+def _model_cfg(open_clip: Any, arch: str) -> dict[str, Any] | None:
+    """The architecture config behind ``arch`` (a name or a local-dir)."""
+    if arch.startswith("local-dir:"):
+        import json
+
+        return json.loads((Path(arch[len("local-dir:"):]) / "open_clip_config.json").read_text())["model_cfg"]
+    return open_clip.get_model_config(arch)
 
 
 def _jsonable(v: Any) -> Any:

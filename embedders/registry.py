@@ -4,9 +4,11 @@ entry-point group ``pinembed.embedders`` (name = the prefix, value = a factory `
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from pinembed.errors import ModelNotFoundError
 
@@ -28,7 +30,29 @@ def _hf(spec: str, device: str | None) -> Embedder:
     return HFEmbedder(spec, device=device)
 
 
+def nano_dir() -> Path:
+    """Where the bundled ``nano`` model lives: $PINEMBED_NANO_DIR, else the repo's sample_media/nano."""
+    env = os.environ.get("PINEMBED_NANO_DIR")
+    return Path(env) if env else Path(__file__).resolve().parent.parent / "sample_media" / "nano"
+
+
+def _nano(spec: str, device: str | None) -> Embedder:
+    from .open_clip_embedder import OpenClipEmbedder
+
+    where = nano_dir()
+    if not (where / "open_clip_config.json").is_file():
+        raise ModelNotFoundError(
+            f"the bundled nano model is not at {str(where)!r}",
+            "it ships in the pinembed repository (sample_media/nano); from a source checkout run "
+            "`make nano-model` to rebuild it, or set PINEMBED_NANO_DIR to a folder that holds it",
+        )
+    emb = OpenClipEmbedder(f"local-dir:{where}", device=device)
+    emb.model_id = "nano"
+    return emb
+
+
 BUILTIN: dict[str, Factory] = {"open_clip": _open_clip, "hf": _hf}
+ALIASES: dict[str, Factory] = {"nano": _nano}  # ids without a prefix
 _cache: dict[tuple[str, str | None], Embedder] = {}
 _lock = threading.Lock()
 
@@ -48,13 +72,18 @@ def get_embedder(model_id: str, device: str | None = None) -> Embedder:
     with _lock:
         if key in _cache:
             return _cache[key]
+        if model_id in ALIASES:
+            embedder = ALIASES[model_id]("", device)
+            _cache[key] = embedder
+            return embedder
         prefix, sep, spec = model_id.partition(":")
         known = factories()
         if not sep or prefix not in known:
             raise ModelNotFoundError(
                 f"unknown model id {model_id!r}",
                 "model ids look like open_clip:ViT-B-32/laion2b_s34b_b79k, open_clip:<arch>//path/to/ckpt.pt "
-                f"or hf:openai/clip-vit-base-patch32; known prefixes: {', '.join(sorted(known))}",
+                "or hf:openai/clip-vit-base-patch32, or nano (the bundled model); "
+                f"known prefixes: {', '.join(sorted(known))}",
             )
         factory = known[prefix]
         if hasattr(factory, "load"):  # an entry point, imported only now

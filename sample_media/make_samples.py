@@ -151,9 +151,9 @@ def make(out: Path, seed: int = 0) -> int:
         rows.append(("idea", f"ideas/{colour}-{obj}-ideas", obj, colour, "mixed"))
     with open(out / "labels.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["pin_id", "kind", "object", "colour", "background"])
+        w.writerow(["pin_id", "kind", "label", "object", "colour", "background"])
         for kind, pin_id, obj, colour, bg in rows:
-            w.writerow([pin_id, kind, obj, colour, bg])
+            w.writerow([pin_id, kind, f"{colour} {obj}", obj, colour, bg])
     return len(rows)
 
 

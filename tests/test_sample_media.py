@@ -22,8 +22,9 @@ def test_labels_match_files_and_size(sample_media):
     assert (kinds.count("image"), kinds.count("video"), kinds.count("idea")) == (48, 8, 4)
     assert all((sample_media / r["pin_id"]).exists() for r in rows)
     assert {p.suffix for p in (sample_media / "videos").iterdir()} == {".mp4", ".webm", ".json"}
-    total = sum(p.stat().st_size for p in sample_media.rglob("*") if p.is_file())
-    assert total < 8 * 1024 * 1024
+    media = sum(p.stat().st_size for p in sample_media.rglob("*") if p.is_file() and "nano" not in p.parts)
+    assert media < 8 * 1024 * 1024
+    assert (sample_media / "nano" / "open_clip_model.safetensors").stat().st_size < 20 * 1024 * 1024
 
 
 def test_generator_reproduces_the_set(sample_media, tmp_path):
@@ -44,3 +45,20 @@ def test_sample_media_ingests_cleanly(sample_media, db, tiny_model_id):
     for pin in ("images/star/red-star-on-white.jpg", "videos/red-circle-moving-on-white.mp4", "ideas/blue-star-ideas"):
         r = CliRunner().invoke(cli, ["related", pin, "--db", db, "-k", "5"])
         assert r.exit_code == 0 and len(r.stdout.strip().splitlines()) == 5
+
+
+def test_nano_related_pins_share_object_or_colour(sample_media, tmp_path):
+    """The bundled model on the demo set: most related pins share the query's object or colour."""
+    import pinembed
+
+    idx = pinembed.open_index(str(tmp_path / "nano.lance"), model="nano")
+    assert idx.ingest(sample_media).added == 60 and idx.embedder.model_id == "nano"
+    rows = {r["pin_id"]: r for r in _labels(sample_media)}
+    shared = []
+    for pin_id in rows:
+        for r in idx.related(pin_id, k=5):
+            a, b = rows[pin_id], rows[r.pin_id]
+            shared.append(a["object"] == b["object"] or a["colour"] == b["colour"])
+    assert sum(shared) / len(shared) >= 0.8
+    top = idx.search_text("a yellow star", k=3)
+    assert sum(rows[r.pin_id]["label"] == "yellow star" for r in top) >= 2
