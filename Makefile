@@ -42,7 +42,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
 bench: $(VENV)/.installed-dev
-	$(PY) benchmarks/ingest_throughput.py
+	$(PY) benchmarks/ingest_images.py
 	$(PY) benchmarks/video_throughput.py
 
 # Rebuild the bundled model from scratch: generate the training world, train, write sample_media/nano.

@@ -41,6 +41,8 @@ def handle_errors(fn):
             click.echo(f"error: {e.message}", err=True)
             if e.hint:
                 click.echo(f"hint: {e.hint}", err=True)
+            if kwargs.get("as_json"):  # --json always prints one object, errors included
+                click.echo(json.dumps({"error": e.message, "hint": e.hint, "exit_code": e.exit_code}))
             sys.exit(e.exit_code)
         except (click.exceptions.ClickException, click.exceptions.Abort):
             raise
@@ -87,11 +89,16 @@ def cli() -> None:
               help="Videos with larger frames are refused into the failure ledger [default: 7680x4320].")
 @click.option("--id-prefix", default="", help="Prefix for pin ids, to keep several source folders apart in one db.")
 @click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
+@click.option("--precision", default=None, envvar="PINEMBED_PRECISION",
+              type=click.Choice(["auto", "fp32", "fp16", "int8"]),
+              help="auto: fp16 on CUDA, fp32 on CPU; int8: dynamic quantization on CPU (faster, cosine to "
+                   "fp32 >= 0.999).  [env PINEMBED_PRECISION]")
 @json_option
 @handle_errors
 def ingest(src: str, db: str, model: str | None, batch_size: int, workers: int | None, max_pixels: int | None,
            text_weight: float, idea_text_weight: float, max_fps: float, max_frames: int, video_timeout: float,
-           max_video_pixels: int | None, id_prefix: str, device: str | None, as_json: bool) -> None:
+           max_video_pixels: int | None, id_prefix: str, device: str | None, precision: str | None,
+           as_json: bool) -> None:
     """Embed every image, video and idea pin under SRC into the database (new and changed ones only).
 
     Images: jpg, png, webp, gif, bmp, tif. Videos: mp4, m4v, mov, webm, mkv, avi. Idea pins: folders
@@ -110,7 +117,7 @@ def ingest(src: str, db: str, model: str | None, batch_size: int, workers: int |
         opts.workers = workers
     if max_pixels:
         opts.limits = ReadLimits(max_pixels=max_pixels)
-    idx = pinembed.open_index(db, model=model, device=device)
+    idx = pinembed.open_index(db, model=model, device=device, precision=precision)
     with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         summary = idx.ingest(src, opts, progress)
     if as_json:

@@ -11,7 +11,7 @@ import numpy as np
 from pinembed.errors import ModelNotFoundError
 
 from .base import Embedder, l2_normalise, weights_digest
-from .device import pick_device, pick_dtype
+from .device import apply_precision, pick_device, pick_precision
 
 SUPPORTED = ("clip", "siglip")
 _PREPROCESS_KEYS = (
@@ -33,7 +33,7 @@ def _load(loader: Any, name: str, **kw: Any) -> Any:
 class HFEmbedder(Embedder):
     """A transformers CLIPModel or SiglipModel with its own image processor and tokenizer."""
 
-    def __init__(self, name: str, device: str | None = None) -> None:
+    def __init__(self, name: str, device: str | None = None, precision: str | None = None) -> None:
         import torch
         from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
 
@@ -48,7 +48,7 @@ class HFEmbedder(Embedder):
                     "choose a CLIP or SigLIP checkpoint, e.g. hf:openai/clip-vit-base-patch32",
                 )
             self.device = pick_device(device)
-            self.dtype = pick_dtype(self.device)
+            self.precision = pick_precision(self.device, precision)
             model = _load(AutoModel, name, dtype=torch.float32)
             self.image_processor = _load(AutoImageProcessor, name)
             self.tokenizer = _load(AutoTokenizer, name)
@@ -63,7 +63,8 @@ class HFEmbedder(Embedder):
             ) from e
         # The digest is taken from the fp32 weights, so a database built on a GPU (fp16) opens on a CPU.
         self._digest = weights_digest(model)
-        self.model = model.to(self.device, dtype=self.dtype).eval()
+        model, self.dtype = apply_precision(model.to(self.device).eval(), self.precision)
+        self.model = model
         self.model_type = model_type
         self.model_id = f"hf:{name}"
         text_cfg = config.text_config

@@ -12,7 +12,7 @@ import numpy as np
 from pinembed.errors import ModelNotFoundError
 
 from .base import Embedder, l2_normalise, weights_digest
-from .device import pick_device, pick_dtype
+from .device import apply_precision, pick_device, pick_precision
 
 #: Architectures that ship with pinembed (tiny test model, the bundled nano model).
 CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -41,7 +41,7 @@ def _fetch_hint(arch: str, pretrained: str | None) -> str:
 class OpenClipEmbedder(Embedder):
     """An open_clip CLIP model with its own preprocessing and tokenizer."""
 
-    def __init__(self, spec: str, device: str | None = None) -> None:
+    def __init__(self, spec: str, device: str | None = None, precision: str | None = None) -> None:
         import open_clip
         import torch
 
@@ -78,7 +78,7 @@ class OpenClipEmbedder(Embedder):
         arch_cfg = open_clip.get_model_config(arch) or {}
         self.quick_gelu = bool(tag_cfg.get("quick_gelu", arch_cfg.get("quick_gelu", False)))
         self.device = pick_device(device)
-        self.dtype = pick_dtype(self.device)
+        self.precision = pick_precision(self.device, precision)
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
                 arch, pretrained=pretrained, device=self.device, require_pretrained=True,
@@ -93,8 +93,7 @@ class OpenClipEmbedder(Embedder):
         model.eval()
         # The digest is taken from the fp32 weights, so a database built on a GPU (fp16) opens on a CPU.
         self._digest = weights_digest(model)
-        if self.dtype != torch.float32:
-            model = model.to(self.dtype)
+        model, self.dtype = apply_precision(model, self.precision)
         self.model = model
         self.arch = arch
         self.model_cfg = _model_cfg(open_clip, arch)

@@ -18,16 +18,16 @@ Factory = Callable[[str, "str | None"], Embedder]
 ENTRY_POINT_GROUP = "pinembed.embedders"
 
 
-def _open_clip(spec: str, device: str | None) -> Embedder:
+def _open_clip(spec: str, device: str | None, precision: str | None = None) -> Embedder:
     from .open_clip_embedder import OpenClipEmbedder
 
-    return OpenClipEmbedder(spec, device=device)
+    return OpenClipEmbedder(spec, device=device, precision=precision)
 
 
-def _hf(spec: str, device: str | None) -> Embedder:
+def _hf(spec: str, device: str | None, precision: str | None = None) -> Embedder:
     from .hf_embedder import HFEmbedder
 
-    return HFEmbedder(spec, device=device)
+    return HFEmbedder(spec, device=device, precision=precision)
 
 
 def nano_dir() -> Path:
@@ -36,7 +36,7 @@ def nano_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "sample_media" / "nano"
 
 
-def _nano(spec: str, device: str | None) -> Embedder:
+def _nano(spec: str, device: str | None, precision: str | None = None) -> Embedder:
     from .open_clip_embedder import OpenClipEmbedder
 
     where = nano_dir()
@@ -46,14 +46,14 @@ def _nano(spec: str, device: str | None) -> Embedder:
             "it ships in the pinembed repository (sample_media/nano); from a source checkout run "
             "`make nano-model` to rebuild it, or set PINEMBED_NANO_DIR to a folder that holds it",
         )
-    emb = OpenClipEmbedder(f"local-dir:{where}", device=device)
+    emb = OpenClipEmbedder(f"local-dir:{where}", device=device, precision=precision)
     emb.model_id = "nano"
     return emb
 
 
 BUILTIN: dict[str, Factory] = {"open_clip": _open_clip, "hf": _hf}
 ALIASES: dict[str, Factory] = {"nano": _nano}  # ids without a prefix
-_cache: dict[tuple[str, str | None], Embedder] = {}
+_cache: dict[tuple[str, str | None, str | None], Embedder] = {}
 _lock = threading.Lock()
 
 
@@ -66,14 +66,16 @@ def factories() -> dict[str, Factory]:
     return found
 
 
-def get_embedder(model_id: str, device: str | None = None) -> Embedder:
-    """The embedder for ``model_id`` (``prefix:spec``), loaded once per process and device."""
-    key = (model_id, device)
+def get_embedder(model_id: str, device: str | None = None, precision: str | None = None) -> Embedder:
+    """The embedder for ``model_id`` (``prefix:spec``), loaded once per process, device and precision.
+
+    ``precision`` (auto, fp32, fp16, int8) applies to the built-in embedders; plugins choose their own."""
+    key = (model_id, device, precision)
     with _lock:
         if key in _cache:
             return _cache[key]
         if model_id in ALIASES:
-            embedder = ALIASES[model_id]("", device)
+            embedder = ALIASES[model_id]("", device, precision)
             _cache[key] = embedder
             return embedder
         prefix, sep, spec = model_id.partition(":")
@@ -86,8 +88,9 @@ def get_embedder(model_id: str, device: str | None = None) -> Embedder:
                 f"known prefixes: {', '.join(sorted(known))}",
             )
         factory = known[prefix]
-        if hasattr(factory, "load"):  # an entry point, imported only now
-            factory = factory.load()
-        embedder = factory(spec, device)
+        if hasattr(factory, "load"):  # an entry point, imported only now: (spec, device)
+            embedder = factory.load()(spec, device)
+        else:
+            embedder = factory(spec, device, precision)
         _cache[key] = embedder
         return embedder

@@ -24,6 +24,7 @@ from pinembed.errors import InputError
 from .video import Frames, VideoParams
 
 _HEADER = struct.Struct("!Q")
+STARTUP_TIMEOUT_S = 120.0
 
 
 def send(stream: IO[bytes], obj: Any) -> None:
@@ -57,7 +58,14 @@ class _Child:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
         )
 
+        self.ready = False
+
     def ask(self, path: str, params: VideoParams) -> Any:
+        if not self.ready:  # the time bound starts once the worker has imported its decoders
+            ok, _, _ = select.select([self.proc.stdout], [], [], STARTUP_TIMEOUT_S)
+            if not ok or recv(self.proc.stdout) != "ready":
+                raise EOFError("decode worker did not start")
+            self.ready = True
         send(self.proc.stdin, (path, params))
         ready, _, _ = select.select([self.proc.stdout], [], [], params.timeout_s)
         if not ready:
@@ -82,6 +90,7 @@ class DecodePool:
         self._idle: queue.Queue[_Child] = queue.Queue()
         self._lock = threading.Lock()
         self._all: list[_Child] = []
+        self._closed = False
         for _ in range(self._max if prestart else 0):  # interpreters start in parallel, in the background
             child = _Child()
             self._all.append(child)
@@ -96,10 +105,16 @@ class DecodePool:
         return self._idle.get()
 
     def _drop(self, child: _Child) -> None:
+        """Kill a worker and put a fresh one in its place, so threads waiting for a worker wake up."""
         child.kill()
         with self._lock:
             if child in self._all:
                 self._all.remove(child)
+            if self._closed:
+                return
+            fresh = _Child()
+            self._all.append(fresh)
+        self._idle.put(fresh)
 
     def decode(self, path: str, params: VideoParams) -> Frames:
         """Sampled frames of ``path``; InputError on bad input, a timeout or a decoder crash."""
@@ -113,6 +128,9 @@ class DecodePool:
         except (EOFError, OSError, pickle.UnpicklingError) as e:
             self._drop(child)
             raise InputError("the video decoder crashed on this file", error="decoder_crashed") from e
+        except BaseException:  # never lose a worker: the pool would hang on the next file
+            self._drop(child)
+            raise
         self._idle.put(child)
         if msg[0] == "ok":
             return msg[1]
@@ -122,6 +140,7 @@ class DecodePool:
     def close(self) -> None:
         """Stop every worker."""
         with self._lock:
+            self._closed = True
             children, self._all = self._all, []
         for c in children:
             try:

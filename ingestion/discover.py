@@ -96,7 +96,15 @@ def discover(root: str | os.PathLike[str], id_prefix: str = "") -> Discovery:
     while stack:
         folder, rel = stack.pop()
         _scan_folder(folder, rel, id_prefix, seen_dirs, stack, found)
-    found.entries.sort(key=lambda e: e.pin_id)
+    found.entries.sort(key=lambda e: (e.pin_id, str(e.path)))
+    unique: list[Entry] = []
+    for e in found.entries:  # one pin per id: a manifest "id" may repeat another pin's id
+        if unique and unique[-1].pin_id == e.pin_id:
+            found.problems.append(Problem(e.path, e.pin_id, "duplicate_id",
+                                          f"pin id {e.pin_id!r} is already taken by {unique[-1].uri}", "discover"))
+            continue
+        unique.append(e)
+    found.entries = unique
     return found
 
 
@@ -172,6 +180,10 @@ def _idea_entry(folder: Path, rel: str, prefix: str, found: Discovery) -> None:
     manifest_path = folder / IDEA_MANIFEST
     uri = str(manifest_path)
     folder_id = _pin_id(rel, prefix)
+    if not _utf8(folder_id):
+        safe = folder_id.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        found.problems.append(Problem(folder, safe, "bad_name", "folder name is not valid UTF-8; rename it", "manifest"))
+        return
     try:
         m = read_manifest(folder, IMAGE_EXTS, VIDEO_EXTS)
         s = manifest_path.stat()

@@ -26,6 +26,7 @@ from pinembed.store.identity import space_identity
 
 from .decode_pool import DecodePool
 from .discover import Entry, discover
+from .idea import MAX_PAGES
 from .ledger import failure_row
 from .plan import make_plan
 from .pooling import pool, pool_frames
@@ -65,7 +66,8 @@ class IngestSummary:
     embedded_images: int = 0  # images + video frames + page images through the image encoder
     elapsed_s: float = 0.0
     items_per_s: float = 0.0  # pins written per second of the run
-    stage_s: dict[str, float] = field(default_factory=dict)  # read (summed over threads), embed, write
+    stage_s: dict[str, float] = field(default_factory=dict)  # read (summed over threads), embed, write, index
+    index: str = "exact"  # the ANN index after the run: exact, built, rebuilt or current
     failures: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -106,7 +108,8 @@ class _Run:
         self.store, self.embedder, self.opts, self.known = store, embedder, opts, known
         self.summary = IngestSummary()
         self.failures: list[dict[str, Any]] = []
-        self.stage = {"read": 0.0, "embed": 0.0, "write": 0.0}
+        self.keep: set[str] = set()  # uris that failed in this run: never cleared by a landing pin
+        self.stage = {"read": 0.0, "embed": 0.0, "write": 0.0, "index": 0.0}
 
     def record(self) -> None:
         if self.failures:
@@ -143,12 +146,10 @@ class _Run:
             segments.extend(segs)
             landed.append(item)
             self.failures.extend(item.warnings)
+            self.keep.update(w["uri"] for w in item.warnings)
         t = time.perf_counter()
         self.store.write(pins, segments)
-        ok = [it.entry.uri for it in landed]
-        ok += [str(it.entry.sidecar) for it in landed if it.entry.sidecar and not it.warnings]
-        ok += [f"{it.entry.path / 'pin.json'}" for it in landed if it.entry.kind == "idea"]
-        self.store.clear_failures(ok)
+        self.store.clear_failures([u for it in landed for u in _uris(it) if u not in self.keep])
         self.stage["write"] += time.perf_counter() - t
         for it in landed:
             if it.entry.pin_id in self.known:
@@ -220,6 +221,16 @@ class _Run:
         return pool(np.stack(page_vecs), text_vec, self.opts.idea_text_weight), segs
 
 
+def _uris(item: Item) -> list[str]:
+    """Every ledger uri that a landed pin answers for: its media, sidecar, manifest and pages."""
+    e = item.entry
+    uris = [e.uri] + ([str(e.sidecar)] if e.sidecar else [])
+    if e.kind == "idea":
+        manifest = str(e.path / "pin.json")
+        uris += [manifest] + [f"{manifest}#page={i}" for i in range(MAX_PAGES)] + [str(p.path) for p in e.pages]
+    return uris
+
+
 def _segment(pin_id: str, seq: int, kind: str, uri: str | None, vector: np.ndarray, *, t_s: float | None = None,
              page: int | None = None, weight: float = 1.0) -> dict[str, Any]:
     return {"pin_id": pin_id, "seq": seq, "kind": kind, "t_s": t_s, "uri": uri, "page": page,
@@ -239,6 +250,7 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
     run.summary.skipped = found.skipped
     run.failures = [failure_row(str(p.path), p.pin_id, InputError(p.message, stage=p.stage, error=p.error))
                     for p in found.problems]
+    run.keep = {f["uri"] for f in run.failures}
     plan = make_plan(found.entries, known)
     run.summary.unchanged = len(plan.unchanged)
     todo = plan.todo
@@ -256,6 +268,7 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
         for entry, item, err in read_ahead(todo, reader, opts.workers, window=max(2 * opts.batch_size, 8)):
             if err is not None:
                 run.failures.append(failure_row(entry.uri, entry.pin_id, err))
+                run.failures.extend(getattr(err, "warnings", []))  # e.g. the pages behind "no usable pages"
             else:
                 batch.append(item)
                 n_images += len(item.pixels)
@@ -267,6 +280,9 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
             if progress:
                 progress(done, total)
         run.flush(batch)
+    t = time.perf_counter()
+    run.summary.index = store.ensure_index()
+    run.stage["index"] = time.perf_counter() - t
     s = run.summary
     s.elapsed_s = round(time.perf_counter() - t0, 3)
     s.items_per_s = round((s.added + s.updated) / s.elapsed_s, 2) if s.elapsed_s > 0 else 0.0

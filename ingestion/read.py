@@ -152,8 +152,10 @@ class Reader:
             if page.text:
                 item.texts.append((page.index, page.text))
         if not item.pixels:
-            raise InputError("idea pin has no usable pages (see the page rows in the ledger)",
-                             error="no_usable_pages", stage="read") from None
+            err = InputError("idea pin has no usable pages (see the page rows in the ledger)",
+                             error="no_usable_pages", stage="read")
+            err.warnings = item.warnings  # the pages' own reasons go to the ledger too
+            raise err
         head = ". ".join(filter(None, (entry.title, entry.description)))
         if head:
             item.texts.insert(0, (None, head))

@@ -29,6 +29,7 @@ def clean_text(s: str | None, limit: int) -> str | None:
     """Control characters dropped, whitespace trimmed, length capped; None when nothing is left."""
     if s is None:
         return None
+    s = s.encode("utf-8", "replace").decode("utf-8")  # lone surrogates from JSON escapes become "?"
     s = "".join(ch for ch in s if ch >= " " or ch in "\n\t").strip()
     return s[:limit] or None
 

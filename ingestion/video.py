@@ -93,9 +93,24 @@ def probe(path: str) -> tuple[int, int, str]:
         raise InputError(f"not a readable video: {_first_line(e)}", error="corrupt") from e
 
 
+#: Set by the decode worker, a process that never loads torch.
+IN_DECODE_WORKER = False
+
+
+def _decord():
+    """decord, imported safely: decord2 bundles NVBLAS, and when it loads before torch in one process
+    torch's matrix products go to NVBLAS and crash ("[NVBLAS] CPU Blas library need to be provided").
+    Outside the decode worker, torch is therefore loaded first."""
+    if not IN_DECODE_WORKER:
+        import torch  # noqa: F401
+    import decord
+
+    return decord
+
+
 def decode_video(path: str, params: VideoParams) -> Frames:
     """Probe, check and sample one video; InputError on anything unusable."""
-    import decord
+    decord = _decord()
 
     width, height, codec = probe(path)
     if width <= 0 or height <= 0:

@@ -15,25 +15,28 @@ MAX_K = 10_000
 
 
 def open_index(uri: str | os.PathLike[str] = DEFAULT_DB, model: str | None = None, device: str | None = None,
-               storage_options: dict[str, str] | None = None) -> PinIndex:
+               storage_options: dict[str, str] | None = None, precision: str | None = None) -> PinIndex:
     """Open (or prepare) the pin database at ``uri``: a local folder or any LanceDB URI.
 
     ``model`` is needed only to build a new database; an existing one uses the model that built it,
-    and naming a different one is a ModelMismatchError.
+    and naming a different one is a ModelMismatchError. ``precision``: auto (fp16 on CUDA, fp32 on
+    CPU), fp32, fp16 (CUDA) or int8 (CPU dynamic quantization; cosine to fp32 >= 0.999).
     """
-    return PinIndex(uri, model=model, device=device, storage_options=storage_options)
+    return PinIndex(uri, model=model, device=device, storage_options=storage_options, precision=precision)
 
 
 class PinIndex:
     """Related-pin, text and image queries over one database, and ingestion into it."""
 
     def __init__(self, uri: str | os.PathLike[str] = DEFAULT_DB, model: str | None = None,
-                 device: str | None = None, storage_options: dict[str, str] | None = None) -> None:
+                 device: str | None = None, storage_options: dict[str, str] | None = None,
+                 precision: str | None = None) -> None:
         from pinembed.store import Store
 
         self.store = Store(os.fspath(uri), storage_options=storage_options)
         self._model = model
         self._device = device
+        self._precision = precision
         self._embedder = None
 
     @property
@@ -51,7 +54,7 @@ class PinIndex:
             from pinembed.embedders import get_embedder
             from pinembed.store.identity import describe, same_space, space_identity
 
-            emb = get_embedder(self.model_id, self._device)
+            emb = get_embedder(self.model_id, self._device, self._precision)
             have = self.store.identity
             if have is not None and not same_space(have, space_identity(emb.identity())):
                 raise ModelMismatchError(
@@ -79,6 +82,7 @@ class PinIndex:
         k = _check_k(k)
         if not isinstance(text, str) or not text.strip():
             raise UsageError("the text query is empty", "pass some words, e.g. --text 'red circle'")
+        self.store.require_pins()
         vec = self.embedder.embed_texts([text])[0]
         return self._results(vec, self.store.search(vec, k, kinds))
 
@@ -87,6 +91,7 @@ class PinIndex:
         from pinembed.ingestion.images import decode_image
 
         k = _check_k(k)
+        self.store.require_pins()
         try:
             data = Path(path).read_bytes()
             decoded = decode_image(data)

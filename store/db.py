@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -10,10 +12,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pinembed.errors import ModelMismatchError, PinNotFoundError, StoreError
+from pinembed.errors import ModelMismatchError, PinNotFoundError, StoreError, UsageError
 
 from . import filters
 from .identity import describe, same_space
+from .index import IndexPolicy, ensure_index, vector_index
 from .schema import FAILURES, PINS, SEGMENTS, SPACE_KEY, failures_schema, pins_schema, segments_schema
 
 #: Columns returned by queries (never the vector).
@@ -42,19 +45,33 @@ def to_arrow(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table:
 class Store:
     """Tables ``pins``, ``segments`` and ``failures`` of one database, and the space they belong to."""
 
-    def __init__(self, uri: str, storage_options: dict[str, str] | None = None) -> None:
-        import lancedb
-
+    def __init__(self, uri: str, storage_options: dict[str, str] | None = None,
+                 index_policy: IndexPolicy | None = None) -> None:
         self.uri = str(uri)
-        try:
-            self.db = lancedb.connect(self.uri, storage_options=storage_options)
-            self._names = set(self.db.list_tables().tables)
-        except Exception as e:
-            raise StoreError(
-                f"could not open the database at {self.uri!r}: {e}",
-                "check the path or URI, and credentials (storage options) for object storage",
-            ) from e
+        self.index_policy = index_policy or IndexPolicy()
+        self._indexed: bool | None = None  # whether pins has a vector index (looked up once)
+        self._selected: dict[str, int] = {}  # rows a filter selects, for query tuning (reset on writes)
         self._tables: dict[str, Any] = {}
+        self._storage_options = storage_options
+        self.db: Any = None
+        self._names: set[str] = set()
+        local = "://" not in self.uri
+        if not local or os.path.exists(self.uri):  # a missing local folder is created by the first write only
+            self._connect()
+
+    def _connect(self) -> Any:
+        if self.db is None:
+            import lancedb
+
+            try:
+                self.db = lancedb.connect(self.uri, storage_options=self._storage_options)
+                self._names = set(self.db.list_tables().tables)
+            except Exception as e:
+                raise StoreError(
+                    f"could not open the database at {self.uri!r}: {e}",
+                    "check the path or URI, and credentials (storage options) for object storage",
+                ) from e
+        return self.db
 
     # -- tables ------------------------------------------------------------------------------
     def _table(self, name: str) -> Any | None:
@@ -107,7 +124,7 @@ class Store:
                 t.add_columns(missing)
 
     def _create(self, name: str, schema: pa.Schema) -> Any:
-        t = self.db.create_table(name, schema=schema, exist_ok=True)
+        t = self._connect().create_table(name, schema=schema, exist_ok=True)
         self._names.add(name)
         self._tables[name] = t
         return t
@@ -118,11 +135,15 @@ class Store:
     def _pins(self) -> Any:
         t = self._table(PINS)
         if t is None:
-            raise StoreError(
-                f"the database {self.uri!r} holds no pins yet",
-                "ingest a folder first: pinembed ingest SRC --db " + self.uri,
+            raise UsageError(
+                f"the database {self.uri!r} holds no pins" + ("" if self.db is not None else " (it does not exist)"),
+                "check --db (or $PINEMBED_DB), or ingest a folder first: pinembed ingest SRC --db " + self.uri,
             )
         return t
+
+    def require_pins(self) -> None:
+        """UsageError unless the database holds a pins table (checked before loading any model)."""
+        self._pins()
 
     # -- reading -----------------------------------------------------------------------------
     def count(self) -> int:
@@ -162,8 +183,11 @@ class Store:
         kinds = filters.check_kinds(kinds)
         q = self._pins().search(np.asarray(vector, np.float32), vector_column_name="vector")
         q = q.distance_type("cosine").select([*RESULT_COLUMNS, "_distance"])
-        if kinds is not None:
-            q = q.where(filters.is_in("kind", kinds), prefilter=True)
+        where = filters.is_in("kind", kinds) if kinds is not None else None
+        if self._has_index():
+            q = self._tune(q, where)
+        if where is not None:
+            q = q.where(where, prefilter=True)
         rows = q.limit(k + (1 if exclude is not None else 0)).to_list()
         out = []
         for r in rows:
@@ -172,6 +196,34 @@ class Store:
             r["score"] = float(1.0 - r.pop("_distance"))
             out.append(r)
         return out[:k]
+
+    def _tune(self, q: Any, where: str | None) -> Any:
+        """Index query parameters. A selective filter leaves few candidates in the probed partitions:
+        below the exact threshold it searches its slice exactly; otherwise it probes more partitions."""
+        p = self.index_policy
+        if where is None:
+            return q.nprobes(p.nprobes).refine_factor(p.refine_factor)
+        if where not in self._selected:
+            self._selected[where] = self._pins().count_rows(where)
+        n_sel, n = self._selected[where], self.count()
+        if n_sel < p.exact_below:
+            return q.bypass_vector_index()
+        probes = min(p.partitions(n), p.nprobes * math.ceil(n / max(1, n_sel)))
+        return q.nprobes(probes).refine_factor(p.refine_factor)
+
+    def _has_index(self) -> bool:
+        if self._indexed is None:
+            self._indexed = vector_index(self._pins()) is not None
+        return self._indexed
+
+    def ensure_index(self) -> str:
+        """Apply the ANN index policy to pins (exact, built, rebuilt or current)."""
+        t = self._table(PINS)
+        if t is None:
+            return "exact"
+        state = ensure_index(t, t.schema.field("vector").type.list_size, self.index_policy)
+        self._indexed = None
+        return state
 
     def segments_of(self, pin_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Segment rows (with vectors) of the given pins."""
@@ -192,17 +244,19 @@ class Store:
         pins_t = self._pins()
         ids = [p["pin_id"] for p in pins]
         seg_t = self._table(SEGMENTS)
-        if seg_t is not None and segments:
+        data = to_arrow(pins, pins_t.schema)  # both tables are built before either commit
+        seg_data = to_arrow(segments, seg_t.schema) if seg_t is not None and segments else None
+        if seg_data is not None:
             (
                 seg_t.merge_insert(["pin_id", "seq"])
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .when_not_matched_by_source_delete(filters.is_in("pin_id", ids))
-                .execute(to_arrow(segments, seg_t.schema))
+                .execute(seg_data)
             )
         elif seg_t is not None and seg_t.count_rows():
             seg_t.delete(filters.is_in("pin_id", ids))
-        data = to_arrow(pins, pins_t.schema)
+        self._selected.clear()
         pins_t.merge_insert("pin_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
 
     def record_failures(self, failures: Sequence[dict[str, Any]]) -> None:
@@ -210,6 +264,7 @@ class Store:
         if not failures:
             return
         t = self._ensure_failures()
+        failures = list({f["uri"]: f for f in failures}.values())  # one row per uri (the last reason)
         uris = [f["uri"] for f in failures]
         known = {r["uri"]: r for r in t.search().where(filters.is_in("uri", uris)).limit(len(uris)).to_list()}
         stamp = now()

@@ -8,7 +8,7 @@ from pinembed import __version__
 
 # What must match for vectors to be comparable. The model id may differ (the same checkpoint at
 # another path); the weights, the dim and the preprocessing may not.
-_SAME = ("dim", "weights_digest", "preprocess")
+_SAME = ("dim", "weights_digest", "preprocess", "quick_gelu")
 
 
 def space_identity(embedder_identity: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch  # noqa: F401  (before anything loads decord: decord2's bundled NVBLAS breaks a later torch)
 
 logging.getLogger().setLevel(logging.ERROR)  # open_clip logs "initialized randomly" for the tiny model
 

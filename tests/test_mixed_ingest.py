@@ -58,7 +58,7 @@ def test_mixed_folder(mixed, db, tiny_model_id, tmp_path):
     assert r.exit_code == 3, r.output
     out = json.loads(r.stdout)
     assert (out["added"], out["updated"], out["unchanged"]) == (5, 0, 0)
-    assert out["embedded_images"] == 2 + 10 + 1 + 1 + 3 and set(out["stage_s"]) == {"read", "embed", "write"}
+    assert out["embedded_images"] == 2 + 10 + 1 + 1 + 3 and set(out["stage_s"]) == {"read", "embed", "write", "index"} and out["index"] == "exact"
 
     from pinembed import open_index
 

@@ -7,6 +7,7 @@ an open_clip ``local-dir`` model: ``open_clip_config.json`` (architecture and pr
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -93,9 +94,8 @@ def _model(cfg: TrainConfig) -> tuple[Any, Any, Any, dict[str, Any], dict[str, A
         emb = get_embedder(cfg.init, "cpu")
         if not isinstance(emb, OpenClipEmbedder):
             raise UsageError(f"--init {cfg.init!r} is not an open_clip model", "fine-tuning takes open_clip models")
-        model = emb.model.float()
-        arch = emb.arch
-        model_cfg = emb.model_cfg
+        model = copy.deepcopy(emb.model).float()  # never train the cached embedder in place
+        model_cfg = {**(emb.model_cfg or {}), "quick_gelu": emb.quick_gelu}
         return model, emb.preprocess, emb.tokenizer, model_cfg, dict(emb.preprocess_cfg)
     arch = _arch(cfg.arch)
     logging.disable(logging.WARNING)  # open_clip warns that a new model starts random: that is the point
@@ -171,9 +171,9 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     out_dir.mkdir(parents=True, exist_ok=True)
     dtype = torch.float16 if cfg.dtype == "fp16" else torch.float32
     state = {k: v.detach().to(dtype).contiguous().clone() for k, v in model.state_dict().items()}
-    for old in out_dir.glob("*.safetensors"):
-        old.unlink()
-    save_file(state, str(out_dir / "open_clip_model.safetensors"))
+    tmp = out_dir / "open_clip_model.safetensors.tmp"
+    save_file(state, str(tmp))
+    tmp.replace(out_dir / "open_clip_model.safetensors")  # only our own file is replaced
     (out_dir / "open_clip_config.json").write_text(json.dumps(
         {"model_cfg": model_cfg, "preprocess_cfg": _jsonable(preprocess_cfg)}, indent=2))
     result = TrainResult(f"open_clip:local-dir:{out_dir.resolve()}", str(out_dir), n, step,

@@ -1,0 +1,108 @@
+"""Image ingest throughput, as one JSON object: the real ingest path beside a naive loop and the model
+alone, all on the same images and model in one run (ratios, not bare times).
+
+- pipeline: `pinembed ingest` (threads decode + preprocess ahead of the model, batched forward passes,
+  JPEG draft decoding, batched LanceDB writes), fp32 and int8;
+- naive: for each batch, PIL decode -> model preprocess -> open_clip encode_image, one after another;
+- model_only: encode_image over already-preprocessed tensors.
+
+    python benchmarks/ingest_images.py [--images 192] [--size 1024x768] [--model vit-b-32|tiny|ID]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _photos(folder: Path, n: int, w: int, h: int) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True)
+    for i in range(n):  # smooth gradients + noise: JPEG sizes like camera photos, not like flat colour
+        y, x = np.mgrid[0:h, 0:w]
+        base = np.stack([(x * (i % 7 + 1) / w * 255), (y * (i % 5 + 1) / h * 255), ((x + y) / (w + h) * 255)], -1)
+        img = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(img).save(folder / f"p{i:04d}.jpg", quality=90)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", type=int, default=192)
+    ap.add_argument("--size", default="1024x768")
+    ap.add_argument("--model", default="vit-b-32")
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args()
+    logging.getLogger().setLevel(logging.ERROR)
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    import pinembed
+    from pinembed.embedders import get_embedder
+    from pinembed.embedders.tiny import make_tiny_checkpoint
+    from pinembed.ingestion.pipeline import IngestOptions
+
+    w, h = map(int, args.size.split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = tmp / "photos"
+        _photos(src, args.images, w, h)
+        if args.model == "vit-b-32":
+            model_id = make_tiny_checkpoint(tmp / "vitb32.pt", arch="ViT-B-32")
+        elif args.model == "tiny":
+            model_id = make_tiny_checkpoint(tmp / "tiny.pt")
+        else:
+            model_id = args.model
+        emb = get_embedder(model_id, "cpu", "fp32")
+        paths = sorted(src.iterdir())
+        bs = args.batch_size
+        emb.embed_pixels([emb.preprocess(Image.open(paths[0]).convert("RGB"))])  # warm-up
+
+        t = time.perf_counter()
+        naive_vecs = []
+        for i in range(0, len(paths), bs):
+            batch = [emb.preprocess(Image.open(p).convert("RGB")) for p in paths[i : i + bs]]
+            with torch.inference_mode():
+                naive_vecs.append(emb.model.encode_image(torch.stack(batch)))
+        naive = len(paths) / (time.perf_counter() - t)
+
+        pixels = [emb.preprocess(Image.open(p).convert("RGB")) for p in paths]
+        t = time.perf_counter()
+        fp32_vecs = np.concatenate([emb.embed_pixels(pixels[i : i + bs]) for i in range(0, len(pixels), bs)])
+        model_only = len(paths) / (time.perf_counter() - t)
+
+        runs = {}
+        for precision in ("fp32", "int8"):
+            idx = pinembed.open_index(str(tmp / f"{precision}.lance"), model=model_id, precision=precision)
+            s = idx.ingest(src, IngestOptions(batch_size=bs))
+            runs[precision] = s
+        q = get_embedder(model_id, "cpu", "int8")
+        int8_vecs = np.concatenate([q.embed_pixels(pixels[i : i + bs]) for i in range(0, len(pixels), bs)])
+        cos = np.sum(int8_vecs * fp32_vecs, axis=1)
+
+    fp32, int8 = runs["fp32"].items_per_s, runs["int8"].items_per_s
+    out = {
+        "benchmark": "ingest_images", "model": args.model, "images": args.images, "size": args.size,
+        "batch_size": bs, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "images_per_s": {"pipeline_fp32": fp32, "pipeline_int8": int8, "naive_loop_fp32": round(naive, 2),
+                         "model_only_fp32": round(model_only, 2)},
+        "ratios": {"pipeline_over_naive": round(fp32 / naive, 3), "pipeline_over_model_only": round(fp32 / model_only, 3),
+                   "int8_over_fp32_pipeline": round(int8 / fp32, 3)},
+        "int8_cosine_to_fp32": {"min": round(float(cos.min()), 5), "mean": round(float(cos.mean()), 5)},
+        "pipeline_stage_s": runs["fp32"].stage_s,
+    }
+    json.dump(out, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""related() latency and recall against exact search, as one JSON object.
+
+Clustered synthetic 512-d vectors (generated), written as pins, then the store's index policy is
+applied (exact below its threshold, IVF_PQ above). For sampled query pins: p50/p95 latency of
+related() at k=10 and k=1000, with and without a kind filter, and recall@10 against exact
+(numpy brute force over all vectors, the query pin left out).
+
+    python benchmarks/query.py [--rows 100000] [--queries 100]      # --rows 1000000 for the 1M figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--queries", type=int, default=100)
+    ap.add_argument("--centers", type=int, default=1000)
+    args = ap.parse_args()
+
+    import pyarrow as pa
+
+    import pinembed
+    from pinembed.store.db import now
+    from pinembed.store.identity import space_identity
+    from pinembed.store.schema import KINDS
+
+    rng = np.random.default_rng(0)
+    n, dim = args.rows, args.dim
+    centers = rng.normal(size=(args.centers, dim)).astype(np.float32)
+    vecs = np.empty((n, dim), np.float32)
+    for s in range(0, n, 100_000):
+        e = min(n, s + 100_000)
+        v = centers[rng.integers(0, args.centers, e - s)] + 0.5 * rng.normal(size=(e - s, dim)).astype(np.float32)
+        vecs[s:e] = v / np.linalg.norm(v, axis=1, keepdims=True)
+    kinds = np.array(KINDS)[rng.choice(3, n, p=[0.8, 0.15, 0.05])]
+    out = {"benchmark": "query", "rows": n, "dim": dim, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        idx = pinembed.open_index(os.path.join(tmp, "q.lance"))
+        store = idx.store
+        store.ensure_space(space_identity({"model_id": "synthetic", "dim": dim, "weights_digest": "-", "preprocess": {}}))
+        table = store._pins()
+        t = time.perf_counter()
+        stamp = now()
+        for s in range(0, n, 50_000):
+            e = min(n, s + 50_000)
+            ids = [f"pin{i:07d}" for i in range(s, e)]
+            cols = {f.name: pa.nulls(e - s, f.type) for f in table.schema}
+            cols.update(pin_id=pa.array(ids), kind=pa.array(kinds[s:e].tolist()), n_segments=pa.array([0] * (e - s), pa.int32()),
+                        vector=pa.FixedSizeListArray.from_arrays(pa.array(vecs[s:e].ravel()), dim),
+                        embedded_at=pa.array([stamp] * (e - s), pa.timestamp("us", tz="UTC")))
+            table.add(pa.Table.from_pydict(cols, schema=table.schema))
+        out["write_s"] = round(time.perf_counter() - t, 1)
+        t = time.perf_counter()
+        out["index"] = store.ensure_index()
+        out["index_build_s"] = round(time.perf_counter() - t, 1)
+        out["policy"] = {"exact_below": store.index_policy.exact_below, "nprobes": store.index_policy.nprobes,
+                         "refine_factor": store.index_policy.refine_factor,
+                         "partitions": store.index_policy.partitions(n), "sub_vectors": store.index_policy.sub_vectors(dim)}
+        qs = rng.choice(n, args.queries, replace=False)
+
+        def run(k, kinds_filter=None):
+            lat, rec = [], []
+            for q in qs:
+                pid = f"pin{q:07d}"
+                t0 = time.perf_counter()
+                res = idx.related(pid, k=k, kinds=kinds_filter)
+                lat.append(time.perf_counter() - t0)
+                sims = vecs @ vecs[q]
+                sims[q] = -2
+                if kinds_filter:
+                    sims[~np.isin(kinds, list(kinds_filter))] = -2
+                exact = {f"pin{i:07d}" for i in np.argpartition(-sims, 10)[:10]}
+                rec.append(len(exact & {r.pin_id for r in res[:10]}) / 10)
+            return {"p50_ms": round(1000 * float(np.percentile(lat, 50)), 2),
+                    "p95_ms": round(1000 * float(np.percentile(lat, 95)), 2), "recall@10": round(float(np.mean(rec)), 4)}
+
+        run(10)  # warm caches
+        out["related"] = {"k10": run(10), "k1000": run(1000), "k10_kind_video": run(10, {"video"}),
+                          "k10_kind_idea": run(10, {"idea"})}
+        t = time.perf_counter()
+        for q in qs[:20]:
+            np.argpartition(-(vecs @ vecs[q]), 10)[:10]
+        out["numpy_exact_ms_per_query"] = round(1000 * (time.perf_counter() - t) / 20, 2)
+    json.dump(out, sys.stdout, indent=2)
+    print()
+
+
+if __name__ == "__main__":
+    main()
