@@ -43,7 +43,7 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) benchmarks/ingest_images.py
-	$(PY) benchmarks/video_throughput.py
+	$(PY) benchmarks/ingest_video.py
 
 # Rebuild the bundled model from scratch: generate the training world, train, write sample_media/nano.
 nano-model: $(VENV)/.installed

@@ -4,7 +4,7 @@ For each model: videos/s and frames/s of the whole pipeline, and the split of it
 decoding (summed over reader threads), embedding and writing; plus decode-only and embed-only rates
 measured in the same run, so the numbers compare as ratios.
 
-    python benchmarks/video_throughput.py [--clips 8] [--gop 250] [--models tiny,vit-b-32]
+    python benchmarks/ingest_video.py [--clips 8] [--gop 250] [--models tiny,vit-b-32]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main() -> None:
 
     from helpers import write_video
 
-    out = {"benchmark": "video_throughput", "clips": args.clips, "clip": "10 s 640x360 h264 24 fps",
+    out = {"benchmark": "ingest_video", "clips": args.clips, "clip": "10 s 640x360 h264 24 fps",
            "gop": args.gop, "sampling": "1 fps, max 12 frames", "cpus": os.cpu_count(), "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
