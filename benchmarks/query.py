@@ -26,6 +26,8 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=512)
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--centers", type=int, default=1000)
+    ap.add_argument("--nprobes", type=int, default=None, help="override the policy's nprobes")
+    ap.add_argument("--refine", type=int, default=None, help="override the policy's refine factor")
     args = ap.parse_args()
 
     import pyarrow as pa
@@ -48,6 +50,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         idx = pinembed.open_index(os.path.join(tmp, "q.lance"))
         store = idx.store
+        if args.nprobes or args.refine:
+            from dataclasses import replace
+
+            store.index_policy = replace(store.index_policy, nprobes=args.nprobes or store.index_policy.nprobes,
+                                         refine_factor=args.refine or store.index_policy.refine_factor)
         store.ensure_space(space_identity({"model_id": "synthetic", "dim": dim, "weights_digest": "-", "preprocess": {}}))
         table = store._pins()
         t = time.perf_counter()
