@@ -27,7 +27,7 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=100)
     ap.add_argument("--centers", type=int, default=1000)
     ap.add_argument("--nprobes", type=int, default=None, help="override the policy's nprobes")
-    ap.add_argument("--refine", type=int, default=None, help="override the policy's refine factor")
+    ap.add_argument("--refine", type=int, default=None, help="override the policy's re-ranked candidates")
     args = ap.parse_args()
 
     import pyarrow as pa
@@ -54,7 +54,7 @@ def main() -> None:
             from dataclasses import replace
 
             store.index_policy = replace(store.index_policy, nprobes=args.nprobes or store.index_policy.nprobes,
-                                         refine_factor=args.refine or store.index_policy.refine_factor)
+                                         refine_candidates=args.refine or store.index_policy.refine_candidates)
         store.ensure_space(space_identity({"model_id": "synthetic", "dim": dim, "weights_digest": "-", "preprocess": {}}))
         table = store._pins()
         t = time.perf_counter()
@@ -72,7 +72,8 @@ def main() -> None:
         out["index"] = store.ensure_index()
         out["index_build_s"] = round(time.perf_counter() - t, 1)
         out["policy"] = {"exact_below": store.index_policy.exact_below, "nprobes": store.index_policy.nprobes,
-                         "refine_factor": store.index_policy.refine_factor,
+                         "refine_factor_k10": store.index_policy.refine_factor(10),
+                         "refine_factor_k1000": store.index_policy.refine_factor(1000),
                          "partitions": store.index_policy.partitions(n), "sub_vectors": store.index_policy.sub_vectors(dim)}
         qs = rng.choice(n, args.queries, replace=False)
 

@@ -185,7 +185,7 @@ class Store:
         q = q.distance_type("cosine").select([*RESULT_COLUMNS, "_distance"])
         where = filters.is_in("kind", kinds) if kinds is not None else None
         if self._has_index():
-            q = self._tune(q, where)
+            q = self._tune(q, where, k)
         if where is not None:
             q = q.where(where, prefilter=True)
         rows = q.limit(k + (1 if exclude is not None else 0)).to_list()
@@ -197,19 +197,19 @@ class Store:
             out.append(r)
         return out[:k]
 
-    def _tune(self, q: Any, where: str | None) -> Any:
+    def _tune(self, q: Any, where: str | None, k: int) -> Any:
         """Index query parameters. A selective filter leaves few candidates in the probed partitions:
         below the exact threshold it searches its slice exactly; otherwise it probes more partitions."""
         p = self.index_policy
         if where is None:
-            return q.nprobes(p.nprobes).refine_factor(p.refine_factor)
+            return q.nprobes(p.nprobes).refine_factor(p.refine_factor(k))
         if where not in self._selected:
             self._selected[where] = self._pins().count_rows(where)
         n_sel, n = self._selected[where], self.count()
         if n_sel < p.exact_below:
             return q.bypass_vector_index()
         probes = min(p.partitions(n), p.nprobes * math.ceil(n / max(1, n_sel)))
-        return q.nprobes(probes).refine_factor(p.refine_factor)
+        return q.nprobes(probes).refine_factor(p.refine_factor(k))
 
     def _has_index(self) -> bool:
         if self._indexed is None:

@@ -24,6 +24,7 @@ def _clustered(n, dim, rng, centers=40):
 def test_policy_parameters():
     assert IndexPolicy.partitions(1_000_000) == 1000 and IndexPolicy.partitions(100) == 16
     assert IndexPolicy.sub_vectors(512) == 64 and IndexPolicy.sub_vectors(64) == 8 and IndexPolicy.sub_vectors(100) == 10
+    assert IndexPolicy().refine_factor(10) == 40 and IndexPolicy().refine_factor(1000) == 2
 
 
 def test_index_built_above_threshold_keeps_recall_and_finds_new_rows(db):

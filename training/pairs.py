@@ -15,6 +15,7 @@ from PIL import Image
 from pinembed.errors import InputError
 from pinembed.ingestion.discover import discover
 from pinembed.ingestion.images import decode_image
+from pinembed.ingestion.read import DEFAULT_MAX_BYTES
 from pinembed.ingestion.sidecar import read_sidecar
 from pinembed.ingestion.video import VideoParams, decode_video
 
@@ -39,6 +40,9 @@ def load_pairs(data_dir: str | os.PathLike[str], image_size: int = 224, max_fram
     pairs = Pairs(failed=len(found.problems))
     video = VideoParams(max_frames=max_frames, target_side=image_size)
     for e in found.entries:
+        if e.kind == "image" and e.size > DEFAULT_MAX_BYTES:
+            pairs.failed += 1
+            continue
         try:
             title = read_sidecar(e.sidecar)[0] if e.sidecar else None
             if e.kind == "image":
