@@ -198,15 +198,15 @@ class Store:
         return out[:k]
 
     def _tune(self, q: Any, where: str | None, k: int) -> Any:
-        """Index query parameters. A selective filter leaves few candidates in the probed partitions:
-        below the exact threshold it searches its slice exactly; otherwise it probes more partitions."""
+        """Index query parameters. A selective filter leaves few candidates in the probed partitions: a
+        small slice is searched exactly; otherwise the query probes proportionally more partitions."""
         p = self.index_policy
         if where is None:
             return q.nprobes(p.nprobes).refine_factor(p.refine_factor(k))
         if where not in self._selected:
             self._selected[where] = self._pins().count_rows(where)
         n_sel, n = self._selected[where], self.count()
-        if n_sel < p.exact_below:
+        if n_sel < p.exact_slice_below:
             return q.bypass_vector_index()
         probes = min(p.partitions(n), p.nprobes * math.ceil(n / max(1, n_sel)))
         return q.nprobes(probes).refine_factor(p.refine_factor(k))

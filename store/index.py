@@ -22,6 +22,7 @@ class IndexPolicy:
     exact_below: int = 50_000  # flat search over 50k x 512-d takes ~0.2 s here; above it, an index
     rebuild_unindexed: float = 0.10  # rebuild when this share of rows arrived after the last build
     nprobes: int = 30
+    exact_slice_below: int = 10_000  # a filter selecting fewer pins is searched exactly on its slice
     refine_candidates: int = 400  # PQ candidates re-ranked with full vectors: refine = this / k (2..40)
 
     def refine_factor(self, k: int) -> int:
