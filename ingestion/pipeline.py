@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -257,8 +257,7 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
     total, done = len(todo), 0
     if progress:
         progress(0, total)
-    video = VideoParams(opts.video.max_fps, opts.video.max_frames, embedder.image_size, opts.video.max_pixels,
-                        opts.video.timeout_s)
+    video = replace(opts.video, target_side=embedder.image_size)  # frames decoded at the model's input side
     with ExitStack() as stack:
         pool_ = stack.enter_context(DecodePool(opts.workers)) if any(map(_needs_video, todo)) else None
         reader = Reader(embedder.preprocess, opts.limits, video, embedder.image_size if opts.fast_jpeg else None,

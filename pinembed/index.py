@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, ModelMismatchError, UsageError
+from .errors import InputError, UsageError
 from .results import Related
 
 DEFAULT_DB = "pins.lance"
@@ -52,16 +52,10 @@ class PinIndex:
         """The embedder, loaded on first use and checked against the database's space."""
         if self._embedder is None:
             from pinembed.embedders import get_embedder
-            from pinembed.store.identity import describe, same_space, space_identity
+            from pinembed.store.identity import space_identity
 
             emb = get_embedder(self.model_id, self._device, self._precision)
-            have = self.store.identity
-            if have is not None and not same_space(have, space_identity(emb.identity())):
-                raise ModelMismatchError(
-                    f"the database {self.store.uri!r} holds vectors of {describe(have)}; "
-                    f"{describe(emb.identity())} is another embedding space",
-                    "leave out --model to use the database's own model, or use another --db",
-                )
+            self.store.check_space(space_identity(emb.identity()))
             self._embedder = emb
         return self._embedder
 

@@ -50,7 +50,7 @@ class Store:
         self.uri = str(uri)
         self.index_policy = index_policy or IndexPolicy()
         self._indexed: bool | None = None  # whether pins has a vector index (looked up once)
-        self._selected: dict[str, int] = {}  # rows a filter selects, for query tuning (reset on writes)
+        self._selected: dict[str, int] = {}  # rows a filter ("" = all) selects, for tuning (reset on writes)
         self._tables: dict[str, Any] = {}
         self._storage_options = storage_options
         self.db: Any = None
@@ -90,17 +90,22 @@ class Store:
         raw = (t.schema.metadata or {}).get(SPACE_KEY)
         return json.loads(raw) if raw else None
 
+    def check_space(self, identity: dict[str, Any]) -> dict[str, Any] | None:
+        """The database's space; ModelMismatchError when ``identity`` is another one."""
+        have = self.identity
+        if have is not None and not same_space(have, identity):
+            raise ModelMismatchError(
+                f"the database {self.uri!r} holds vectors of {describe(have)}; "
+                f"{describe(identity)} is another embedding space",
+                "leave out --model (the database's own model is used), or use another --db; "
+                "vectors of two models are never mixed in one table",
+            )
+        return have
+
     def ensure_space(self, identity: dict[str, Any]) -> None:
         """Create the tables for ``identity``, or check that the database already holds that space."""
-        have = self.identity
+        have = self.check_space(identity)
         if have is not None:
-            if not same_space(have, identity):
-                raise ModelMismatchError(
-                    f"the database {self.uri!r} holds vectors of {describe(have)}; "
-                    f"{describe(identity)} is another embedding space",
-                    "open it without --model (its own model is used), or ingest into another --db; "
-                    "vectors of two models are never mixed in one table",
-                )
             self._add_missing_columns(have)
             return
         dim = int(identity["dim"])
@@ -205,7 +210,9 @@ class Store:
             return q.nprobes(p.nprobes).refine_factor(p.refine_factor(k))
         if where not in self._selected:
             self._selected[where] = self._pins().count_rows(where)
-        n_sel, n = self._selected[where], self.count()
+        if "" not in self._selected:
+            self._selected[""] = self.count()
+        n_sel, n = self._selected[where], self._selected[""]
         if n_sel < p.exact_slice_below:
             return q.bypass_vector_index()
         probes = min(p.partitions(n), p.nprobes * math.ceil(n / max(1, n_sel)))
