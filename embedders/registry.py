@@ -13,6 +13,7 @@ from pathlib import Path
 from pinembed.errors import ModelNotFoundError
 
 from .base import Embedder
+from .device import set_cpu_threads
 
 Factory = Callable[[str, "str | None"], Embedder]
 ENTRY_POINT_GROUP = "pinembed.embedders"
@@ -76,21 +77,26 @@ def get_embedder(model_id: str, device: str | None = None, precision: str | None
             return _cache[key]
         if model_id in ALIASES:
             embedder = ALIASES[model_id]("", device, precision)
-            _cache[key] = embedder
-            return embedder
-        prefix, sep, spec = model_id.partition(":")
-        known = factories()
-        if not sep or prefix not in known:
-            raise ModelNotFoundError(
-                f"unknown model id {model_id!r}",
-                "model ids look like open_clip:ViT-B-32/laion2b_s34b_b79k, open_clip:<arch>//path/to/ckpt.pt "
-                "or hf:openai/clip-vit-base-patch32, or nano (the bundled model); "
-                f"known prefixes: {', '.join(sorted(known))}",
-            )
-        factory = known[prefix]
-        if hasattr(factory, "load"):  # an entry point, imported only now: (spec, device)
-            embedder = factory.load()(spec, device)
         else:
-            embedder = factory(spec, device, precision)
+            embedder = _load(model_id, device, precision)
+        if str(getattr(embedder, "device", "cpu")).startswith("cpu"):
+            set_cpu_threads()
         _cache[key] = embedder
         return embedder
+
+
+def _load(model_id: str, device: str | None, precision: str | None) -> Embedder:
+    """A new embedder from its factory (a built-in one or an entry point)."""
+    prefix, sep, spec = model_id.partition(":")
+    known = factories()
+    if not sep or prefix not in known:
+        raise ModelNotFoundError(
+            f"unknown model id {model_id!r}",
+            "model ids look like open_clip:ViT-B-32/laion2b_s34b_b79k, open_clip:<arch>//path/to/ckpt.pt "
+            "or hf:openai/clip-vit-base-patch32, or nano (the bundled model); "
+            f"known prefixes: {', '.join(sorted(known))}",
+        )
+    factory = known[prefix]
+    if hasattr(factory, "load"):  # an entry point, imported only now: (spec, device)
+        return factory.load()(spec, device)
+    return factory(spec, device, precision)

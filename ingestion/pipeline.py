@@ -14,12 +14,12 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
-from itertools import islice
 from typing import Any, TypeVar
 
 import numpy as np
 
 from pinembed.embedders.base import Embedder, l2_normalise
+from pinembed.embedders.device import cpu_count
 from pinembed.errors import InputError
 from pinembed.store.db import Store, now
 from pinembed.store.identity import space_identity
@@ -38,6 +38,7 @@ R = TypeVar("R")
 Progress = Callable[[int, int], None]
 
 DEFAULT_IDEA_TEXT_WEIGHT = 0.5
+COMPACT_EVERY = 16  # batches between checks for piled-up fragments
 
 
 @dataclass
@@ -45,7 +46,7 @@ class IngestOptions:
     """Knobs of an ingestion run."""
 
     batch_size: int = 32  # images (frames, pages) per forward pass
-    workers: int = max(1, min(4, os.cpu_count() or 1))
+    workers: int = field(default_factory=lambda: min(4, cpu_count()))  # read threads, video decode processes
     limits: ReadLimits = field(default_factory=ReadLimits)
     video: VideoParams = field(default_factory=VideoParams)
     text_weight: float = 0.0  # images and videos: weight of the sidecar text in the pin vector
@@ -80,21 +81,52 @@ class IngestSummary:
         return asdict(self)
 
 
-def read_ahead(items: Iterable[T], fn: Callable[[T], R], workers: int,
-               window: int) -> Iterator[tuple[T, R | None, BaseException | None]]:
-    """Apply ``fn`` in worker threads, at most ``window`` items ahead, yielding in input order."""
+def read_ahead(items: Iterable[T], fn: Callable[[T], R], workers: int, window: int,
+               cost: Callable[[T], int] = lambda _: 1) -> Iterator[tuple[T, R | None, BaseException | None]]:
+    """Apply ``fn`` in worker threads, yielding in input order. Items in flight (submitted, not yet
+    yielded) cost at most ``window`` in all (an item's ``cost`` is the images it can decode to), and
+    at least one item is always in flight, however costly."""
     it = iter(items)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pinembed-read") as ex:
-        pending = deque((x, ex.submit(fn, x)) for x in islice(it, window))
+        pending: deque[tuple[T, int, Any]] = deque()  # (item, cost, future), in input order
+        held = 0
+        waiting: Any = _END  # the next item, when it did not fit in the window yet
+
+        def fill() -> None:
+            nonlocal held, waiting
+            while True:
+                nxt, waiting = (waiting if waiting is not _END else next(it, _END)), _END
+                if nxt is _END:
+                    return
+                c = max(1, cost(nxt))
+                if pending and held + c > window:
+                    waiting = nxt
+                    return
+                pending.append((nxt, c, ex.submit(fn, nxt)))
+                held += c
+
+        fill()
         while pending:
-            x, fut = pending.popleft()
+            x, c, fut = pending.popleft()
             try:
                 yield x, fut.result(), None
             except Exception as e:  # each input's failure is reported, never raised
                 yield x, None, e
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, ex.submit(fn, nxt)))
+            held -= c
+            fill()
+
+
+_END: Any = object()
+
+
+def entry_cost(entry: Entry, video: VideoParams) -> int:
+    """Images an entry can decode to (its share of the read-ahead window): 1 for an image, the frame
+    cap for a video, the sum over pages for an idea pin."""
+    if entry.kind == "video":
+        return video.max_frames
+    if entry.kind == "idea":
+        return sum(video.max_frames if p.kind == "video" else 1 for p in entry.pages) or 1
+    return 1
 
 
 def _needs_video(e: Entry) -> bool:
@@ -110,6 +142,7 @@ class _Run:
         self.failures: list[dict[str, Any]] = []
         self.keep: set[str] = set()  # uris that failed in this run: never cleared by a landing pin
         self.stage = {"read": 0.0, "embed": 0.0, "write": 0.0, "index": 0.0}
+        self.writes = 0
 
     def record(self) -> None:
         if self.failures:
@@ -149,6 +182,9 @@ class _Run:
             self.keep.update(w["uri"] for w in item.warnings)
         t = time.perf_counter()
         self.store.write(pins, segments)
+        self.writes += 1
+        if self.writes % COMPACT_EVERY == 0:  # one fragment per commit: merge them on the way
+            self.store.compact()
         self.store.clear_failures([u for it in landed for u in _uris(it) if u not in self.keep])
         self.stage["write"] += time.perf_counter() - t
         for it in landed:
@@ -264,7 +300,8 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
                         pool_)
         batch: list[Item] = []
         n_images = 0
-        for entry, item, err in read_ahead(todo, reader, opts.workers, window=max(2 * opts.batch_size, 8)):
+        window = max(2 * opts.batch_size, 8)  # images decoded ahead of the model (bounds memory)
+        for entry, item, err in read_ahead(todo, reader, opts.workers, window, lambda e: entry_cost(e, video)):
             if err is not None:
                 run.failures.append(failure_row(entry.uri, entry.pin_id, err))
                 run.failures.extend(getattr(err, "warnings", []))  # e.g. the pages behind "no usable pages"

@@ -16,8 +16,12 @@ from pinembed.errors import ModelMismatchError, PinNotFoundError, StoreError, Us
 
 from . import filters
 from .identity import describe, same_space
-from .index import IndexPolicy, ensure_index, vector_index
+from .index import IndexPolicy, compact, maintain, vector_index
 from .schema import FAILURES, PINS, SEGMENTS, SPACE_KEY, failures_schema, pins_schema, segments_schema
+
+#: Scalar indexes kept by upkeep: pin lookups and merge_insert by pin_id, kind filters.
+PINS_SCALAR = {"pin_id": "btree", "kind": "bitmap"}
+SEGMENTS_SCALAR = {"pin_id": "btree"}
 
 #: Columns returned by queries (never the vector).
 RESULT_COLUMNS = ["pin_id", "kind", "uri", "title", "description", "n_segments"]
@@ -224,13 +228,24 @@ class Store:
         return self._indexed
 
     def ensure_index(self) -> str:
-        """Apply the ANN index policy to pins (exact, built, rebuilt or current)."""
+        """Upkeep after writing: the ANN index policy on pins (returns exact, built, rebuilt or current),
+        scalar indexes on pins and segments, and compaction of both."""
         t = self._table(PINS)
         if t is None:
             return "exact"
-        state = ensure_index(t, t.schema.field("vector").type.list_size, self.index_policy)
+        state = maintain(t, t.schema.field("vector").type.list_size, self.index_policy, PINS_SCALAR)
+        seg = self._table(SEGMENTS)
+        if seg is not None:
+            maintain(seg, None, self.index_policy, SEGMENTS_SCALAR)
         self._indexed = None
         return state
+
+    def compact(self) -> None:
+        """Compact pins and segments when small fragments have piled up (called during long runs)."""
+        for name in (PINS, SEGMENTS):
+            t = self._table(name)
+            if t is not None:
+                compact(t, self.index_policy)
 
     def segments_of(self, pin_ids: Sequence[str]) -> list[dict[str, Any]]:
         """Segment rows (with vectors) of the given pins."""

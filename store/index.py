@@ -1,14 +1,17 @@
-"""The ANN index policy: exact search for small tables, an IVF_PQ index above a threshold.
+"""Table upkeep: the ANN index policy, scalar indexes, and compaction of small fragments.
 
 One place decides when to build or rebuild the vector index, with which parameters, and how to
 query it so that related() keeps recall@10 >= 0.95 against exact search (refine re-ranks the PQ
-candidates with full vectors). Rows added after a build are still searched (flat) until the next
-rebuild; a rebuild happens when they pass ``rebuild_unindexed`` of the table.
+candidates with full vectors). Rows added after a build are still searched (flat) until upkeep
+folds them into the index (``optimize``); a full rebuild happens when the table has outgrown the
+index's partitions (4x the rows it was built on). Every writer (ingest, refresh) ends with ``maintain``; long runs call
+``compact`` on the way, so fragments (one per committed batch) never pile up.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,10 +23,11 @@ class IndexPolicy:
     """Thresholds and query parameters; defaults measured with benchmarks/query.py."""
 
     exact_below: int = 50_000  # flat search over 50k x 512-d takes ~0.2 s here; above it, an index
-    rebuild_unindexed: float = 0.10  # rebuild when this share of rows arrived after the last build
     nprobes: int = 30
     exact_slice_below: int = 10_000  # a filter selecting fewer pins is searched exactly on its slice
     refine_candidates: int = 400  # PQ candidates re-ranked with full vectors: refine = this / k (2..40)
+    scalar_index_above: int = 10_000  # B-tree on pin_id (lookups, merge_insert) and a bitmap on kind
+    compact_fragments: int = 32  # compact once this many small fragments have piled up
 
     def refine_factor(self, k: int) -> int:
         """Refine factor for a query of ``k`` results (k=10 -> 40; k=1000 -> 2). At 1M x 512-d,
@@ -50,20 +54,77 @@ def vector_index(table: Any) -> Any | None:
     return None
 
 
+def built_partitions(idx: Any, table: Any) -> int:
+    """IVF partitions an index was built with (kept in its name, ``vector_idx_p<N>``)."""
+    m = re.fullmatch(r"vector_idx_p(\d+)", str(idx.name))
+    return int(m.group(1)) if m else IndexPolicy.partitions(table.index_stats(idx.name).num_indexed_rows or 1)
+
+
 def ensure_index(table: Any, dim: int, policy: IndexPolicy = IndexPolicy()) -> str:
-    """Build, rebuild or keep the vector index by the policy; returns exact, built, rebuilt or current."""
+    """Build, rebuild or keep the vector index by the policy; returns exact, built, rebuilt or current.
+
+    An index is rebuilt when the table has outgrown it (the policy now asks for twice its partitions);
+    the new one is committed before the old one is dropped, so queries never lose the index. A kept
+    index may still lack the newest rows: ``maintain`` folds them in."""
     n = table.count_rows()
     if n < policy.exact_below:
         return "exact"
-    idx = vector_index(table)
-    if idx is not None:
-        unindexed = table.index_stats(idx.name).num_unindexed_rows
-        if unindexed <= policy.rebuild_unindexed * n:
-            return "current"
-    from lancedb.index import Bitmap, IvfPq
+    old = vector_index(table)
+    parts = policy.partitions(n)
+    if old is not None and parts < 2 * built_partitions(old, table):
+        return "current"
+    from lancedb.index import IvfPq
 
-    config = IvfPq(distance_type="cosine", num_partitions=policy.partitions(n), num_sub_vectors=policy.sub_vectors(dim))
-    table.create_index(VECTOR, config=config, replace=True)
-    if not any("kind" in getattr(i, "columns", []) for i in table.list_indices()):
-        table.create_index("kind", config=Bitmap())  # kinds= filters stay prefiltered and fast
-    return "rebuilt" if idx is not None else "built"
+    name = f"vector_idx_p{parts}"
+    config = IvfPq(distance_type="cosine", num_partitions=parts, num_sub_vectors=policy.sub_vectors(dim))
+    table.create_index(VECTOR, config=config, replace=True, name=name)
+    for idx in table.list_indices():
+        if VECTOR in getattr(idx, "columns", []) and idx.name != name:
+            table.drop_index(idx.name)
+    return "rebuilt" if old is not None else "built"
+
+
+def ensure_scalar_indexes(table: Any, columns: dict[str, str], policy: IndexPolicy = IndexPolicy()) -> list[str]:
+    """Create the missing scalar indexes (``{column: "btree" | "bitmap"}``) on a table of at least
+    ``scalar_index_above`` rows; returns the columns indexed now. Smaller tables are scanned."""
+    if table.count_rows() < policy.scalar_index_above:
+        return []
+    from lancedb.index import Bitmap, BTree
+
+    have = {c for i in table.list_indices() for c in getattr(i, "columns", [])}
+    made = []
+    for column, kind in columns.items():
+        if column in table.schema.names and column not in have:
+            table.create_index(column, config=Bitmap() if kind == "bitmap" else BTree())
+            made.append(column)
+    return made
+
+
+def small_fragments(table: Any) -> int:
+    """Fragments under LanceDB's compaction target size."""
+    return int(table.stats()["fragment_stats"]["num_small_fragments"])
+
+
+def compact(table: Any, policy: IndexPolicy = IndexPolicy(), force: bool = False) -> bool:
+    """Merge small fragments and fold unindexed rows into the existing indexes (LanceDB ``optimize``)
+    once ``compact_fragments`` have piled up, or when ``force``; True when it ran. Old versions are
+    kept for LanceDB's default week, so readers of an older version are never cut off."""
+    if not force and small_fragments(table) < policy.compact_fragments:
+        return False
+    table.optimize()
+    return True
+
+
+def maintain(table: Any, dim: int | None, policy: IndexPolicy = IndexPolicy(),
+             scalar: dict[str, str] | None = None) -> str:
+    """Upkeep after a write run: scalar indexes, the vector index (``dim`` given) by the policy, then
+    compaction, which also folds rows added since the last build into the indexes. Returns the
+    vector index state (exact, built, rebuilt or current)."""
+    ensure_scalar_indexes(table, scalar or {}, policy)
+    state = ensure_index(table, dim, policy) if dim else "exact"
+    unindexed = 0
+    if state == "current":
+        idx = vector_index(table)
+        unindexed = table.index_stats(idx.name).num_unindexed_rows if idx is not None else 0
+    compact(table, policy, force=unindexed > 0)
+    return state

@@ -6,7 +6,7 @@ import numpy as np
 
 from pinembed.store import Store, space_identity
 from pinembed.store.db import now
-from pinembed.store.index import IndexPolicy, vector_index
+from pinembed.store.index import IndexPolicy, small_fragments, vector_index
 
 
 def _rows(vecs, start=0):
@@ -49,3 +49,43 @@ def test_index_built_above_threshold_keeps_recall_and_finds_new_rows(db):
     fresh = _clustered(5, dim, rng)  # added after the build: still found (flat search over unindexed rows)
     store.write(_rows(fresh, 90_000))
     assert store.search(fresh[2], 1)[0]["pin_id"] == "p90002"
+
+
+def test_upkeep_folds_new_rows_into_the_index_compacts_and_adds_scalar_indexes(db):
+    rng = np.random.default_rng(1)
+    dim = 32
+    policy = IndexPolicy(exact_below=1000, scalar_index_above=500, compact_fragments=8)
+    store = Store(db, index_policy=policy)
+    store.ensure_space(space_identity({"model_id": "m", "dim": dim, "weights_digest": "d", "preprocess": {}}))
+    vecs = _clustered(1600, dim, rng)
+    store.write(_rows(vecs[:1200]))
+    assert store.ensure_index() == "built"
+    for s in range(1200, 1600, 40):  # ten small commits after the build: ten fragments
+        store.write(_rows(vecs[s : s + 40], s))
+    pins = store._pins()
+    assert small_fragments(pins) >= 10
+    assert pins.index_stats(vector_index(pins).name).num_unindexed_rows == 400
+    assert store.ensure_index() == "current"
+    pins = store._pins()
+    assert pins.index_stats(vector_index(pins).name).num_unindexed_rows == 0  # folded in, not rebuilt
+    assert small_fragments(pins) <= 2
+    indexed = {c for i in pins.list_indices() for c in i.columns}
+    assert {"vector", "pin_id", "kind"} <= indexed
+    assert store.count() == 1600 and store.get_pin("p01555")["pin_id"] == "p01555"
+    assert store.search(vecs[1555], 1)[0]["pin_id"] == "p01555"
+
+
+def test_an_outgrown_index_is_rebuilt_and_replaces_the_old_one(db):
+    rng = np.random.default_rng(2)
+    store = Store(db, index_policy=IndexPolicy(exact_below=1000))
+    store.ensure_space(space_identity({"model_id": "m", "dim": 16, "weights_digest": "d", "preprocess": {}}))
+    vecs = _clustered(5000, 16, rng)
+    store.write(_rows(vecs[:1100]))
+    assert store.ensure_index() == "built"
+    store.write(_rows(vecs[1100:3000], 1100))
+    assert store.ensure_index() == "current"  # 33 -> 55 partitions asked: not yet outgrown
+    store.write(_rows(vecs[3000:], 3000))
+    assert store.ensure_index() == "rebuilt"  # 71 partitions asked: twice the 33 it was built with
+    names = [i.name for i in store._pins().list_indices() if "vector" in i.columns]
+    assert names == ["vector_idx_p71"]
+    assert store.search(vecs[4321], 1)[0]["pin_id"] == "p04321"
