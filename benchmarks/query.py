@@ -96,6 +96,36 @@ def main() -> None:
         run(10)  # warm caches
         out["related"] = {"k10": run(10), "k1000": run(1000), "k10_kind_video": run(10, {"video"}),
                           "k10_kind_idea": run(10, {"idea"})}
+
+        # rows added after the build: found before upkeep (unindexed rows are searched flat) and after it
+        m = max(1, n // 1000)
+        fresh = centers[rng.integers(0, args.centers, m)] + 0.5 * rng.normal(size=(m, dim)).astype(np.float32)
+        fresh /= np.linalg.norm(fresh, axis=1, keepdims=True)
+        cols = {f.name: pa.nulls(m, f.type) for f in table.schema}
+        cols.update(pin_id=pa.array([f"new{i:07d}" for i in range(m)]), kind=pa.array(["image"] * m),
+                    n_segments=pa.array([0] * m, pa.int32()), embedded_at=pa.array([stamp] * m, pa.timestamp("us", tz="UTC")),
+                    vector=pa.FixedSizeListArray.from_arrays(pa.array(fresh.ravel()), dim))
+        table.add(pa.Table.from_pydict(cols, schema=table.schema))
+        all_vecs = np.concatenate([vecs, fresh])
+
+        def found_fresh():
+            lat, hit, rec = [], [], []
+            for i in range(min(m, args.queries)):
+                t0 = time.perf_counter()
+                res = [r.pin_id for r in idx.search_vector(fresh[i], k=10)]
+                lat.append(time.perf_counter() - t0)
+                hit.append(res[:1] == [f"new{i:07d}"])
+                exact = np.argpartition(-(all_vecs @ fresh[i]), 10)[:10]
+                ids = {f"pin{j:07d}" if j < n else f"new{j - n:07d}" for j in exact}
+                rec.append(len(ids & set(res)) / 10)
+            return {"found_itself": round(float(np.mean(hit)), 4), "recall@10": round(float(np.mean(rec)), 4),
+                    "p50_ms": round(1000 * float(np.percentile(lat, 50)), 2)}
+
+        out["new_rows_after_build"] = {"rows": m, "before_upkeep": found_fresh()}
+        t = time.perf_counter()
+        out["new_rows_after_build"]["upkeep"] = store.ensure_index()
+        out["new_rows_after_build"]["upkeep_s"] = round(time.perf_counter() - t, 1)
+        out["new_rows_after_build"]["after_upkeep"] = found_fresh()
         t = time.perf_counter()
         for q in qs[:20]:
             np.argpartition(-(vecs @ vecs[q]), 10)[:10]

@@ -1,6 +1,7 @@
 """``pinembed``: ingest media into a LanceDB pin database and query related pins.
 
-Exit codes: 0 everything ingested, 3 some inputs failed and the rest landed, 2 usage error, 1 fatal.
+Exit codes: 0 everything ingested, 3 some inputs failed and the rest landed, 4 the database is locked by
+another writer, 2 usage error, 1 fatal.
 Heavy imports happen inside the commands, so ``pinembed --help`` is instant.
 """
 
@@ -65,46 +66,45 @@ def cli() -> None:
     """Embed images, videos and idea pins into one CLIP space in LanceDB, and find related pins."""
 
 
-@cli.command()
-@click.argument("src", type=click.Path(file_okay=False, path_type=str))
-@db_option
-@click.option("--model", envvar="PINEMBED_MODEL", default=None,
-              help="Model id for a new database, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k, "
-                   "open_clip:ViT-B-32//path/ckpt.pt, hf:openai/clip-vit-base-patch32. "
-                   "An existing database uses its own model.  [env PINEMBED_MODEL]")
-@click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096))
-@click.option("--workers", default=None, type=click.IntRange(1, 64), help="Decoding threads (and video decode processes) [default: min(4, cores)].")
-@click.option("--max-pixels", default=None, type=click.IntRange(1), help="Images larger than this are refused into the failure ledger [default: 64,000,000].")
-@click.option("--text-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
-              help="Fuse the sidecar title/description of images and videos into the pin vector with this weight.")
-@click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0, 10),
-              help="Weight of an idea pin's title, description and page texts in its pin vector.")
-@click.option("--fps", "max_fps", default=1.0, show_default=True, type=click.FloatRange(0.01, 60),
-              help="Sample videos at most this many frames per second.")
-@click.option("--max-frames", default=12, show_default=True, type=click.IntRange(1, 1000),
-              help="At most this many frames per video.")
-@click.option("--video-timeout", default=60.0, show_default=True, type=click.FloatRange(0.001),
-              help="Seconds one video may take to decode before it is recorded as a failure.")
-@click.option("--max-video-pixels", default=None, type=click.IntRange(1),
-              help="Videos with larger frames are refused into the failure ledger [default: 7680x4320].")
-@click.option("--id-prefix", default="", help="Prefix for pin ids, to keep several source folders apart in one db.")
-@click.option("--device", default=None, help="torch device (default: cuda when present, else cpu).")
-@click.option("--precision", default=None, envvar="PINEMBED_PRECISION",
-              type=click.Choice(["auto", "fp32", "fp16", "int8"]),
-              help="auto: fp16 on CUDA, fp32 on CPU; int8: dynamic quantization on CPU (faster, cosine to "
-                   "fp32 >= 0.999).  [env PINEMBED_PRECISION]")
-@json_option
-@handle_errors
-def ingest(src: str, db: str, model: str | None, batch_size: int, workers: int | None, max_pixels: int | None,
-           text_weight: float, idea_text_weight: float, max_fps: float, max_frames: int, video_timeout: float,
-           max_video_pixels: int | None, id_prefix: str, device: str | None, precision: str | None,
-           as_json: bool) -> None:
-    """Embed every image, video and idea pin under SRC into the database (new and changed ones only).
+def ingest_options(fn):
+    """The options that ingest and refresh share: model, batching, limits, video sampling, text weights."""
+    opts = [
+        click.option("--model", envvar="PINEMBED_MODEL", default=None,
+                     help="Model id for a new database, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k, "
+                          "open_clip:ViT-B-32//path/ckpt.pt, hf:openai/clip-vit-base-patch32. "
+                          "An existing database uses its own model.  [env PINEMBED_MODEL]"),
+        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096)),
+        click.option("--workers", default=None, type=click.IntRange(1, 64),
+                     help="Decoding threads (and video decode processes) [default: min(4, usable CPUs)]."),
+        click.option("--max-pixels", default=None, type=click.IntRange(1),
+                     help="Images larger than this are refused into the failure ledger [default: 64,000,000]."),
+        click.option("--text-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
+                     help="Fuse the sidecar title/description of images and videos into the pin vector with this weight."),
+        click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0, 10),
+                     help="Weight of an idea pin's title, description and page texts in its pin vector."),
+        click.option("--fps", "max_fps", default=1.0, show_default=True, type=click.FloatRange(0.01, 60),
+                     help="Sample videos at most this many frames per second."),
+        click.option("--max-frames", default=12, show_default=True, type=click.IntRange(1, 1000),
+                     help="At most this many frames per video."),
+        click.option("--video-timeout", default=60.0, show_default=True, type=click.FloatRange(0.001),
+                     help="Seconds one video may take to decode before it is recorded as a failure."),
+        click.option("--max-video-pixels", default=None, type=click.IntRange(1),
+                     help="Videos with larger frames are refused into the failure ledger [default: 7680x4320]."),
+        click.option("--id-prefix", default="", help="Prefix for pin ids, to keep several source folders apart in one db."),
+        click.option("--device", default=None, help="torch device (default: cuda when present, else cpu)."),
+        click.option("--precision", default=None, envvar="PINEMBED_PRECISION",
+                     type=click.Choice(["auto", "fp32", "fp16", "int8"]),
+                     help="auto: fp16 on CUDA, fp32 on CPU; int8: dynamic quantization on CPU (faster, cosine to "
+                          "fp32 >= 0.999).  [env PINEMBED_PRECISION]"),
+    ]
+    for o in reversed(opts):
+        fn = o(fn)
+    return fn
 
-    Images: jpg, png, webp, gif, bmp, tif. Videos: mp4, m4v, mov, webm, mkv, avi. Idea pins: folders
-    holding a pin.json. A sidecar photo.json ({"title", "description"}) or photo.txt gives a title.
-    """
-    import pinembed
+
+def _ingest_opts(batch_size: int, workers: int | None, max_pixels: int | None, text_weight: float,
+                 idea_text_weight: float, max_fps: float, max_frames: int, video_timeout: float,
+                 max_video_pixels: int | None, id_prefix: str) -> Any:
     from pinembed.ingestion.pipeline import IngestOptions
     from pinembed.ingestion.read import ReadLimits
     from pinembed.ingestion.video import VideoParams
@@ -117,6 +117,33 @@ def ingest(src: str, db: str, model: str | None, batch_size: int, workers: int |
         opts.workers = workers
     if max_pixels:
         opts.limits = ReadLimits(max_pixels=max_pixels)
+    return opts
+
+
+def _print_failures(failures: list[dict[str, Any]], n_failed: int, db: str) -> None:
+    for f in failures[:20]:
+        click.echo(f"  failed: {f['pin_id'] or f['uri']}: [{f['stage']}/{f['error']}] {f['message']}", err=True)
+    if n_failed > 20:
+        click.echo(f"  ... and {n_failed - 20} more: pinembed failures --db {db}", err=True)
+
+
+@cli.command()
+@click.argument("src", type=click.Path(file_okay=False, path_type=str))
+@db_option
+@ingest_options
+@json_option
+@handle_errors
+def ingest(src: str, db: str, model: str | None, device: str | None, precision: str | None, as_json: bool,
+           **kw: Any) -> None:
+    """Embed every image, video and idea pin under SRC into the database (new and changed ones only).
+
+    Images: jpg, png, webp, gif, bmp, tif. Videos: mp4, m4v, mov, webm, mkv, avi. Idea pins: folders
+    holding a pin.json. A sidecar photo.json ({"title", "description"}) or photo.txt gives a title.
+    Nothing is deleted; `pinembed refresh` also follows moves and deletions.
+    """
+    import pinembed
+
+    opts = _ingest_opts(**kw)
     idx = pinembed.open_index(db, model=model, device=device, precision=precision)
     with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         summary = idx.ingest(src, opts, progress)
@@ -128,11 +155,95 @@ def ingest(src: str, db: str, model: str | None, batch_size: int, workers: int |
             f"failed {summary.failed}, skipped {summary.skipped} non-media files "
             f"in {summary.elapsed_s:.1f}s ({summary.items_per_s:.1f} items/s) -> {db}"
         )
-        for f in summary.failures[:20]:
-            click.echo(f"  failed: {f['pin_id'] or f['uri']}: [{f['stage']}/{f['error']}] {f['message']}", err=True)
-        if summary.failed > 20:
-            click.echo(f"  ... and {summary.failed - 20} more: pinembed failures --db {db}", err=True)
+        _print_failures(summary.failures, summary.failed, db)
     sys.exit(summary.exit_code)
+
+
+@cli.command()
+@click.argument("src", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
+@db_option
+@ingest_options
+@click.option("--dry-run", is_flag=True, help="Print the plan (what would be added, changed, moved, deleted) and write nothing.")
+@click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1),
+              help="Give up on an input that failed this many runs, until it changes.")
+@click.option("--retry-failed", is_flag=True, help="Retry inputs given up on, too.")
+@json_option
+@handle_errors
+def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None, precision: str | None,
+            dry_run: bool, max_attempts: int, retry_failed: bool, as_json: bool, **kw: Any) -> None:
+    """Bring the database in line with SRC folders: the cron job.
+
+    \b
+    unchanged  same size and mtime: one stat, nothing read, no model loaded
+    changed    re-embedded (a changed sidecar title or pin.json text counts)
+    moved      same content hash under a new path (moved, renamed, copied): vectors reused
+    deleted    media gone: removed from pins and segments
+    failed     retried; given up after --max-attempts runs unless it changes or --retry-failed
+    stale      with --model NEW: a new generation is built beside the live one and goes live
+               when complete (resumable); `pinembed models` lists generations, `pinembed gc` drops old ones
+
+    Logs go to stderr; --json prints one summary line. Exit codes: 0 clean, 3 some inputs failed,
+    4 another ingest/refresh holds the database, 2 usage error, 1 fatal.
+    """
+    import logging
+
+    from pinembed.ingestion.refresh import RefreshOptions
+    from pinembed.ingestion.refresh import refresh as run_refresh
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("pinembed").setLevel(logging.INFO)
+    opts = RefreshOptions(ingest=_ingest_opts(**kw), max_attempts=max_attempts, retry_failed=retry_failed,
+                          dry_run=dry_run)
+    with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+        s = run_refresh(list(src), db, model, opts, device=device, precision=precision, progress=progress)
+    if as_json:
+        click.echo(json.dumps(s.to_dict(), default=str))
+        sys.exit(s.exit_code)
+    p = s.planned
+    head = "plan (dry run, nothing written)" if s.dry_run else "refreshed"
+    click.echo(f"{head}: new {p['new']}, changed {p['changed']}, unchanged {p['unchanged']}, moved {p['moved']}, "
+               f"copied {p['copied']}, deleted {p['deleted']}, retried {p['retry']}, given up {p['given_up']}, "
+               f"stale {p['stale']}" + ("" if s.dry_run else f"; failed {s.failed}") + f" in {s.elapsed_s:.1f}s -> {db}")
+    if s.dry_run:
+        for cat, ids in s.examples.items():
+            click.echo(f"  {cat}: " + ", ".join(ids[:10]) + (" ..." if p.get(cat, 0) > 10 else ""))
+    if s.switched:
+        click.echo(f"generation {s.generation} ({s.model_id}) is live; `pinembed gc --db {db}` drops the old one")
+    _print_failures(s.failures, s.failed, db)
+    sys.exit(s.exit_code)
+
+
+@cli.command()
+@db_option
+@json_option
+@handle_errors
+def models(db: str, as_json: bool) -> None:
+    """The model generations of the database: the live one, one being built, retired ones."""
+    import pinembed
+
+    rows = pinembed.open_index(db).models()
+    if as_json:
+        click.echo(json.dumps({"generations": rows}, default=str))
+        return
+    if not rows:
+        click.echo("no generations (an empty database)")
+    for g in rows:
+        click.echo(f"{g['generation']:>3}  {g['state']:<8}  {g['pins']:>9} pins  dim {g['dim']}  {g['model_id']}")
+
+
+@cli.command()
+@db_option
+@json_option
+@handle_errors
+def gc(db: str, as_json: bool) -> None:
+    """Drop retired model generations (their tables) and compact the live one."""
+    import pinembed
+
+    dropped = pinembed.open_index(db).gc()
+    if as_json:
+        click.echo(json.dumps({"dropped": dropped}))
+    else:
+        click.echo(f"dropped generation(s) {', '.join(map(str, dropped))}" if dropped else "nothing to drop")
 
 
 @cli.command()

@@ -18,11 +18,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from pinembed import failpoints
 from pinembed.embedders.base import Embedder, l2_normalise
 from pinembed.embedders.device import cpu_count
 from pinembed.errors import InputError
 from pinembed.store.db import Store, now
 from pinembed.store.identity import space_identity
+from pinembed.store.lock import WriteLock
 
 from .decode_pool import DecodePool
 from .discover import Entry, discover
@@ -182,6 +184,7 @@ class _Run:
             self.keep.update(w["uri"] for w in item.warnings)
         t = time.perf_counter()
         self.store.write(pins, segments)
+        failpoints.hit("batch")
         self.writes += 1
         if self.writes % COMPACT_EVERY == 0:  # one fragment per commit: merge them on the way
             self.store.compact()
@@ -275,29 +278,36 @@ def _segment(pin_id: str, seq: int, kind: str, uri: str | None, vector: np.ndarr
 
 def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: IngestOptions | None = None,
            progress: Progress | None = None) -> IngestSummary:
-    """Ingest every image, video and idea pin under ``src`` into ``store`` with ``embedder``."""
+    """Ingest every image, video and idea pin under ``src`` into ``store`` with ``embedder`` (new and
+    changed ones; nothing is deleted: ``refresh`` does that). Holds the database's write lock."""
     opts = opts or IngestOptions()
     t0 = time.perf_counter()
-    store.ensure_space(space_identity(embedder.identity()))
-    found = discover(src, opts.id_prefix)
-    states = store.pin_states(("pin_id", "source_sig"))
-    known = dict(zip(states.column("pin_id").to_pylist(), states.column("source_sig").to_pylist(), strict=True))
-    run = _Run(store, embedder, opts, known)
-    run.summary.skipped = found.skipped
-    run.failures = [failure_row(str(p.path), p.pin_id, InputError(p.message, stage=p.stage, error=p.error))
-                    for p in found.problems]
-    run.keep = {f["uri"] for f in run.failures}
-    plan = make_plan(found.entries, known)
-    run.summary.unchanged = len(plan.unchanged)
-    todo = plan.todo
-    total, done = len(todo), 0
+    with WriteLock(store.uri, "ingest"):
+        store.ensure_space(space_identity(embedder.identity()))
+        found = discover(src, opts.id_prefix)
+        states = store.pin_states(("pin_id", "source_sig"))
+        known = dict(zip(states.column("pin_id").to_pylist(), states.column("source_sig").to_pylist(), strict=True))
+        run = _Run(store, embedder, opts, known)
+        run.summary.skipped = found.skipped
+        run.failures = [failure_row(str(p.path), p.pin_id, InputError(p.message, stage=p.stage, error=p.error))
+                        for p in found.problems]
+        run.keep = {f["uri"] for f in run.failures}
+        plan = make_plan(found.entries, known)
+        run.summary.unchanged = len(plan.unchanged)
+        embed_entries(run, plan.todo, progress)
+        return finish(run, t0)
+
+
+def embed_entries(run: _Run, todo: list[Entry], progress: Progress | None = None) -> None:
+    """Read, embed, pool and write ``todo`` in batches (one commit per batch and table)."""
+    opts, total, done = run.opts, len(todo), 0
     if progress:
         progress(0, total)
-    video = replace(opts.video, target_side=embedder.image_size)  # frames decoded at the model's input side
+    video = replace(opts.video, target_side=run.embedder.image_size)  # frames decoded at the model's input side
     with ExitStack() as stack:
         pool_ = stack.enter_context(DecodePool(opts.workers)) if any(map(_needs_video, todo)) else None
-        reader = Reader(embedder.preprocess, opts.limits, video, embedder.image_size if opts.fast_jpeg else None,
-                        pool_)
+        reader = Reader(run.embedder.preprocess, opts.limits, video,
+                        run.embedder.image_size if opts.fast_jpeg else None, pool_)
         batch: list[Item] = []
         n_images = 0
         window = max(2 * opts.batch_size, 8)  # images decoded ahead of the model (bounds memory)
@@ -306,6 +316,7 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
                 run.failures.append(failure_row(entry.uri, entry.pin_id, err))
                 run.failures.extend(getattr(err, "warnings", []))  # e.g. the pages behind "no usable pages"
             else:
+                failpoints.hit("read")
                 batch.append(item)
                 n_images += len(item.pixels)
                 run.stage["read"] += item.read_s
@@ -316,8 +327,13 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
             if progress:
                 progress(done, total)
         run.flush(batch)
+
+
+def finish(run: _Run, t0: float) -> IngestSummary:
+    """Upkeep (the store's index policy and compaction) and the run's summary."""
+    run.record()
     t = time.perf_counter()
-    run.summary.index = store.ensure_index()
+    run.summary.index = run.store.ensure_index()
     run.stage["index"] = time.perf_counter() - t
     s = run.summary
     s.elapsed_s = round(time.perf_counter() - t0, 3)

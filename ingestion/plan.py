@@ -1,9 +1,12 @@
-"""Plan a run against the store: which entries are new, changed or unchanged."""
+"""Plan a run against the store: which entries are new, changed or unchanged; for a refresh also
+moved, copied, deleted, failed before and stale."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .discover import Entry
 
@@ -34,4 +37,98 @@ def make_plan(entries: Sequence[Entry], known: Mapping[str, str]) -> Plan:
             plan.changed.append(e)
         else:
             plan.unchanged.append(e)
+    return plan
+
+
+@dataclass
+class Move:
+    """An entry whose content the store already holds under another pin id: its vectors are reused."""
+
+    entry: Entry
+    source_id: str  # the stored pin with the same content hash
+    copied: bool  # the source is still there (a copy); else it moved (or was renamed)
+
+
+@dataclass
+class RefreshPlan(Plan):
+    """What a refresh does with each entry and each stored pin under its sources."""
+
+    moved: list[Move] = field(default_factory=list)  # moves, renames and copies
+    deleted: list[str] = field(default_factory=list)  # stored pin ids whose media is gone
+    retry: list[Entry] = field(default_factory=list)  # failed before; tried again
+    given_up: list[Entry] = field(default_factory=list)  # failed max_attempts times and unchanged since
+    stale: list[Entry] = field(default_factory=list)  # held by the live model, not yet by the one being built
+
+    @property
+    def todo(self) -> list[Entry]:
+        """Entries to read and embed."""
+        return self.new + self.changed + self.stale + self.retry
+
+    def counts(self) -> dict[str, int]:
+        """Entries (and stored pins) per category."""
+        return {"new": len(self.new), "changed": len(self.changed), "unchanged": len(self.unchanged),
+                "moved": sum(not m.copied for m in self.moved), "copied": sum(m.copied for m in self.moved),
+                "deleted": len(self.deleted), "retry": len(self.retry), "given_up": len(self.given_up),
+                "stale": len(self.stale)}
+
+
+def under(uri: str | None, roots: Sequence[str]) -> bool:
+    """Whether ``uri`` (an absolute path) lies inside one of ``roots``."""
+    return bool(uri) and any(uri == r or uri.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
+def make_refresh_plan(
+    entries: Sequence[Entry],
+    stored: Sequence[Mapping[str, Any]],
+    roots: Sequence[str],
+    *,
+    ledger: Mapping[str, Mapping[str, Any]] | None = None,
+    live_sigs: Mapping[str, str] | None = None,
+    content_hash: Callable[[Entry], str | None] | None = None,
+    max_attempts: int = 3,
+    retry_failed: bool = False,
+) -> RefreshPlan:
+    """Diff ``entries`` (found under ``roots``) against ``stored`` pins (pin_id, kind, uri, source_sig,
+    content_hash) of the generation being written.
+
+    Unchanged entries cost nothing beyond the stat already done. Only entries the store does not hold
+    by id are hashed (``content_hash``), to find moves and copies. ``ledger`` (uri -> failure row)
+    marks inputs that failed before: retried, or given up after ``max_attempts`` unless they changed
+    since or ``retry_failed``. ``live_sigs`` (pin id -> signature in the live generation) is given
+    while another model's generation is being built: entries it holds unchanged are stale."""
+    plan = RefreshPlan()
+    ledger = ledger or {}
+    by_id = {r["pin_id"]: r for r in stored}
+    present = {e.pin_id for e in entries}
+    gone = {pid for pid, r in by_id.items() if pid not in present and under(r.get("uri"), roots)}
+    by_hash: dict[tuple[str, str], str] = {}
+    for pid, r in by_id.items():
+        if r.get("content_hash"):
+            key = (r["kind"], r["content_hash"])
+            if key not in by_hash or pid in gone:  # prefer a source that is gone: that is the move
+                by_hash[key] = pid
+    for e in entries:
+        row = by_id.get(e.pin_id)
+        if row is not None:
+            (plan.unchanged if row.get("source_sig") == e.source_sig else plan.changed).append(e)
+            continue
+        failed = ledger.get(e.uri)
+        if failed is not None:
+            seen = failed.get("last_seen")
+            changed_since = seen is None or e.mtime_ns > int(seen.timestamp() * 1e9)
+            if failed.get("attempts", 0) >= max_attempts and not retry_failed and not changed_since:
+                plan.given_up.append(e)
+            else:
+                plan.retry.append(e)
+            continue
+        if live_sigs is not None and live_sigs.get(e.pin_id) == e.source_sig:
+            plan.stale.append(e)
+            continue
+        h = content_hash(e) if content_hash is not None and by_hash else None
+        source = by_hash.get((e.kind, h)) if h else None
+        if source is not None:
+            plan.moved.append(Move(e, source, copied=source not in gone))
+        else:
+            plan.new.append(e)
+    plan.deleted = sorted(gone)
     return plan

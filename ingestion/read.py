@@ -173,3 +173,18 @@ def _file_digest(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def content_hash(entry: Entry) -> str | None:
+    """The content hash a read of ``entry`` would record, computed without decoding anything (for
+    finding moved and copied pins); None when a file cannot be read."""
+    try:
+        if entry.kind != "idea":
+            return _file_digest(entry.path)
+        h = hashlib.blake2b(digest_size=16)
+        h.update(read_small(entry.path / MANIFEST, MAX_MANIFEST_BYTES, "manifest", "pin.json"))
+        for page in entry.pages:
+            h.update(page.path.read_bytes() if page.kind == "image" else _file_digest(page.path).encode())
+        return h.hexdigest()
+    except (OSError, InputError):
+        return None

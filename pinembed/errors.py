@@ -53,3 +53,9 @@ class InputError(PinembedError):
         super().__init__(message, hint)
         self.stage = stage
         self.error = error or type(self).__name__
+
+
+class LockedError(PinembedError):
+    """Another pinembed process is writing to the same database."""
+
+    exit_code = 4

@@ -33,7 +33,9 @@ class PinIndex:
                  precision: str | None = None) -> None:
         from pinembed.store import Store
 
-        self.store = Store(os.fspath(uri), storage_options=storage_options)
+        self.uri = os.fspath(uri)
+        self._storage_options = storage_options
+        self.store = Store(self.uri, storage_options=storage_options)
         self._model = model
         self._device = device
         self._precision = precision
@@ -65,6 +67,47 @@ class PinIndex:
 
         return ingest(src, self.store, self.embedder, options, progress)
 
+    def refresh(self, sources: Any, options: Any = None, progress: Any = None) -> Any:
+        """Bring the database in line with ``sources`` (a folder or a list): new, changed, moved,
+        deleted, failed-before and stale pins. With a ``model`` given to open_index that differs from
+        the live one, the new model's generation is built and goes live when complete. Returns a
+        RefreshSummary. This index then reads the (possibly new) live generation."""
+        from pinembed.ingestion.refresh import refresh
+
+        srcs = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+        summary = refresh(srcs, self.uri, self._model, options, device=self._device, precision=self._precision,
+                          storage_options=self._storage_options, progress=progress)
+        self.reload()
+        return summary
+
+    def reload(self) -> None:
+        """Re-resolve the live model generation (after another process switched models)."""
+        from pinembed.store import Store
+
+        self.store = Store(self.uri, storage_options=self._storage_options)
+        self._embedder = None
+
+    def models(self) -> list[dict[str, Any]]:
+        """The model generations: generation, state (live, building, retired), model_id, dim, pins, dates."""
+        out = []
+        for g in self.store.generations():
+            out.append({"generation": g.generation, "state": g.state, "model_id": g.model_id,
+                        "dim": g.identity.get("dim"), "pins": self.store.table_rows(g.pins),
+                        "weights_digest": g.identity.get("weights_digest"), "created_at": g.created_at,
+                        "switched_at": g.switched_at})
+        return out
+
+    def gc(self) -> list[int]:
+        """Drop retired generations (holding the write lock) and compact the live one; returns the
+        generations dropped. A generation still being built is kept: its refresh resumes it."""
+        from pinembed.store.lock import WriteLock
+
+        with WriteLock(self.uri, "gc"):
+            retired = [g.generation for g in self.store.generations() if g.state == "retired"]
+            dropped = self.store.drop_generations(retired)
+            self.store.ensure_index()
+        return dropped
+
     def related(self, pin_id: str, k: int = 20, kinds: Any = None) -> list[Related]:
         """The ``k`` pins nearest to ``pin_id``'s stored vector, the pin itself left out."""
         k = _check_k(k)
@@ -94,6 +137,19 @@ class PinIndex:
         except InputError as e:
             raise UsageError(f"cannot use query image {os.fspath(path)!r}: {e.message}", e.hint) from e
         vec = self.embedder.embed_images([decoded.image])[0]
+        return self._results(vec, self.store.search(vec, k, kinds))
+
+    def search_vector(self, vector: Any, k: int = 10, kinds: Any = None) -> list[Related]:
+        """Pins nearest to a vector of this database's space (normalised here; no model is loaded)."""
+        import numpy as np
+
+        k = _check_k(k)
+        self.store.require_pins()
+        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+        dim = self.store.dim
+        if vec.shape[0] != dim or not np.all(np.isfinite(vec)) or not np.any(vec):
+            raise UsageError(f"the query vector must be {dim} finite numbers, not all zero (got {vec.shape[0]})")
+        vec = vec / np.linalg.norm(vec)
         return self._results(vec, self.store.search(vec, k, kinds))
 
     def _results(self, query: Any, rows: list[dict[str, Any]]) -> list[Related]:

@@ -6,15 +6,18 @@ import json
 import math
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from pinembed import failpoints
 from pinembed.errors import ModelMismatchError, PinNotFoundError, StoreError, UsageError
 
 from . import filters
+from . import generations as gens
 from .identity import describe, same_space
 from .index import IndexPolicy, compact, maintain, vector_index
 from .schema import FAILURES, PINS, SEGMENTS, SPACE_KEY, failures_schema, pins_schema, segments_schema
@@ -50,9 +53,13 @@ class Store:
     """Tables ``pins``, ``segments`` and ``failures`` of one database, and the space they belong to."""
 
     def __init__(self, uri: str, storage_options: dict[str, str] | None = None,
-                 index_policy: IndexPolicy | None = None) -> None:
+                 index_policy: IndexPolicy | None = None, generation: int | None = None) -> None:
+        """``generation``: the model generation to read and write (default: the live one, resolved
+        once, so this Store never mixes two models even if another process switches meanwhile)."""
         self.uri = str(uri)
-        self.index_policy = index_policy or IndexPolicy()
+        self._want_gen = generation
+        self._gen: gens.Generation | None = None
+        self.index_policy = index_policy or IndexPolicy.from_env()
         self._indexed: bool | None = None  # whether pins has a vector index (looked up once)
         self._selected: dict[str, int] = {}  # rows a filter ("" = all) selects, for tuning (reset on writes)
         self._tables: dict[str, Any] = {}
@@ -77,12 +84,93 @@ class Store:
                 ) from e
         return self.db
 
+    # -- generations -------------------------------------------------------------------------
+    def generations(self) -> list[gens.Generation]:
+        """Every model generation of the database, oldest first (read fresh)."""
+        if self.db is None:
+            return []
+        self._names = set(self.db.list_tables().tables)
+        implicit = None
+        if PINS in self._names and gens.GENERATIONS not in self._names:
+            raw = (self.db.open_table(PINS).schema.metadata or {}).get(SPACE_KEY)
+            implicit = json.loads(raw) if raw else {}
+        return gens.read_all(self.db, self._names, implicit)
+
+    @property
+    def generation(self) -> gens.Generation | None:
+        """The generation this Store reads and writes (None for a new database)."""
+        if self._gen is None and self.db is not None:
+            all_ = self.generations()
+            if self._want_gen is None:
+                self._gen = gens.live(all_)
+            else:
+                self._gen = next((g for g in all_ if g.generation == self._want_gen), None)
+                if self._gen is None:
+                    raise StoreError(f"the database {self.uri!r} has no model generation {self._want_gen}",
+                                     f"pinembed models --db {self.uri} lists them")
+        return self._gen
+
+    def begin_generation(self, identity: dict[str, Any]) -> int:
+        """A generation for ``identity`` built beside the live one: an unfinished one of the same space
+        is resumed, else a new one is recorded as building. Its tables are made by ``ensure_space``."""
+        self._connect()
+        all_ = self.generations()
+        g = gens.building_for(all_, identity)
+        if g is not None:
+            return g.generation
+        n = max((g.generation for g in all_), default=0) + 1
+        new = gens.Generation(n, identity.get("model_id", "?"), identity, *gens.table_names(n), gens.BUILDING, now())
+        rows = [new]
+        if gens.GENERATIONS not in self._names:  # a database from before generations: record generation 1
+            rows += [replace(g, created_at=None) for g in all_]
+        gens.write(self.db, self._names, rows)
+        return n
+
+    def switch_to(self, generation: int) -> None:
+        """Make ``generation`` live and retire the live one, in one commit (readers see one or the other)."""
+        all_ = self.generations()
+        new = next((g for g in all_ if g.generation == generation), None)
+        if new is None:
+            raise StoreError(f"no model generation {generation} in {self.uri!r}")
+        stamp = now()
+        rows = [replace(new, state=gens.LIVE, switched_at=stamp)]
+        rows += [replace(g, state=gens.RETIRED, switched_at=stamp) for g in all_ if g.state == gens.LIVE and g is not new]
+        gens.write(self.db, self._names, rows)
+
+    def drop_generations(self, generations: Sequence[int]) -> list[int]:
+        """Drop the tables of the given generations (never the live one) and forget them."""
+        all_ = {g.generation: g for g in self.generations()}
+        dropped = []
+        for n in generations:
+            g = all_.get(n)
+            if g is None or g.state == gens.LIVE:
+                continue
+            for name in (g.pins, g.segments):
+                if name in self._names:
+                    self.db.drop_table(name)
+                    self._names.discard(name)
+            dropped.append(n)
+        gens.forget(self.db, dropped)
+        return dropped
+
+    def table_rows(self, name: str) -> int:
+        """Rows of a table by its physical name (0 when missing)."""
+        return self.db.open_table(name).count_rows() if self.db is not None and name in self._names else 0
+
+    def _physical(self, name: str) -> str:
+        if name in (PINS, SEGMENTS):
+            g = self.generation
+            if g is not None:
+                return g.pins if name == PINS else g.segments
+        return name
+
     # -- tables ------------------------------------------------------------------------------
     def _table(self, name: str) -> Any | None:
         if name not in self._tables:
-            if name not in self._names:
+            physical = self._physical(name)
+            if physical not in self._names:
                 return None
-            self._tables[name] = self.db.open_table(name)
+            self._tables[name] = self.db.open_table(physical)
         return self._tables[name]
 
     @property
@@ -93,6 +181,11 @@ class Store:
             return None
         raw = (t.schema.metadata or {}).get(SPACE_KEY)
         return json.loads(raw) if raw else None
+
+    @property
+    def dim(self) -> int:
+        """The vector dimension of pins."""
+        return int(self._pins().schema.field("vector").type.list_size)
 
     def check_space(self, identity: dict[str, Any]) -> dict[str, Any] | None:
         """The database's space; ModelMismatchError when ``identity`` is another one."""
@@ -113,9 +206,14 @@ class Store:
             self._add_missing_columns(have)
             return
         dim = int(identity["dim"])
+        new = self.generation is None
         self._create(PINS, pins_schema(dim, identity))
         self._create(SEGMENTS, segments_schema(dim, identity))
         self._ensure_failures()
+        if new:  # a new database: generation 1 goes live with its (empty) tables
+            g = gens.Generation(1, identity.get("model_id", "?"), identity, *gens.table_names(1), gens.LIVE, now(), now())
+            gens.write(self.db, self._names, [g])
+            self._gen = g
 
     def _add_missing_columns(self, identity: dict[str, Any]) -> None:
         """Bring a database written by an older pinembed up to the current columns (all nullable, so
@@ -133,8 +231,10 @@ class Store:
                 t.add_columns(missing)
 
     def _create(self, name: str, schema: pa.Schema) -> Any:
-        t = self._connect().create_table(name, schema=schema, exist_ok=True)
-        self._names.add(name)
+        self._connect()
+        physical = self._physical(name)
+        t = self.db.create_table(physical, schema=schema, exist_ok=True)
+        self._names.add(physical)
         self._tables[name] = t
         return t
 
@@ -276,10 +376,61 @@ class Store:
                 .when_not_matched_by_source_delete(filters.is_in("pin_id", ids))
                 .execute(seg_data)
             )
+            failpoints.hit("commit")
         elif seg_t is not None and seg_t.count_rows():
             seg_t.delete(filters.is_in("pin_id", ids))
         self._selected.clear()
         pins_t.merge_insert("pin_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+    def pins_by_id(self, pin_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Whole pin rows (vectors included) of the given ids."""
+        t = self._table(PINS)
+        if t is None or not pin_ids:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(pin_ids), 1000):
+            chunk = list(pin_ids[i : i + 1000])
+            for r in t.search().where(filters.is_in("pin_id", chunk)).limit(len(chunk)).to_list():
+                out[r["pin_id"]] = r
+        return out
+
+    def copy_pins(self, copies: Sequence[tuple[str, dict[str, Any]]]) -> int:
+        """Write pins that reuse stored vectors: (source pin id, fields of the new pin, pin_id among
+        them). Segments are copied too. Returns how many landed (a source may have vanished)."""
+        sources = self.pins_by_id(sorted({src for src, _ in copies}))
+        segs: dict[str, list[dict[str, Any]]] = {}
+        for seg in self.segments_of(list(sources)):
+            segs.setdefault(seg["pin_id"], []).append(seg)
+        pins, segments = [], []
+        for src, fields in copies:
+            row = sources.get(src)
+            if row is None:
+                continue
+            pins.append({**row, **fields})
+            segments += [{**seg, "pin_id": fields["pin_id"]} for seg in segs.get(src, [])]
+        for i in range(0, len(pins), 256):
+            chunk = pins[i : i + 256]
+            ids = {p["pin_id"] for p in chunk}
+            self.write(chunk, [s for s in segments if s["pin_id"] in ids])
+        return len(pins)
+
+    def delete_pins(self, pin_ids: Sequence[str]) -> None:
+        """Remove pins and their segments (segments first: a crash between leaves a pin that the next
+        refresh deletes again, never segments without a pin)."""
+        if not pin_ids:
+            return
+        seg = self._table(SEGMENTS)
+        pins_t = self._pins()
+        for i in range(0, len(pin_ids), 1000):
+            where = filters.is_in("pin_id", pin_ids[i : i + 1000])
+            if seg is not None:
+                seg.delete(where)
+            pins_t.delete(where)
+        self._selected.clear()
+
+    def failures_by_uri(self) -> dict[str, dict[str, Any]]:
+        """The failure ledger keyed by uri."""
+        return {r["uri"]: r for r in self.failures()}
 
     def record_failures(self, failures: Sequence[dict[str, Any]]) -> None:
         """Add failures to the ledger, or bump ``attempts`` and ``last_seen`` of known ones."""

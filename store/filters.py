@@ -44,3 +44,9 @@ def check_kinds(kinds: Iterable[str] | str | None) -> list[str] | None:
     if bad:
         raise UsageError(f"unknown pin kind(s): {', '.join(map(repr, bad))}", f"kinds are {', '.join(KINDS)}")
     return out
+
+
+def int_in(column: str, values: Iterable[int]) -> str:
+    """``column IN (1, 2)`` for integers (each checked to be one)."""
+    vals = [str(int(v)) for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    return f"{column} IN ({', '.join(vals)})" if vals else "false"

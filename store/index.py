@@ -2,18 +2,21 @@
 
 One place decides when to build or rebuild the vector index, with which parameters, and how to
 query it so that related() keeps recall@10 >= 0.95 against exact search (refine re-ranks the PQ
-candidates with full vectors). Rows added after a build are still searched (flat) until upkeep
-folds them into the index (``optimize``); a full rebuild happens when the table has outgrown the
-index's partitions (4x the rows it was built on). Every writer (ingest, refresh) ends with ``maintain``; long runs call
-``compact`` on the way, so fragments (one per committed batch) never pile up.
+candidates with full vectors). Rows added after a build are still searched (flat) until they pass
+1% of the table or the table outgrows the index's partitions; then the index is rebuilt. Every
+writer (ingest, refresh) ends with ``maintain``; long runs call ``compact`` on the way, so fragments
+(one per committed batch) never pile up in tables without a vector index.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from pinembed import failpoints
 
 VECTOR = "vector"
 
@@ -26,8 +29,15 @@ class IndexPolicy:
     nprobes: int = 30
     exact_slice_below: int = 10_000  # a filter selecting fewer pins is searched exactly on its slice
     refine_candidates: int = 400  # PQ candidates re-ranked with full vectors: refine = this / k (2..40)
+    reindex_unindexed: float = 0.01  # rebuild once rows added since the build pass this share
     scalar_index_above: int = 10_000  # B-tree on pin_id (lookups, merge_insert) and a bitmap on kind
     compact_fragments: int = 32  # compact once this many small fragments have piled up
+
+    @classmethod
+    def from_env(cls) -> IndexPolicy:
+        """The defaults, with ``$PINEMBED_EXACT_BELOW`` (rows below which search stays exact) applied."""
+        raw = os.environ.get("PINEMBED_EXACT_BELOW")
+        return cls(exact_below=max(1, int(raw))) if raw and raw.isdigit() else cls()
 
     def refine_factor(self, k: int) -> int:
         """Refine factor for a query of ``k`` results (k=10 -> 40; k=1000 -> 2). At 1M x 512-d,
@@ -63,18 +73,26 @@ def built_partitions(idx: Any, table: Any) -> int:
 def ensure_index(table: Any, dim: int, policy: IndexPolicy = IndexPolicy()) -> str:
     """Build, rebuild or keep the vector index by the policy; returns exact, built, rebuilt or current.
 
-    An index is rebuilt when the table has outgrown it (the policy now asks for twice its partitions);
-    the new one is committed before the old one is dropped, so queries never lose the index. A kept
-    index may still lack the newest rows: ``maintain`` folds them in."""
+    Rows added after a build are searched flat beside the index until they pass ``reindex_unindexed``
+    of the table, or the table outgrows the index (the policy asks for twice its partitions); then the
+    index is rebuilt. The new index is committed before the old one is dropped, so queries never lose
+    it. Small fragments are compacted just before a (re)build, never under a live index: LanceDB's
+    optimize() of an IVF_PQ table cut recall@10 from 0.98 to 0.77 at 1M rows (measured here)."""
     n = table.count_rows()
     if n < policy.exact_below:
         return "exact"
     old = vector_index(table)
     parts = policy.partitions(n)
-    if old is not None and parts < 2 * built_partitions(old, table):
-        return "current"
+    if old is not None:
+        outgrown = parts >= 2 * built_partitions(old, table)
+        unindexed = table.index_stats(old.name).num_unindexed_rows
+        if not outgrown and unindexed <= policy.reindex_unindexed * n:
+            return "current"
     from lancedb.index import IvfPq
 
+    if small_fragments(table) >= policy.compact_fragments:
+        table.optimize()
+    failpoints.hit("index")
     name = f"vector_idx_p{parts}"
     config = IvfPq(distance_type="cosine", num_partitions=parts, num_sub_vectors=policy.sub_vectors(dim))
     table.create_index(VECTOR, config=config, replace=True, name=name)
@@ -105,11 +123,11 @@ def small_fragments(table: Any) -> int:
     return int(table.stats()["fragment_stats"]["num_small_fragments"])
 
 
-def compact(table: Any, policy: IndexPolicy = IndexPolicy(), force: bool = False) -> bool:
-    """Merge small fragments and fold unindexed rows into the existing indexes (LanceDB ``optimize``)
-    once ``compact_fragments`` have piled up, or when ``force``; True when it ran. Old versions are
-    kept for LanceDB's default week, so readers of an older version are never cut off."""
-    if not force and small_fragments(table) < policy.compact_fragments:
+def compact(table: Any, policy: IndexPolicy = IndexPolicy()) -> bool:
+    """Merge small fragments (LanceDB ``optimize``) once ``compact_fragments`` have piled up; True when
+    it ran. Tables under a vector index are left to ``ensure_index``, which compacts before it
+    rebuilds. Old versions are kept for LanceDB's default week, so readers are never cut off."""
+    if vector_index(table) is not None or small_fragments(table) < policy.compact_fragments:
         return False
     table.optimize()
     return True
@@ -117,14 +135,9 @@ def compact(table: Any, policy: IndexPolicy = IndexPolicy(), force: bool = False
 
 def maintain(table: Any, dim: int | None, policy: IndexPolicy = IndexPolicy(),
              scalar: dict[str, str] | None = None) -> str:
-    """Upkeep after a write run: scalar indexes, the vector index (``dim`` given) by the policy, then
-    compaction, which also folds rows added since the last build into the indexes. Returns the
-    vector index state (exact, built, rebuilt or current)."""
+    """Upkeep after a write run: scalar indexes, the vector index (``dim`` given) by the policy, and
+    compaction. Returns the vector index state (exact, built, rebuilt or current)."""
     ensure_scalar_indexes(table, scalar or {}, policy)
     state = ensure_index(table, dim, policy) if dim else "exact"
-    unindexed = 0
-    if state == "current":
-        idx = vector_index(table)
-        unindexed = table.index_stats(idx.name).num_unindexed_rows if idx is not None else 0
-    compact(table, policy, force=unindexed > 0)
+    compact(table, policy)
     return state

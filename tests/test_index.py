@@ -116,3 +116,20 @@ def test_ingest_speed_is_reported(folder, db, tiny_model_id):
     t = time.perf_counter()
     s = pinembed.open_index(db, model=tiny_model_id).ingest(folder)
     assert 0 < s.elapsed_s <= time.perf_counter() - t + 0.01 and s.items_per_s > 0
+
+
+def test_search_vector_takes_a_raw_vector_and_refuses_a_wrong_one(tmp_path):
+    from pinembed.store import Store, space_identity
+    from pinembed.store.db import now
+
+    store = Store(str(tmp_path / "v.lance"))
+    store.ensure_space(space_identity({"model_id": "m", "dim": 4, "weights_digest": "d", "preprocess": {}}))
+    vecs = np.eye(4, dtype=np.float32)
+    store.write([{"pin_id": f"p{i}", "kind": "image", "uri": "u", "n_segments": 0, "model_id": "m",
+                  "vector": v, "embedded_at": now()} for i, v in enumerate(vecs)])
+    idx = pinembed.open_index(str(tmp_path / "v.lance"))
+    got = idx.search_vector([0, 0, 3.0, 0.1], k=2)
+    assert [r.pin_id for r in got] == ["p2", "p3"] and got[0].score > 0.99
+    for bad in ([1, 2, 3], [0, 0, 0, 0], [float("nan"), 0, 0, 1]):
+        with pytest.raises(UsageError):
+            idx.search_vector(bad)

@@ -51,24 +51,26 @@ def test_index_built_above_threshold_keeps_recall_and_finds_new_rows(db):
     assert store.search(fresh[2], 1)[0]["pin_id"] == "p90002"
 
 
-def test_upkeep_folds_new_rows_into_the_index_compacts_and_adds_scalar_indexes(db):
+def test_upkeep_rebuilds_after_many_new_rows_compacts_and_adds_scalar_indexes(db):
     rng = np.random.default_rng(1)
     dim = 32
-    policy = IndexPolicy(exact_below=1000, scalar_index_above=500, compact_fragments=8)
+    policy = IndexPolicy(exact_below=1000, scalar_index_above=500, compact_fragments=8, reindex_unindexed=0.05)
     store = Store(db, index_policy=policy)
     store.ensure_space(space_identity({"model_id": "m", "dim": dim, "weights_digest": "d", "preprocess": {}}))
     vecs = _clustered(1600, dim, rng)
     store.write(_rows(vecs[:1200]))
     assert store.ensure_index() == "built"
-    for s in range(1200, 1600, 40):  # ten small commits after the build: ten fragments
-        store.write(_rows(vecs[s : s + 40], s))
+    store.write(_rows(vecs[1200:1250], 1200))  # 4% new rows: searched flat, index kept
+    assert store.ensure_index() == "current"
+    assert store.search(vecs[1234], 1)[0]["pin_id"] == "p01234"
+    for s in range(1250, 1600, 35):  # ten more small commits: 25% new rows in ten fragments
+        store.write(_rows(vecs[s : s + 35], s))
     pins = store._pins()
     assert small_fragments(pins) >= 10
-    assert pins.index_stats(vector_index(pins).name).num_unindexed_rows == 400
-    assert store.ensure_index() == "current"
+    assert store.ensure_index() == "rebuilt"
     pins = store._pins()
-    assert pins.index_stats(vector_index(pins).name).num_unindexed_rows == 0  # folded in, not rebuilt
-    assert small_fragments(pins) <= 2
+    assert pins.index_stats(vector_index(pins).name).num_unindexed_rows == 0
+    assert small_fragments(pins) <= 2  # compacted before the rebuild
     indexed = {c for i in pins.list_indices() for c in i.columns}
     assert {"vector", "pin_id", "kind"} <= indexed
     assert store.count() == 1600 and store.get_pin("p01555")["pin_id"] == "p01555"
@@ -83,6 +85,7 @@ def test_an_outgrown_index_is_rebuilt_and_replaces_the_old_one(db):
     store.write(_rows(vecs[:1100]))
     assert store.ensure_index() == "built"
     store.write(_rows(vecs[1100:3000], 1100))
+    store.index_policy = IndexPolicy(exact_below=1000, reindex_unindexed=1.0)  # only outgrowing counts here
     assert store.ensure_index() == "current"  # 33 -> 55 partitions asked: not yet outgrown
     store.write(_rows(vecs[3000:], 3000))
     assert store.ensure_index() == "rebuilt"  # 71 partitions asked: twice the 33 it was built with

@@ -1,0 +1,228 @@
+"""``pinembed refresh``: bring a database in line with its sources, for cron.
+
+Diff (see plan.make_refresh_plan) -> reuse vectors of moved and copied pins -> embed new, changed,
+stale and retried entries -> delete pins whose media is gone -> upkeep -> go live (model upgrades).
+A no-change refresh stats the sources and reads the store's (pin id, signature) columns: no file is
+read or hashed and no model is loaded. The database's write lock is held throughout (LockedError,
+exit code 4, for a second writer); a refresh killed at any point is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pinembed import failpoints
+from pinembed.errors import InputError, UsageError
+from pinembed.store.db import Store
+from pinembed.store.identity import same_space, space_identity
+from pinembed.store.lock import WriteLock
+
+from .discover import Discovery, discover
+from .ledger import failure_row
+from .pipeline import IngestOptions, Progress, _Run, embed_entries, finish
+from .plan import Move, RefreshPlan, make_refresh_plan, under
+from .read import content_hash
+from .sidecar import read_sidecar
+
+log = logging.getLogger(__name__)
+EXAMPLES = 20  # ids per category in a summary
+
+
+@dataclass
+class RefreshOptions:
+    """Knobs of a refresh: the ingest options, plus the failure policy and dry run."""
+
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+    max_attempts: int = 3  # give up on an input after this many failed runs (unless it changes)
+    retry_failed: bool = False  # retry given-up inputs too
+    dry_run: bool = False  # plan only; write nothing, load no model
+
+
+@dataclass
+class RefreshSummary:
+    """What a refresh found and did. ``planned`` counts entries per category; the rest is what landed."""
+
+    dry_run: bool = False
+    planned: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)  # a few pin ids per category
+    added: int = 0
+    updated: int = 0
+    reused: int = 0  # moved and copied pins written from stored vectors
+    deleted: int = 0
+    failed: int = 0  # ledger rows written by this run
+    given_up: int = 0
+    model_loaded: bool = False
+    model_id: str | None = None
+    generation: int | None = None  # the generation written
+    switched: bool = False  # a model upgrade went live in this run
+    index: str = "exact"
+    elapsed_s: float = 0.0
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 clean, 3 when inputs failed in this run (given-up ones are not retried, so not counted)."""
+        return 3 if self.failed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def refresh(sources: list[str | os.PathLike[str]], uri: str, model: str | None = None,
+            opts: RefreshOptions | None = None, *, device: str | None = None, precision: str | None = None,
+            storage_options: dict[str, str] | None = None, progress: Progress | None = None) -> RefreshSummary:
+    """Refresh the database at ``uri`` from ``sources``; with ``model`` another embedding space than
+    the live one, build that model's generation beside it and switch when complete."""
+    opts = opts or RefreshOptions()
+    t0 = time.perf_counter()
+    roots = _roots(sources)
+    if opts.dry_run:
+        return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
+    with WriteLock(uri, "refresh"):
+        return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
+
+
+def _roots(sources: list[str | os.PathLike[str]]) -> list[str]:
+    if not sources:
+        raise UsageError("refresh needs at least one source folder", "pinembed refresh ./media --db pins.lance")
+    roots = [os.path.abspath(os.fspath(s)) for s in sources]
+    for r in roots:
+        if not os.path.isdir(r):  # an unmounted share must not read as "everything was deleted"
+            raise UsageError(f"source folder {r!r} does not exist or is not a folder",
+                             "check the path (and that its disk is mounted); nothing was changed")
+    return roots
+
+
+def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions, device: str | None,
+             precision: str | None, storage_options: dict[str, str] | None, progress: Progress | None,
+             t0: float) -> RefreshSummary:
+    from pinembed.embedders import get_embedder
+    from pinembed.index import DEFAULT_MODEL
+
+    summary = RefreshSummary(dry_run=opts.dry_run)
+    live_store = Store(uri, storage_options=storage_options)
+    live = live_store.generation
+    target, embedder = live_store, None
+    if model is not None and live is not None:
+        embedder = get_embedder(model, device, precision)
+        summary.model_loaded = True
+        identity = space_identity(embedder.identity())
+        if not same_space(live.identity, identity):  # a model upgrade: write the new generation
+            gen = (live_store.begin_generation(identity) if not opts.dry_run
+                   else next((g.generation for g in live_store.generations()
+                              if g.state == "building" and same_space(g.identity, identity)), None))
+            target = Store(uri, storage_options=storage_options, generation=gen) if gen else None
+    model_id = model or (live.model_id if live is not None else DEFAULT_MODEL)
+    summary.model_id = model_id
+    found = _discover(roots, opts.ingest.id_prefix)
+    stored = (target.pin_states(("pin_id", "kind", "uri", "source_sig", "content_hash")).to_pylist()
+              if target is not None else [])
+    live_sigs = None
+    if target is not live_store:
+        states = live_store.pin_states(("pin_id", "source_sig"))
+        live_sigs = dict(zip(states.column("pin_id").to_pylist(), states.column("source_sig").to_pylist(), strict=True))
+    ledger = live_store.failures_by_uri()
+    plan = make_refresh_plan(found.entries, stored, roots, ledger=ledger, live_sigs=live_sigs,
+                             content_hash=content_hash, max_attempts=opts.max_attempts,
+                             retry_failed=opts.retry_failed)
+    summary.planned = plan.counts()
+    summary.examples = _examples(plan)
+    summary.given_up = len(plan.given_up)
+    summary.generation = target.generation.generation if target is not None and target.generation else None
+    if opts.dry_run:
+        summary.elapsed_s = round(time.perf_counter() - t0, 3)
+        return summary
+
+    assert target is not None
+    todo = list(plan.todo)
+    if plan.moved:
+        todo += _reuse(target, plan.moved, opts.ingest, summary)
+    problems = [failure_row(str(p.path), p.pin_id, InputError(p.message, stage=p.stage, error=p.error))
+                for p in found.problems]
+    if todo or target.generation is None:
+        if embedder is None:
+            embedder = get_embedder(model_id, device, precision)
+            summary.model_loaded = True
+        target.ensure_space(space_identity(embedder.identity()))
+    run = _Run(target, embedder, opts.ingest, {r["pin_id"]: r["source_sig"] for r in stored})  # type: ignore[arg-type]
+    run.failures, run.keep = problems, {f["uri"] for f in problems}
+    if todo:
+        embed_entries(run, todo, progress)
+    target.delete_pins(plan.deleted)
+    summary.deleted = len(plan.deleted)
+    gone = [u for u in ledger if under(u.split("#", 1)[0], roots) and not os.path.exists(u.split("#", 1)[0])]
+    target.clear_failures(gone)
+    finish(run, t0)
+    summary.added, summary.updated = run.summary.added, run.summary.updated
+    summary.failed, summary.failures = run.summary.failed, run.summary.failures
+    summary.index = run.summary.index
+    summary.generation = target.generation.generation if target.generation else None
+    if target is not live_store and summary.generation is not None:
+        failpoints.hit("switch")
+        live_store.switch_to(summary.generation)
+        summary.switched = True
+        log.info("generation %s (%s) is live", summary.generation, model_id)
+    summary.elapsed_s = round(time.perf_counter() - t0, 3)
+    return summary
+
+
+def _discover(roots: list[str], id_prefix: str) -> Discovery:
+    """Every root's entries; a pin id found under two roots is a problem (the first root keeps it)."""
+    out = Discovery([], [], 0)
+    seen: dict[str, str] = {}
+    for root in roots:
+        found = discover(root, id_prefix)
+        out.problems += found.problems
+        out.skipped += found.skipped
+        for e in found.entries:
+            if e.pin_id in seen:
+                from .discover import Problem
+
+                out.problems.append(Problem(e.path, e.pin_id, "duplicate_id",
+                                            f"pin id {e.pin_id!r} is already taken by {seen[e.pin_id]}; "
+                                            "give each source its own --id-prefix", "discover"))
+                continue
+            seen[e.pin_id] = e.uri
+            out.entries.append(e)
+    return out
+
+
+def _reuse(store: Store, moves: list[Move], opts: IngestOptions, summary: RefreshSummary) -> list[Any]:
+    """Write moved and copied pins from their sources' stored vectors; returns the entries that must be
+    embedded after all (their sidecar text changed while text is fused into the vector)."""
+    sources = store.pins_by_id(sorted({m.source_id for m in moves}))
+    copies, embed = [], []
+    for m in moves:
+        e, src = m.entry, sources.get(m.source_id)
+        if src is None:
+            embed.append(e)
+            continue
+        title, desc = (e.title, e.description) if e.kind == "idea" else (None, None)
+        if e.sidecar is not None:
+            try:
+                title, desc = read_sidecar(e.sidecar)
+            except InputError:
+                title, desc = None, None
+        if e.kind != "idea" and opts.text_weight and (title, desc) != (src.get("title"), src.get("description")):
+            embed.append(e)
+            continue
+        copies.append((m.source_id, {"pin_id": e.pin_id, "uri": e.uri, "size": e.size, "mtime_ns": e.mtime_ns,
+                                     "source_sig": e.source_sig, "title": title, "description": desc}))
+    summary.reused = store.copy_pins(copies)
+    return embed
+
+
+def _examples(plan: RefreshPlan) -> dict[str, list[str]]:
+    cats: dict[str, list[str]] = {
+        "new": [e.pin_id for e in plan.new], "changed": [e.pin_id for e in plan.changed],
+        "moved": [f"{m.source_id} -> {m.entry.pin_id}" for m in plan.moved if not m.copied],
+        "copied": [f"{m.source_id} -> {m.entry.pin_id}" for m in plan.moved if m.copied],
+        "deleted": plan.deleted, "retry": [e.pin_id for e in plan.retry],
+        "given_up": [e.pin_id for e in plan.given_up], "stale": [e.pin_id for e in plan.stale],
+    }
+    return {k: v[:EXAMPLES] for k, v in cats.items() if v}

@@ -1,0 +1,94 @@
+"""One writer per database: an exclusive lock held for the whole of an ingest, refresh or gc.
+
+The lock is an ``flock`` on a file beside the tables (``<db>/.pinembed.lock``; for object-storage
+URIs, a file under ``~/.cache/pinembed/locks``, which keeps writers on one machine apart). The kernel
+drops an flock when its process dies, so a lock left by a killed run is simply taken over; the file's
+contents (pid, host, start time, command) only serve the messages. Readers never take the lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pinembed.errors import LockedError
+
+log = logging.getLogger(__name__)
+
+
+def lock_path(uri: str) -> Path:
+    """Where the lock file of the database at ``uri`` lives."""
+    if "://" not in uri:
+        return Path(uri) / ".pinembed.lock"
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:24]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "pinembed" / "locks" / f"{digest}.lock"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class WriteLock:
+    """``with WriteLock(uri, "refresh"):`` ... ; LockedError (exit code 4) when another process holds it."""
+
+    def __init__(self, uri: str, command: str) -> None:
+        self.uri, self.command = uri, command
+        self.path = lock_path(uri)
+        self._fd: int | None = None
+        self.took_over: dict[str, Any] | None = None  # the dead holder whose lock was taken over
+
+    def __enter__(self) -> WriteLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read(fd)
+            os.close(fd)
+            who = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}, {holder.get('command', '?')}"
+            since = holder.get("started")
+            raise LockedError(
+                f"the database {self.uri!r} is being written by another pinembed process ({who}"
+                + (f", since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(since))})" if since else ")"),
+                "wait for it to finish (queries keep working meanwhile); cron jobs can simply try again next time",
+            ) from None
+        old = _read(fd)
+        if old.get("pid") and old.get("host") == socket.gethostname() and not _alive(int(old["pid"])):
+            self.took_over = old
+            log.warning("took over the lock of %s left by pid %s (no longer running)", self.uri, old["pid"])
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
+                "command": self.command, "argv": sys.argv[:6]}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _read(fd: int) -> dict[str, Any]:
+    try:
+        raw = os.pread(fd, 4096, 0)
+        return json.loads(raw) if raw.strip() else {}
+    except (OSError, ValueError):
+        return {}
