@@ -246,39 +246,137 @@ def gc(db: str, as_json: bool) -> None:
         click.echo(f"dropped generation(s) {', '.join(map(str, dropped))}" if dropped else "nothing to drop")
 
 
+where_option = click.option(
+    "--where", "where", multiple=True, metavar="COND",
+    help="Filter: COLUMN=VALUE, COLUMN!=VALUE, COLUMN~TEXT (contains, any case), COLUMN>=N, <=, >, <. "
+         "Repeatable (ANDed; the same column with = twice means either). No raw SQL.",
+)
+dedupe_option = click.option("--dedupe", type=click.FloatRange(-1, 1, min_open=True), default=None, metavar="COS",
+                             help="Drop results within this cosine of the query pin or of a result above (e.g. 0.95).")
+diversity_option = click.option("--diversity", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+                                help="Re-rank by maximal marginal relevance: 0 plain similarity, 1 most diverse.")
+
+
+def _where(terms: tuple[str, ...]) -> dict[str, Any] | None:
+    from pinembed.store.filters import parse_cli_where
+
+    return parse_cli_where(terms) if terms else None
+
+
 @cli.command()
-@click.argument("pin_id")
+@click.argument("pin_ids", nargs=-1, required=True, metavar="PIN [PIN ...]")
 @db_option
 @k_option
 @kind_option
+@where_option
+@dedupe_option
+@diversity_option
 @json_option
 @handle_errors
-def related(pin_id: str, db: str, k: int, kinds: tuple[str, ...], as_json: bool) -> None:
-    """Pins related to PIN_ID (nearest stored vectors, the pin itself left out)."""
+def related(pin_ids: tuple[str, ...], db: str, k: int, kinds: tuple[str, ...], where: tuple[str, ...],
+            dedupe: float | None, diversity: float, as_json: bool) -> None:
+    """Pins related to PIN (nearest stored vectors, the pin itself left out).
+
+    Several PINs are a session, oldest first: its distinct interests each retrieve, the lists are
+    fused (reciprocal rank fusion, recent pins weigh more) and the session's pins are left out.
+    """
     import pinembed
 
-    results = pinembed.open_index(db).related(pin_id, k=k, kinds=kinds or None)
+    idx = pinembed.open_index(db)
+    controls = {"k": k, "kinds": kinds or None, "where": _where(where), "dedupe": dedupe, "diversity": diversity}
+    if len(pin_ids) == 1:
+        results = idx.related(pin_ids[0], **controls)
+    else:
+        results = idx.related_to_session(list(pin_ids), **controls)
     _print_results(results, as_json)
 
 
+def parse_terms(tokens: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
+    """``"red dress" + ./img.jpg - 0.5:logo`` as (positive, negative) terms: an existing file is an image,
+    anything else a text; a ``WEIGHT:`` prefix weighs a term."""
+    from pathlib import Path
+
+    positive: list[Any] = []
+    negative: list[Any] = []
+    sign = 1
+    for tok in tokens:
+        if tok in ("+", "-"):
+            sign = 1 if tok == "+" else -1
+            continue
+        weight = 1.0
+        head, sep, rest = tok.partition(":")
+        if sep and rest:
+            try:
+                weight = float(head)
+                tok = rest
+            except ValueError:
+                pass
+        item: Any = Path(tok) if Path(tok).is_file() else tok
+        (positive if sign > 0 else negative).append((item, weight))
+        sign = 1
+    return positive, negative
+
+
 @cli.command()
+@click.argument("terms", nargs=-1, metavar="[TERM] [+|- TERM ...]")
 @click.option("--text", default=None, help="A text query.")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=str), default=None, help="An image file as the query.")
 @db_option
 @k_option
 @kind_option
+@where_option
+@dedupe_option
+@diversity_option
 @json_option
 @handle_errors
-def search(text: str | None, image: str | None, db: str, k: int, kinds: tuple[str, ...], as_json: bool) -> None:
-    """Pins nearest to a text (--text) or an image (--image)."""
-    if (text is None) == (image is None):
-        raise click.UsageError("give exactly one of --text and --image")
+def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str, k: int, kinds: tuple[str, ...],
+           where: tuple[str, ...], dedupe: float | None, diversity: float, as_json: bool) -> None:
+    """Pins nearest to texts and images, added and subtracted.
+
+    \b
+    pinembed search "red dress"
+    pinembed search "red dress" + ./look.jpg - "logo"
+    pinembed search 2:"red dress" - 0.5:./logo.png     (WEIGHT: weighs a term)
+
+    A TERM that names an existing file is an image, anything else a text. --text and --image add one
+    positive term each.
+    """
+    from pathlib import Path
+
+    positive, negative = parse_terms(terms)
+    if text is not None:
+        positive.append((text, 1.0))
+    if image is not None:
+        positive.append((Path(image), 1.0))
+    if not positive:
+        raise click.UsageError("give a query: search \"some words\", search ./image.jpg, --text or --image")
     import pinembed
 
-    idx = pinembed.open_index(db)
-    kinds_ = kinds or None
-    results = idx.search_text(text, k=k, kinds=kinds_) if text is not None else idx.search_image(image, k=k, kinds=kinds_)
+    results = pinembed.open_index(db).search(positive, negative, k=k, kinds=kinds or None, where=_where(where),
+                                             dedupe=dedupe, diversity=diversity)
     _print_results(results, as_json)
+
+
+@cli.command()
+@db_option
+@click.option("--threshold", default=0.95, show_default=True, type=click.FloatRange(-1, 1, min_open=True),
+              help="Cosine at or above which two pins are near-duplicates.")
+@click.option("--neighbours", default=10, show_default=True, type=click.IntRange(1, 1000),
+              help="Nearest pins checked per pin (a cluster can still grow larger through links).")
+@json_option
+@handle_errors
+def dupes(db: str, threshold: float, neighbours: int, as_json: bool) -> None:
+    """Clusters of near-duplicate pins in the whole database (streamed, never loaded at once)."""
+    import pinembed
+
+    clusters = pinembed.open_index(db).dupes(threshold, neighbours)
+    if as_json:
+        click.echo(json.dumps({"threshold": threshold, "clusters": clusters}))
+        return
+    if not clusters:
+        click.echo(f"no near-duplicates at cosine >= {threshold}")
+    for c in clusters:
+        click.echo(f"{len(c)}: " + "  ".join(c))
 
 
 @cli.command()

@@ -108,49 +108,159 @@ class PinIndex:
             self.store.ensure_index()
         return dropped
 
-    def related(self, pin_id: str, k: int = 20, kinds: Any = None) -> list[Related]:
-        """The ``k`` pins nearest to ``pin_id``'s stored vector, the pin itself left out."""
+    def related(self, pin_id: str, k: int = 20, kinds: Any = None, where: Any = None, dedupe: float | None = None,
+                diversity: float = 0.0) -> list[Related]:
+        """The ``k`` pins nearest to ``pin_id``'s stored vector, the pin itself left out.
+
+        ``where``: a structured filter (``{"kind": "video", "title": {"contains": "pasta"}}``, see
+        ``store.filters.compile_where``). ``dedupe=0.95`` drops results within that cosine of the query
+        pin or of a result already returned (re-uploads, a frame saved as an image). ``diversity`` (0..1)
+        re-ranks a larger candidate pool by maximal marginal relevance; 0 is plain similarity."""
         k = _check_k(k)
+        dedupe, diversity = _check_controls(dedupe, diversity)
         pin = self.store.get_pin(pin_id)
-        return self._results(pin["vector"], self.store.search(pin["vector"], k, kinds, exclude=pin_id))
+        return self._ranked(pin["vector"], k, kinds, where, dedupe, diversity, exclude=[pin_id])
 
-    def search_text(self, text: str, k: int = 10, kinds: Any = None) -> list[Related]:
+    def related_to_session(self, pin_ids: Any, weights: Any = None, k: int = 20, kinds: Any = None,
+                           where: Any = None, dedupe: float | None = None, diversity: float = 0.0,
+                           threshold: float = 0.8) -> list[Related]:
+        """Related pins for a closeup session as a whole: its pins (oldest first) are grouped into
+        distinct interests (cosine ``threshold`` to an interest's centroid), each interest retrieves
+        on its own, and the lists are fused by reciprocal rank fusion weighted by the interests' total
+        weight (``weights`` per pin, default recency: the newest weighs 1, five pins back 0.5). Pins of
+        the session are left out. Interests share the results in proportion to their weight (see
+        ``related.rrf``). ``score`` is the best cosine to any interest."""
+        import numpy as np
+
+        from pinembed import related as rel
+
+        k = _check_k(k)
+        dedupe, diversity = _check_controls(dedupe, diversity)
+        ids = [pin_ids] if isinstance(pin_ids, str) else list(pin_ids)
+        if not ids:
+            raise UsageError("a session needs at least one pin id")
+        vecs = np.stack([self.store.get_pin(p)["vector"] for p in ids])
+        w = rel.recency_weights(len(ids)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if w.shape != (len(ids),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+            raise UsageError("weights must be one non-negative number per pin, not all zero")
+        groups = rel.interests(vecs[w > 0], w[w > 0], threshold)
+        pool = k  # each interest could fill the list alone; deeper lists would let every pin collect votes
+        lists, rows_by_id = [], {}
+        for centroid, _weight, _members in groups:
+            rows = self._ranked(centroid, pool, kinds, where, dedupe, diversity, exclude=ids, results=False)
+            lists.append([r["pin_id"] for r in rows])
+            for r in rows:
+                best = rows_by_id.get(r["pin_id"])
+                if best is None or r["score"] > best["score"]:
+                    rows_by_id[r["pin_id"]] = r
+        fused = rel.rrf(lists, [g[1] for g in groups])[:k]
+        rows = [rows_by_id[pid] for pid, _ in fused]
+        if dedupe is not None:  # interests may each bring the same near-duplicate
+            keep = rel.dedupe(None, np.stack([r["vector"] for r in rows]), dedupe) if rows else []
+            rows = [rows[i] for i in keep]
+        return self._results(groups[0][0], rows)
+
+    def _ranked(self, query: Any, k: int, kinds: Any, where: Any, dedupe: float | None, diversity: float,
+                exclude: list[str], results: bool = True) -> Any:
+        """Retrieve and re-rank: a candidate pool (larger when deduping or diversifying), near-duplicates
+        dropped, then MMR; Related results, or the rows themselves (with vectors) when not ``results``."""
+        import numpy as np
+
+        from pinembed import related as rel
+        from pinembed.store.filters import compile_where
+
+        controls = dedupe is not None or diversity > 0
+        pool = min(MAX_K, max(4 * k, k + 50)) if controls else k
+        rows = self.store.search(query, pool, kinds, exclude=exclude, where=compile_where(where),
+                                 with_vector=controls or not results)
+        if controls and rows:
+            vecs = np.stack([r["vector"] for r in rows])
+            idx = list(range(len(rows)))
+            if dedupe is not None:
+                idx = rel.dedupe(np.asarray(query, np.float32), vecs, dedupe)
+            if diversity > 0:
+                idx = [idx[i] for i in rel.mmr(np.asarray(query, np.float32), vecs[idx], k, diversity)]
+            rows = [rows[i] for i in idx]
+        rows = rows[:k]
+        return self._results(query, rows) if results else rows
+
+    def search_text(self, text: str, k: int = 10, kinds: Any = None, where: Any = None) -> list[Related]:
         """Pins nearest to a text query."""
-        k = _check_k(k)
-        if not isinstance(text, str) or not text.strip():
-            raise UsageError("the text query is empty", "pass some words, e.g. --text 'red circle'")
-        self.store.require_pins()
-        vec = self.embedder.embed_texts([text])[0]
-        return self._results(vec, self.store.search(vec, k, kinds))
+        return self.search([text], k=k, kinds=kinds, where=where)
 
-    def search_image(self, path: str | os.PathLike[str], k: int = 10, kinds: Any = None) -> list[Related]:
+    def search_image(self, path: str | os.PathLike[str], k: int = 10, kinds: Any = None,
+                     where: Any = None) -> list[Related]:
         """Pins nearest to an image file."""
-        from pinembed.ingestion.images import decode_image
+        return self.search([Path(path)], k=k, kinds=kinds, where=where)
 
+    def search(self, positive: Any = (), negative: Any = (), k: int = 10, kinds: Any = None, where: Any = None,
+               dedupe: float | None = None, diversity: float = 0.0) -> list[Related]:
+        """Pins nearest to a combination of queries: ``normalise(sum w*positive - sum w*negative)``.
+
+        Each term is a text (``str``), an image file (``pathlib.Path``) or a ``(term, weight)`` pair:
+        ``idx.search(positive=["red dress", (Path("look.jpg"), 0.5)], negative=["logo"])``."""
         k = _check_k(k)
+        dedupe, diversity = _check_controls(dedupe, diversity)
         self.store.require_pins()
-        try:
-            data = Path(path).read_bytes()
-            decoded = decode_image(data)
-        except OSError as e:
-            raise UsageError(f"cannot read query image {os.fspath(path)!r}: {e.strerror}") from e
-        except InputError as e:
-            raise UsageError(f"cannot use query image {os.fspath(path)!r}: {e.message}", e.hint) from e
-        vec = self.embedder.embed_images([decoded.image])[0]
-        return self._results(vec, self.store.search(vec, k, kinds))
+        vec = self.query_vector(positive, negative)
+        return self._ranked(vec, k, kinds, where, dedupe, diversity, exclude=[])
 
-    def search_vector(self, vector: Any, k: int = 10, kinds: Any = None) -> list[Related]:
+    def query_vector(self, positive: Any = (), negative: Any = ()) -> Any:
+        """The normalised query vector of weighted text and image terms (see ``search``)."""
+        import numpy as np
+
+        terms = [(t, 1.0) for t in _terms(positive)] + [(t, -1.0) for t in _terms(negative)]
+        if not any(sign > 0 for _, sign in terms):
+            raise UsageError("a search needs at least one positive text or image", "e.g. search \"red dress\"")
+        parsed = []
+        for (term, sign) in terms:
+            item, weight = term if isinstance(term, tuple) else (term, 1.0)
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not np.isfinite(weight) or weight < 0:
+                raise UsageError(f"a term's weight must be a non-negative number, not {weight!r}")
+            parsed.append((item, sign * float(weight)))
+        texts = [(i, w) for i, w in parsed if isinstance(i, str)]
+        images = [(i, w) for i, w in parsed if isinstance(i, os.PathLike)]
+        if len(texts) + len(images) != len(parsed):
+            bad = next(i for i, _ in parsed if not isinstance(i, str | os.PathLike))
+            raise UsageError(f"a search term is a text (str) or an image file (pathlib.Path), not {bad!r}")
+        for t, _ in texts:
+            if not t.strip():
+                raise UsageError("a text query is empty", "pass some words, e.g. --text 'red circle'")
+        vec = np.zeros(self.store.dim, np.float32)
+        if texts:
+            vec += np.einsum("n,nd->d", np.array([w for _, w in texts], np.float32),
+                             self.embedder.embed_texts([t for t, _ in texts]))
+        if images:
+            vec += np.einsum("n,nd->d", np.array([w for _, w in images], np.float32),
+                             self.embedder.embed_images([_query_image(p) for p, _ in images]))
+        norm = float(np.linalg.norm(vec))
+        if norm < 1e-6:
+            raise UsageError("the terms cancel out (the query vector is zero)", "weigh the negative terms less")
+        return vec / norm
+
+    def dupes(self, threshold: float = 0.95, neighbours: int = 10, batch_size: int = 512) -> list[list[str]]:
+        """Clusters of near-duplicate pins (cosine >= ``threshold``, linked transitively), biggest first.
+        Vectors are streamed in batches and each batch asks the index for its ``neighbours`` nearest
+        pins, so the table is never loaded whole."""
+        from pinembed import related as rel
+
+        dedupe, _ = _check_controls(threshold, 0.0)
+        assert dedupe is not None
+        return rel.near_duplicate_clusters(self.store, dedupe, neighbours, batch_size)
+
+    def search_vector(self, vector: Any, k: int = 10, kinds: Any = None, where: Any = None,
+                      dedupe: float | None = None, diversity: float = 0.0) -> list[Related]:
         """Pins nearest to a vector of this database's space (normalised here; no model is loaded)."""
         import numpy as np
 
         k = _check_k(k)
+        dedupe, diversity = _check_controls(dedupe, diversity)
         self.store.require_pins()
         vec = np.asarray(vector, dtype=np.float32).reshape(-1)
         dim = self.store.dim
         if vec.shape[0] != dim or not np.all(np.isfinite(vec)) or not np.any(vec):
             raise UsageError(f"the query vector must be {dim} finite numbers, not all zero (got {vec.shape[0]})")
-        vec = vec / np.linalg.norm(vec)
-        return self._results(vec, self.store.search(vec, k, kinds))
+        return self._ranked(vec / np.linalg.norm(vec), k, kinds, where, dedupe, diversity, exclude=[])
 
     def _results(self, query: Any, rows: list[dict[str, Any]]) -> list[Related]:
         """Results, with the best-matching frame time of videos and best page of idea pins."""
@@ -177,6 +287,32 @@ class PinIndex:
     def stats(self) -> dict[str, Any]:
         """Counts by kind, segments, failures and the model that built the database."""
         return self.store.stats()
+
+
+def _terms(terms: Any) -> list[Any]:
+    if isinstance(terms, str | os.PathLike) or (isinstance(terms, tuple) and len(terms) == 2
+                                                and isinstance(terms[1], int | float)):
+        return [terms]
+    return list(terms or [])
+
+
+def _query_image(path: os.PathLike[str]) -> Any:
+    from pinembed.ingestion.images import decode_image
+
+    try:
+        return decode_image(Path(path).read_bytes()).image
+    except OSError as e:
+        raise UsageError(f"cannot read query image {os.fspath(path)!r}: {e.strerror}") from e
+    except InputError as e:
+        raise UsageError(f"cannot use query image {os.fspath(path)!r}: {e.message}", e.hint) from e
+
+
+def _check_controls(dedupe: Any, diversity: Any) -> tuple[float | None, float]:
+    if dedupe is not None and (isinstance(dedupe, bool) or not isinstance(dedupe, int | float) or not -1 < dedupe <= 1):
+        raise UsageError(f"dedupe is a cosine threshold in (-1, 1], e.g. 0.95; got {dedupe!r}")
+    if isinstance(diversity, bool) or not isinstance(diversity, int | float) or not 0 <= diversity <= 1:
+        raise UsageError(f"diversity is a number from 0 (plain similarity) to 1; got {diversity!r}")
+    return (float(dedupe) if dedupe is not None else None), float(diversity)
 
 
 def _check_k(k: int) -> int:

@@ -23,7 +23,7 @@ from .index import IndexPolicy, compact, maintain, vector_index
 from .schema import FAILURES, PINS, SEGMENTS, SPACE_KEY, failures_schema, pins_schema, segments_schema
 
 #: Scalar indexes kept by upkeep: pin lookups and merge_insert by pin_id, kind filters.
-PINS_SCALAR = {"pin_id": "btree", "kind": "bitmap"}
+PINS_SCALAR = {"pin_id": "btree", "kind": "bitmap", "width": "btree", "height": "btree", "duration_s": "btree"}
 SEGMENTS_SCALAR = {"pin_id": "btree"}
 
 #: Columns returned by queries (never the vector).
@@ -286,25 +286,58 @@ class Store:
         return row
 
     def search(
-        self, vector: np.ndarray, k: int, kinds: Iterable[str] | None = None, exclude: str | None = None
+        self, vector: np.ndarray, k: int, kinds: Iterable[str] | None = None, exclude: Iterable[str] | str | None = None,
+        where: str | None = None, with_vector: bool = False,
     ) -> list[dict[str, Any]]:
-        """The ``k`` nearest pins to ``vector`` by cosine similarity, best first, as rows with ``score``."""
+        """The ``k`` nearest pins to ``vector`` by cosine similarity, best first, as rows with ``score``.
+
+        ``where``: SQL from ``filters`` (never user text); ``exclude``: pin ids left out of the results."""
         kinds = filters.check_kinds(kinds)
+        skip = {exclude} if isinstance(exclude, str) else set(exclude or ())
         q = self._pins().search(np.asarray(vector, np.float32), vector_column_name="vector")
-        q = q.distance_type("cosine").select([*RESULT_COLUMNS, "_distance"])
-        where = filters.is_in("kind", kinds) if kinds is not None else None
+        q = q.distance_type("cosine").select([*RESULT_COLUMNS, *(["vector"] if with_vector else []), "_distance"])
+        conds = [c for c in (filters.is_in("kind", kinds) if kinds is not None else None, where) if c]
+        where_sql = " AND ".join(f"({c})" for c in conds) if conds else None
         if self._has_index():
-            q = self._tune(q, where, k)
-        if where is not None:
-            q = q.where(where, prefilter=True)
-        rows = q.limit(k + (1 if exclude is not None else 0)).to_list()
+            q = self._tune(q, where_sql, k + len(skip))
+        if where_sql is not None:
+            q = q.where(where_sql, prefilter=True)
+        rows = q.limit(k + len(skip)).to_list()
         out = []
         for r in rows:
-            if exclude is not None and r["pin_id"] == exclude:
+            if r["pin_id"] in skip:
                 continue
             r["score"] = float(1.0 - r.pop("_distance"))
+            if with_vector:
+                r["vector"] = np.asarray(r["vector"], np.float32)
             out.append(r)
         return out[:k]
+
+    def search_many(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """(pin id, cosine) of the ``k`` nearest pins to each of ``vectors``, in one LanceDB query."""
+        if len(vectors) == 0:
+            return []
+        q = self._pins().search(list(np.asarray(vectors, np.float32)), vector_column_name="vector")
+        q = q.distance_type("cosine").select(["pin_id", "_distance"])
+        if self._has_index():
+            q = self._tune(q, None, k)
+        t = q.limit(k).to_arrow()
+        out: list[list[tuple[str, float]]] = [[] for _ in range(len(vectors))]
+        qi = t.column("query_index").to_pylist() if "query_index" in t.column_names else [0] * t.num_rows
+        for i, pid, d in zip(qi, t.column("pin_id").to_pylist(), t.column("_distance").to_pylist(), strict=True):
+            out[i].append((pid, 1.0 - d))
+        return out
+
+    def iter_vectors(self, batch_size: int = 1024) -> Iterable[tuple[list[str], np.ndarray]]:
+        """Every pin's (ids, vectors) in batches, streamed (never the whole table in memory)."""
+        t = self._table(PINS)
+        if t is None or not t.count_rows():
+            return
+        reader = t.search().select(["pin_id", "vector"]).limit(t.count_rows()).to_batches(batch_size)
+        for b in reader:
+            if b.num_rows:
+                vecs = b.column("vector").values.to_numpy(zero_copy_only=False).reshape(b.num_rows, -1)
+                yield b.column("pin_id").to_pylist(), vecs.astype(np.float32, copy=False)
 
     def _tune(self, q: Any, where: str | None, k: int) -> Any:
         """Index query parameters. A selective filter leaves few candidates in the probed partitions: a
