@@ -7,8 +7,11 @@ once (loops are survived by remembering each real folder visited).
 
 from __future__ import annotations
 
+import gc
 import os
 import stat as st
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,13 +26,14 @@ MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS
 SIDECAR_EXTS = (".json", ".txt")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
-    """One thing to ingest: a media file or an idea-pin folder."""
+    """One thing to ingest: a media file or an idea-pin folder. (A plain slotted class: a walk makes
+    one per file, and a no-change refresh of 100k files is mostly this walk.)"""
 
     pin_id: str
     kind: str  # image | video | idea
-    path: Path
+    file: str  # absolute path
     size: int
     mtime_ns: int
     sidecar: Path | None = None
@@ -39,9 +43,14 @@ class Entry:
     pages: tuple[Page, ...] = ()
 
     @property
+    def path(self) -> Path:
+        """The media file or idea-pin folder."""
+        return Path(self.file)
+
+    @property
     def uri(self) -> str:
         """Where the pin's media lives (an absolute path)."""
-        return str(self.path)
+        return self.file
 
     @property
     def source_sig(self) -> str:
@@ -82,6 +91,18 @@ def _utf8(s: str) -> bool:
         return False
 
 
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector (the walk creates no reference cycles)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def discover(root: str | os.PathLike[str], id_prefix: str = "") -> Discovery:
     """Walk ``root`` recursively and return its entries (sorted by pin id), problems and skip count."""
     root = Path(os.path.abspath(root))
@@ -93,10 +114,11 @@ def discover(root: str | os.PathLike[str], id_prefix: str = "") -> Discovery:
     found = Discovery([], [], 0)
     seen_dirs: set[tuple[int, int]] = set()
     stack: list[tuple[Path, str]] = [(root, "")]
-    while stack:
-        folder, rel = stack.pop()
-        _scan_folder(folder, rel, id_prefix, seen_dirs, stack, found)
-    found.entries.sort(key=lambda e: (e.pin_id, str(e.path)))
+    with gc_paused():  # ~100k small objects per 100k files: the cyclic GC would re-scan them many times
+        while stack:
+            folder, rel = stack.pop()
+            _scan_folder(folder, rel, id_prefix, seen_dirs, stack, found)
+    found.entries.sort(key=lambda e: (e.pin_id, e.file))
     unique: list[Entry] = []
     for e in found.entries:  # one pin per id: a manifest "id" may repeat another pin's id
         if unique and unique[-1].pin_id == e.pin_id:
@@ -123,47 +145,50 @@ def _scan_folder(
         found.problems.append(Problem(folder, here, "unreadable", f"cannot read folder: {e.strerror}"))
         return
     names = {d.name for d in children}
-    media_stems = {n.rsplit(".", 1)[0] for n in names if os.path.splitext(n)[1].lower() in MEDIA_EXTS}
+    split = {n: os.path.splitext(n) for n in names}
+    media_stems = {stem for stem, ext in split.values() if ext.lower() in MEDIA_EXTS}
+    sidecars = {n for n, (stem, ext) in split.items() if ext.lower() in SIDECAR_EXTS and stem in media_stems}
     if rel and IDEA_MANIFEST in names:
         _idea_entry(folder, rel, prefix, found)
         return
+    base = os.fspath(folder)
     for d in children:
-        if d.name.startswith("."):
+        name = d.name
+        if name.startswith("."):
             continue
-        child_rel = f"{rel}/{d.name}" if rel else d.name
-        pin_id = _pin_id(child_rel, prefix)
-        path = folder / d.name
+        child_rel = f"{rel}/{name}" if rel else name
         try:
             is_dir = d.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
         if is_dir:
-            stack.append((path, child_rel))
+            stack.append((folder / name, child_rel))
             continue
-        ext = os.path.splitext(d.name)[1].lower()
+        stem, ext = split[name]
+        ext = ext.lower()
         if ext not in IMAGE_EXTS and ext not in VIDEO_EXTS:
-            if not (ext in SIDECAR_EXTS and os.path.splitext(d.name)[0] in media_stems):
+            if name not in sidecars:
                 found.skipped += 1
             continue
+        pin_id = _pin_id(child_rel, prefix) if prefix else child_rel.replace(os.sep, "/")
         if not _utf8(pin_id):
             safe = pin_id.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-            found.problems.append(Problem(path, safe, "bad_name", "file name is not valid UTF-8; rename the file"))
+            found.problems.append(Problem(folder / name, safe, "bad_name", "file name is not valid UTF-8; rename the file"))
             continue
         try:
             s = d.stat(follow_symlinks=True)
         except OSError as e:
-            found.problems.append(Problem(path, pin_id, "unreadable", f"cannot stat file: {e.strerror}"))
+            found.problems.append(Problem(folder / name, pin_id, "unreadable", f"cannot stat file: {e.strerror}"))
             continue
         if not st.S_ISREG(s.st_mode):
-            found.problems.append(Problem(path, pin_id, "not_a_file", "not a regular file"))
+            found.problems.append(Problem(folder / name, pin_id, "not_a_file", "not a regular file"))
             continue
-        sidecar, sig = _sidecar(folder, d.name, names)
+        sidecar, sig = _sidecar(folder, stem, names) if sidecars else (None, "")
         kind = "image" if ext in IMAGE_EXTS else "video"
-        found.entries.append(Entry(pin_id, kind, path, s.st_size, s.st_mtime_ns, sidecar, sig))
+        found.entries.append(Entry(pin_id, kind, f"{base}{os.sep}{name}", s.st_size, s.st_mtime_ns, sidecar, sig))
 
 
-def _sidecar(folder: Path, name: str, names: set[str]) -> tuple[Path | None, str]:
-    stem = os.path.splitext(name)[0]
+def _sidecar(folder: Path, stem: str, names: set[str]) -> tuple[Path | None, str]:
     for ext in SIDECAR_EXTS:
         if stem + ext in names:
             p = folder / (stem + ext)
@@ -197,5 +222,5 @@ def _idea_entry(folder: Path, rel: str, prefix: str, found: Discovery) -> None:
         found.problems.append(Problem(uri, pin_id, "no_usable_pages", "idea pin has no usable pages", "manifest"))
         return
     pages_sig = ";".join(f"{p.index}={p.size}:{p.mtime_ns}" for p in m.pages)
-    found.entries.append(Entry(pin_id, "idea", folder, s.st_size, s.st_mtime_ns, None, pages_sig,
+    found.entries.append(Entry(pin_id, "idea", os.fspath(folder), s.st_size, s.st_mtime_ns, None, pages_sig,
                                m.title, m.description, m.pages))

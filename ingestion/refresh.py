@@ -21,7 +21,7 @@ from pinembed.store.db import Store
 from pinembed.store.identity import same_space, space_identity
 from pinembed.store.lock import WriteLock
 
-from .discover import Discovery, discover
+from .discover import Discovery, discover, gc_paused
 from .ledger import failure_row
 from .pipeline import IngestOptions, Progress, _Run, embed_entries, finish
 from .plan import Move, RefreshPlan, make_refresh_plan, under
@@ -127,9 +127,10 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
         states = live_store.pin_states(("pin_id", "source_sig"))
         live_sigs = dict(zip(states.column("pin_id").to_pylist(), states.column("source_sig").to_pylist(), strict=True))
     ledger = live_store.failures_by_uri()
-    plan = make_refresh_plan(found.entries, stored, roots, ledger=ledger, live_sigs=live_sigs,
-                             content_hash=content_hash, max_attempts=opts.max_attempts,
-                             retry_failed=opts.retry_failed)
+    with gc_paused():
+        plan = make_refresh_plan(found.entries, stored, roots, ledger=ledger, live_sigs=live_sigs,
+                                 content_hash=content_hash, max_attempts=opts.max_attempts,
+                                 retry_failed=opts.retry_failed)
     summary.planned = plan.counts()
     summary.examples = _examples(plan)
     summary.given_up = len(plan.given_up)
