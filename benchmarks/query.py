@@ -2,7 +2,8 @@
 
 Clustered synthetic 512-d vectors (generated), written as pins, then the store's index policy is
 applied (exact below its threshold, IVF_PQ above). For sampled query pins: p50/p95 latency of
-related() at k=10 and k=1000, with and without a kind filter, and recall@10 against exact
+related() at k=10 and k=1000, with and without filters (kind, a metadata column, both; the store's
+scalar indexes on), recall@10 against exact
 (numpy brute force over all vectors, the query pin left out).
 
     python benchmarks/query.py [--rows 100000] [--queries 100]      # --rows 1000000 for the 1M figures
@@ -28,6 +29,7 @@ def main() -> None:
     ap.add_argument("--centers", type=int, default=1000)
     ap.add_argument("--nprobes", type=int, default=None, help="override the policy's nprobes")
     ap.add_argument("--refine", type=int, default=None, help="override the policy's re-ranked candidates")
+    ap.add_argument("--exact-slice-below", type=int, default=None, help="override the policy's exact-slice threshold")
     args = ap.parse_args()
 
     import pyarrow as pa
@@ -46,15 +48,19 @@ def main() -> None:
         v = centers[rng.integers(0, args.centers, e - s)] + 0.5 * rng.normal(size=(e - s, dim)).astype(np.float32)
         vecs[s:e] = v / np.linalg.norm(v, axis=1, keepdims=True)
     kinds = np.array(KINDS)[rng.choice(3, n, p=[0.8, 0.15, 0.05])]
+    widths = rng.choice([320, 640, 720, 1080, 1920, 3840], n).astype(np.int32)  # a metadata column
     out = {"benchmark": "query", "rows": n, "dim": dim, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         idx = pinembed.open_index(os.path.join(tmp, "q.lance"))
         store = idx.store
-        if args.nprobes or args.refine:
+        if args.nprobes or args.refine or args.exact_slice_below is not None:
             from dataclasses import replace
 
-            store.index_policy = replace(store.index_policy, nprobes=args.nprobes or store.index_policy.nprobes,
-                                         refine_candidates=args.refine or store.index_policy.refine_candidates)
+            p = store.index_policy
+            store.index_policy = replace(p, nprobes=args.nprobes or p.nprobes,
+                                         refine_candidates=args.refine or p.refine_candidates,
+                                         exact_slice_below=p.exact_slice_below if args.exact_slice_below is None
+                                         else args.exact_slice_below)
         store.ensure_space(space_identity({"model_id": "synthetic", "dim": dim, "weights_digest": "-", "preprocess": {}}))
         table = store._pins()
         t = time.perf_counter()
@@ -64,6 +70,7 @@ def main() -> None:
             ids = [f"pin{i:07d}" for i in range(s, e)]
             cols = {f.name: pa.nulls(e - s, f.type) for f in table.schema}
             cols.update(pin_id=pa.array(ids), kind=pa.array(kinds[s:e].tolist()), n_segments=pa.array([0] * (e - s), pa.int32()),
+                        width=pa.array(widths[s:e], pa.int32()),
                         vector=pa.FixedSizeListArray.from_arrays(pa.array(vecs[s:e].ravel()), dim),
                         embedded_at=pa.array([stamp] * (e - s), pa.timestamp("us", tz="UTC")))
             table.add(pa.Table.from_pydict(cols, schema=table.schema))
@@ -77,17 +84,19 @@ def main() -> None:
                          "partitions": store.index_policy.partitions(n), "sub_vectors": store.index_policy.sub_vectors(dim)}
         qs = rng.choice(n, args.queries, replace=False)
 
-        def run(k, kinds_filter=None):
+        def run(k, kinds_filter=None, where=None, mask=None):
             lat, rec = [], []
             for q in qs:
                 pid = f"pin{q:07d}"
                 t0 = time.perf_counter()
-                res = idx.related(pid, k=k, kinds=kinds_filter)
+                res = idx.related(pid, k=k, kinds=kinds_filter, where=where)
                 lat.append(time.perf_counter() - t0)
                 sims = vecs @ vecs[q]
                 sims[q] = -2
                 if kinds_filter:
                     sims[~np.isin(kinds, list(kinds_filter))] = -2
+                if mask is not None:
+                    sims[~mask] = -2
                 exact = {f"pin{i:07d}" for i in np.argpartition(-sims, 10)[:10]}
                 rec.append(len(exact & {r.pin_id for r in res[:10]}) / 10)
             return {"p50_ms": round(1000 * float(np.percentile(lat, 50)), 2),
@@ -95,7 +104,11 @@ def main() -> None:
 
         run(10)  # warm caches
         out["related"] = {"k10": run(10), "k1000": run(1000), "k10_kind_video": run(10, {"video"}),
-                          "k10_kind_idea": run(10, {"idea"})}
+                          "k10_kind_idea": run(10, {"idea"}),
+                          "k10_width_1080_1920": run(10, where={"width": (1080, 1920)},
+                                                     mask=(widths >= 1080) & (widths <= 1920)),
+                          "k10_kind_video_width_3840": run(10, {"video"}, where={"width": 3840}, mask=widths == 3840)}
+        out["scalar_indexes"] = sorted(c for i in table.list_indices() for c in i.columns if c != "vector")
 
         # rows added after the build: found before upkeep (unindexed rows are searched flat) and after it
         m = max(1, n // 1000)

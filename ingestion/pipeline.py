@@ -56,6 +56,18 @@ class IngestOptions:
     id_prefix: str = ""
     fast_jpeg: bool = True  # decode JPEGs at reduced scale (never below the model's input size)
 
+    def signature(self, e: Entry) -> str:
+        """``e``'s stored signature: its source signature plus the settings its vector depends on, so
+        changing --fps, --max-frames or a text weight re-embeds exactly the pins it affects."""
+        v = self.video
+        has_video = e.kind == "video" or any(p.kind == "video" for p in e.pages)
+        parts = [f"fps={v.max_fps:g},mf={v.max_frames}"] if has_video else []
+        if e.kind == "idea":
+            parts.append(f"itw={self.idea_text_weight:g}")
+        elif e.sidecar is not None and self.text_weight:
+            parts.append(f"tw={self.text_weight:g}")
+        return e.source_sig + ("#" + ",".join(parts) if parts else "")
+
 
 @dataclass
 class IngestSummary:
@@ -173,7 +185,7 @@ class _Run:
             e = item.entry
             pins.append({
                 "pin_id": e.pin_id, "kind": e.kind, "uri": e.uri, "content_hash": item.content_hash,
-                "size": e.size, "mtime_ns": e.mtime_ns, "source_sig": e.source_sig, "title": item.title,
+                "size": e.size, "mtime_ns": e.mtime_ns, "source_sig": self.opts.signature(e), "title": item.title,
                 "description": item.description, "width": item.width, "height": item.height,
                 "duration_s": item.duration_s, "fps": item.fps, "n_segments": len(segs),
                 "model_id": self.embedder.model_id, "vector": pin_vec, "embedded_at": stamp,
@@ -292,7 +304,7 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
         run.failures = [failure_row(str(p.path), p.pin_id, InputError(p.message, stage=p.stage, error=p.error))
                         for p in found.problems]
         run.keep = {f["uri"] for f in run.failures}
-        plan = make_plan(found.entries, known)
+        plan = make_plan(found.entries, known, opts.signature)
         run.summary.unchanged = len(plan.unchanged)
         embed_entries(run, plan.todo, progress)
         return finish(run, t0)

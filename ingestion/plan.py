@@ -25,15 +25,24 @@ class Plan:
         return self.new + self.changed
 
 
-def make_plan(entries: Sequence[Entry], known: Mapping[str, str]) -> Plan:
-    """Compare each entry's source signature (size and mtime of media and sidecar) with ``known``
-    (pin id -> stored signature). Unchanged entries cost nothing more than the stat already done."""
+Signature = Callable[[Entry], str]
+
+
+def source_sig(e: Entry) -> str:
+    """An entry's signature without embedding settings (see ``IngestOptions.signature``)."""
+    return e.source_sig
+
+
+def make_plan(entries: Sequence[Entry], known: Mapping[str, str], sig_of: Signature = source_sig) -> Plan:
+    """Compare each entry's signature (``sig_of``: size and mtime of media and sidecar, and the
+    embedding settings that apply to it) with ``known`` (pin id -> stored signature). Unchanged entries
+    cost nothing more than the stat already done."""
     plan = Plan()
     for e in entries:
         sig = known.get(e.pin_id)
         if sig is None:
             plan.new.append(e)
-        elif sig != e.source_sig:
+        elif sig != sig_of(e):
             plan.changed.append(e)
         else:
             plan.unchanged.append(e)
@@ -87,6 +96,7 @@ def make_refresh_plan(
     content_hash: Callable[[Entry], str | None] | None = None,
     max_attempts: int = 3,
     retry_failed: bool = False,
+    sig_of: Signature = source_sig,
 ) -> RefreshPlan:
     """Diff ``entries`` (found under ``roots``) against ``stored`` pins (pin_id, kind, uri, source_sig,
     content_hash) of the generation being written.
@@ -110,7 +120,7 @@ def make_refresh_plan(
     for e in entries:
         row = by_id.get(e.pin_id)
         if row is not None:
-            (plan.unchanged if row.get("source_sig") == e.source_sig else plan.changed).append(e)
+            (plan.unchanged if row.get("source_sig") == sig_of(e) else plan.changed).append(e)
             continue
         failed = ledger.get(e.uri)
         if failed is not None:
@@ -121,7 +131,7 @@ def make_refresh_plan(
             else:
                 plan.retry.append(e)
             continue
-        if live_sigs is not None and live_sigs.get(e.pin_id) == e.source_sig:
+        if live_sigs is not None and live_sigs.get(e.pin_id) == sig_of(e):
             plan.stale.append(e)
             continue
         h = content_hash(e) if content_hash is not None and by_hash else None

@@ -130,7 +130,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     with gc_paused():
         plan = make_refresh_plan(found.entries, stored, roots, ledger=ledger, live_sigs=live_sigs,
                                  content_hash=content_hash, max_attempts=opts.max_attempts,
-                                 retry_failed=opts.retry_failed)
+                                 retry_failed=opts.retry_failed, sig_of=opts.ingest.signature)
     summary.planned = plan.counts()
     summary.examples = _examples(plan)
     summary.given_up = len(plan.given_up)
@@ -213,7 +213,7 @@ def _reuse(store: Store, moves: list[Move], opts: IngestOptions, summary: Refres
             embed.append(e)
             continue
         copies.append((m.source_id, {"pin_id": e.pin_id, "uri": e.uri, "size": e.size, "mtime_ns": e.mtime_ns,
-                                     "source_sig": e.source_sig, "title": title, "description": desc}))
+                                     "source_sig": opts.signature(e), "title": title, "description": desc}))
     summary.reused = store.copy_pins(copies)
     return embed
 

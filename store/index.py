@@ -27,7 +27,8 @@ class IndexPolicy:
 
     exact_below: int = 50_000  # flat search over 50k x 512-d takes ~0.2 s here; above it, an index
     nprobes: int = 30
-    exact_slice_below: int = 10_000  # a filter selecting fewer pins is searched exactly on its slice
+    exact_slice_below: int = 1_000  # a filter selecting fewer pins is searched exactly on its slice (a 3k-pin
+    # slice: exact 38 ms, index with all partitions probed 26 ms, recall 0.97; benchmarks/query.py)
     refine_candidates: int = 400  # PQ candidates re-ranked with full vectors: refine = this / k (2..40)
     reindex_unindexed: float = 0.01  # rebuild once rows added since the build pass this share
     scalar_index_above: int = 10_000  # B-tree on pin_id (lookups, merge_insert) and a bitmap on kind

@@ -160,3 +160,21 @@ def test_model_upgrade_builds_beside_the_live_generation_and_switches(src, db, t
     assert reader.gc() == [1]
     assert [m["generation"] for m in reader.models()] == [2]
     assert "pins.lance" not in os.listdir(db) and "pins_g2.lance" in os.listdir(db)
+
+
+def test_changed_embedding_settings_re_embed_exactly_the_pins_they_affect(src, db):
+    from dataclasses import replace
+
+    from pinembed.ingestion.pipeline import IngestOptions
+
+    refresh([src], db, "nano")
+    base = IngestOptions()
+    s = refresh([src], db, opts=_opts(ingest=replace(base, video=replace(base.video, max_fps=0.5)), dry_run=True))
+    assert sorted(s.examples["changed"]) == ["clip.mp4", "idea"]  # the idea pin has a video page
+    s = refresh([src], db, opts=_opts(ingest=replace(base, idea_text_weight=0.2)))
+    assert s.planned["changed"] == 1 and s.examples["changed"] == ["idea"] and s.updated == 1
+    s = refresh([src], db, opts=_opts(ingest=replace(base, text_weight=0.3)))
+    with_text = [p.relative_to(src).as_posix() for p in src.rglob("*.jpg")
+                 if p.with_suffix(".txt").exists() or p.with_suffix(".json").exists()]
+    assert sorted(s.examples["changed"]) == sorted([*with_text, "idea"])  # idea: back to the default weight
+    assert refresh([src], db, opts=_opts(ingest=replace(base, text_weight=0.3))).planned["changed"] == 0
