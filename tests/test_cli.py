@@ -138,3 +138,33 @@ def test_missing_model_is_one_clear_error_without_traceback(tmp_path):
     assert r.returncode == 1
     assert "Traceback" not in r.stderr and "error: could not load open_clip model" in r.stderr
     assert "hint:" in r.stderr and "checkpoint" in r.stderr
+
+
+def test_related_controls_from_the_cli(tmp_path, sample_media):
+    import shutil
+
+    src = tmp_path / "m"
+    shutil.copytree(sample_media / "images", src)
+    shutil.copy2(src / "star" / "red-star-on-white.jpg", src / "star" / "red-star-reupload.jpg")
+    db = str(tmp_path / "pins.lance")
+    assert run("ingest", src, "--db", db, "--model", "nano").exit_code == 0
+    plain = json.loads(run("related", "star/red-star-on-white.jpg", "--db", db, "-k", "5", "--json").stdout)
+    assert plain["results"][0]["pin_id"] == "star/red-star-reupload.jpg"
+    r = run("related", "star/red-star-on-white.jpg", "--db", db, "-k", "5", "--dedupe", "0.99", "--json")
+    assert "star/red-star-reupload.jpg" not in [x["pin_id"] for x in json.loads(r.stdout)["results"]]
+    r = run("related", "star/red-star-on-white.jpg", "--db", db, "-k", "5", "--diversity", "0.5", "--json")
+    assert len(json.loads(r.stdout)["results"]) == 5
+    r = run("related", "star/red-star-on-white.jpg", "circle/blue-circle-on-black.jpg", "--db", db, "-k", "6", "--json")
+    ids = [x["pin_id"] for x in json.loads(r.stdout)["results"]]
+    assert len(ids) == 6 and "circle/blue-circle-on-black.jpg" not in ids
+    r = run("related", "star/red-star-on-white.jpg", "--db", db, "--where", "title~star", "--where", "width>=1", "--json")
+    assert r.exit_code == 0 and all("star" in x["title"].lower() for x in json.loads(r.stdout)["results"])
+    r = run("related", "star/red-star-on-white.jpg", "--db", db, "--where", "title=' OR 1=1 --", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["results"] == []
+    r = run("related", "star/red-star-on-white.jpg", "--db", db, "--where", "1=1 OR title=x")
+    assert r.exit_code == 2 and "cannot filter on" in r.stderr
+    r = run("search", "a red star", "+", src / "star" / "red-star-on-black.jpg", "-", "0.5:a circle", "--db", db,
+            "-k", "3", "--json")
+    assert r.exit_code == 0 and "star" in json.loads(r.stdout)["results"][0]["pin_id"]
+    r = run("dupes", "--db", db, "--threshold", "0.999", "--json")
+    assert ["star/red-star-on-white.jpg", "star/red-star-reupload.jpg"] in json.loads(r.stdout)["clusters"]
