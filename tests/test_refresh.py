@@ -178,3 +178,17 @@ def test_changed_embedding_settings_re_embed_exactly_the_pins_they_affect(src, d
                  if p.with_suffix(".txt").exists() or p.with_suffix(".json").exists()]
     assert sorted(s.examples["changed"]) == sorted([*with_text, "idea"])  # idea: back to the default weight
     assert refresh([src], db, opts=_opts(ingest=replace(base, text_weight=0.3))).planned["changed"] == 0
+
+
+def test_a_long_lived_reader_sees_another_processes_writes(src, db):
+    import time
+
+    from pinembed.store import db as store_db
+
+    refresh([src], db, "nano")
+    reader = pinembed.open_index(db)
+    assert reader.store.count() == 10
+    save_image(src / "late.png", colour=(5, 250, 5))
+    refresh([src], db)  # another writer (its own Store)
+    time.sleep(store_db.READ_CONSISTENCY.total_seconds() + 0.2)
+    assert reader.store.count() == 11 and reader.related("late.png", k=1)
