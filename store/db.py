@@ -31,7 +31,7 @@ PINS_SCALAR = {"pin_id": "btree", "kind": "bitmap", "width": "btree", "height": 
 SEGMENTS_SCALAR = {"pin_id": "btree"}
 
 #: Columns returned by queries (never the vector).
-RESULT_COLUMNS = ["pin_id", "kind", "uri", "title", "description", "n_segments"]
+RESULT_COLUMNS = ["pin_id", "kind", "uri", "title", "n_segments"]  # each column is a read per result
 
 
 def now() -> datetime:
@@ -277,7 +277,7 @@ class Store:
 
     def get_pin(self, pin_id: str, with_vector: bool = True) -> dict[str, Any]:
         """One pin's row; PinNotFoundError when there is none."""
-        cols = RESULT_COLUMNS + (["vector"] if with_vector else [])
+        cols = [*RESULT_COLUMNS, "description"] + (["vector"] if with_vector else [])
         rows = self._pins().search().where(filters.eq("pin_id", pin_id)).select(cols).limit(1).to_list()
         if not rows:
             raise PinNotFoundError(
