@@ -118,7 +118,7 @@ class PinIndex:
         re-ranks a larger candidate pool by maximal marginal relevance; 0 is plain similarity."""
         k = _check_k(k)
         dedupe, diversity = _check_controls(dedupe, diversity)
-        pin = self.store.get_pin(pin_id)
+        pin = self.store.get_pin(pin_id, columns=[])
         return self._ranked(pin["vector"], k, kinds, where, dedupe, diversity, exclude=[pin_id])
 
     def related_to_session(self, pin_ids: Any, weights: Any = None, k: int = 20, kinds: Any = None,
@@ -139,7 +139,7 @@ class PinIndex:
         ids = [pin_ids] if isinstance(pin_ids, str) else list(pin_ids)
         if not ids:
             raise UsageError("a session needs at least one pin id")
-        vecs = np.stack([self.store.get_pin(p)["vector"] for p in ids])
+        vecs = np.stack([self.store.get_pin(p, columns=[])["vector"] for p in ids])
         w = rel.recency_weights(len(ids)) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (len(ids),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
             raise UsageError("weights must be one non-negative number per pin, not all zero")

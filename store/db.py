@@ -275,9 +275,11 @@ class Store:
             return t.schema.empty_table().select(list(columns))
         return t.search().select(list(columns)).limit(n).to_arrow()
 
-    def get_pin(self, pin_id: str, with_vector: bool = True) -> dict[str, Any]:
-        """One pin's row; PinNotFoundError when there is none."""
-        cols = [*RESULT_COLUMNS, "description"] + (["vector"] if with_vector else [])
+    def get_pin(self, pin_id: str, with_vector: bool = True, columns: Sequence[str] | None = None) -> dict[str, Any]:
+        """One pin's row (``columns``, default the result columns and description); PinNotFoundError
+        when there is none. Related-pin queries ask for the vector alone: each column is a read."""
+        cols = [*(columns if columns is not None else [*RESULT_COLUMNS, "description"])]
+        cols += ["vector"] if with_vector else []
         rows = self._pins().search().where(filters.eq("pin_id", pin_id)).select(cols).limit(1).to_list()
         if not rows:
             raise PinNotFoundError(
