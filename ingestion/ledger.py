@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from pinembed.errors import InputError
@@ -10,6 +11,11 @@ from pinembed.errors import InputError
 def safe_text(s: str, limit: int = 2000) -> str:
     """A string that Arrow can store: undecodable bytes replaced, length capped."""
     return s.encode("utf-8", "surrogateescape").decode("utf-8", "replace")[:limit]
+
+
+def problem_rows(problems: Iterable[Any]) -> list[dict[str, Any]]:
+    """Ledger rows for what a walk found but could not use (``discover.Problem``)."""
+    return [failure_row(str(p.path), p.pin_id, InputError(p.message, stage=p.stage, error=p.error)) for p in problems]
 
 
 def failure_row(uri: str, pin_id: str | None, exc: BaseException, stage: str | None = None) -> dict[str, Any]:

@@ -21,7 +21,6 @@ import numpy as np
 from pinembed import failpoints
 from pinembed.embedders.base import Embedder, l2_normalise
 from pinembed.embedders.device import cpu_count
-from pinembed.errors import InputError
 from pinembed.store.db import Store, now
 from pinembed.store.identity import space_identity
 from pinembed.store.lock import WriteLock
@@ -29,7 +28,7 @@ from pinembed.store.lock import WriteLock
 from .decode_pool import DecodePool
 from .discover import Entry, discover
 from .idea import MAX_PAGES
-from .ledger import failure_row
+from .ledger import failure_row, problem_rows
 from .plan import make_plan
 from .pooling import pool, pool_frames
 from .read import Item, Reader, ReadLimits
@@ -60,8 +59,7 @@ class IngestOptions:
         """``e``'s stored signature: its source signature plus the settings its vector depends on, so
         changing --fps, --max-frames or a text weight re-embeds exactly the pins it affects."""
         v = self.video
-        has_video = e.kind == "video" or any(p.kind == "video" for p in e.pages)
-        parts = [f"fps={v.max_fps:g},mf={v.max_frames}"] if has_video else []
+        parts = [f"fps={v.max_fps:g},mf={v.max_frames}"] if _needs_video(e) else []
         if e.kind == "idea":
             parts.append(f"itw={self.idea_text_weight:g}")
         elif e.sidecar is not None and self.text_weight:
@@ -69,8 +67,23 @@ class IngestOptions:
         return e.source_sig + ("#" + ",".join(parts) if parts else "")
 
 
+class RunSummary:
+    """What ingest and refresh summaries share: the exit code and the JSON form."""
+
+    failed: int
+
+    @property
+    def exit_code(self) -> int:
+        """0 when everything landed, 3 when inputs failed in this run."""
+        return 3 if self.failed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)  # type: ignore[call-overload]
+
+
 @dataclass
-class IngestSummary:
+class IngestSummary(RunSummary):
     """What a run did. ``failed`` counts ledger rows written by this run."""
 
     added: int = 0
@@ -84,15 +97,6 @@ class IngestSummary:
     stage_s: dict[str, float] = field(default_factory=dict)  # read (summed over threads), embed, write, index
     index: str = "exact"  # the ANN index after the run: exact, built, rebuilt or current
     failures: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when everything landed, 3 when some inputs failed."""
-        return 3 if self.failed else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
 
 
 def read_ahead(items: Iterable[T], fn: Callable[[T], R], workers: int, window: int,
@@ -297,12 +301,10 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
     with WriteLock(store.uri, "ingest"):
         store.ensure_space(space_identity(embedder.identity()))
         found = discover(src, opts.id_prefix)
-        states = store.pin_states(("pin_id", "source_sig"))
-        known = dict(zip(states.column("pin_id").to_pylist(), states.column("source_sig").to_pylist(), strict=True))
+        known = store.signatures()
         run = _Run(store, embedder, opts, known)
         run.summary.skipped = found.skipped
-        run.failures = [failure_row(str(p.path), p.pin_id, InputError(p.message, stage=p.stage, error=p.error))
-                        for p in found.problems]
+        run.failures = problem_rows(found.problems)
         run.keep = {f["uri"] for f in run.failures}
         plan = make_plan(found.entries, known, opts.signature)
         run.summary.unchanged = len(plan.unchanged)

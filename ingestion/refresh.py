@@ -12,18 +12,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from pinembed import failpoints
 from pinembed.errors import InputError, UsageError
 from pinembed.store.db import Store
+from pinembed.store.generations import building_for
 from pinembed.store.identity import same_space, space_identity
 from pinembed.store.lock import WriteLock
 
-from .discover import Discovery, discover, gc_paused
-from .ledger import failure_row
-from .pipeline import IngestOptions, Progress, _Run, embed_entries, finish
+from .discover import Discovery, Problem, discover, gc_paused
+from .ledger import problem_rows
+from .pipeline import IngestOptions, Progress, RunSummary, _Run, embed_entries, finish
 from .plan import Move, RefreshPlan, make_refresh_plan, under
 from .read import content_hash
 from .sidecar import read_sidecar
@@ -43,7 +44,7 @@ class RefreshOptions:
 
 
 @dataclass
-class RefreshSummary:
+class RefreshSummary(RunSummary):
     """What a refresh found and did. ``planned`` counts entries per category; the rest is what landed."""
 
     dry_run: bool = False
@@ -62,15 +63,7 @@ class RefreshSummary:
     index: str = "exact"
     elapsed_s: float = 0.0
     failures: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def exit_code(self) -> int:
-        """0 clean, 3 when inputs failed in this run (given-up ones are not retried, so not counted)."""
-        return 3 if self.failed else 0
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
+    # exit_code: 3 when inputs failed in this run; given-up ones are not retried, so not counted
 
 
 def refresh(sources: list[str | os.PathLike[str]], uri: str, model: str | None = None,
@@ -113,9 +106,8 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
         summary.model_loaded = True
         identity = space_identity(embedder.identity())
         if not same_space(live.identity, identity):  # a model upgrade: write the new generation
-            gen = (live_store.begin_generation(identity) if not opts.dry_run
-                   else next((g.generation for g in live_store.generations()
-                              if g.state == "building" and same_space(g.identity, identity)), None))
+            building = building_for(live_store.generations(), identity)
+            gen = live_store.begin_generation(identity) if not opts.dry_run else building and building.generation
             target = Store(uri, storage_options=storage_options, generation=gen) if gen else None
     model_id = model or (live.model_id if live is not None else DEFAULT_MODEL)
     summary.model_id = model_id
@@ -124,8 +116,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
               if target is not None else [])
     live_sigs = None
     if target is not live_store:
-        states = live_store.pin_states(("pin_id", "source_sig"))
-        live_sigs = dict(zip(states.column("pin_id").to_pylist(), states.column("source_sig").to_pylist(), strict=True))
+        live_sigs = live_store.signatures()
     ledger = live_store.failures_by_uri()
     with gc_paused():
         plan = make_refresh_plan(found.entries, stored, roots, ledger=ledger, live_sigs=live_sigs,
@@ -143,8 +134,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     todo = list(plan.todo)
     if plan.moved:
         todo += _reuse(target, plan.moved, opts.ingest, summary)
-    problems = [failure_row(str(p.path), p.pin_id, InputError(p.message, stage=p.stage, error=p.error))
-                for p in found.problems]
+    problems = problem_rows(found.problems)
     if todo or target.generation is None:
         if embedder is None:
             embedder = get_embedder(model_id, device, precision)
@@ -182,8 +172,6 @@ def _discover(roots: list[str], id_prefix: str) -> Discovery:
         out.skipped += found.skipped
         for e in found.entries:
             if e.pin_id in seen:
-                from .discover import Problem
-
                 out.problems.append(Problem(e.path, e.pin_id, "duplicate_id",
                                             f"pin id {e.pin_id!r} is already taken by {seen[e.pin_id]}; "
                                             "give each source its own --id-prefix", "discover"))

@@ -275,6 +275,11 @@ class Store:
             return t.schema.empty_table().select(list(columns))
         return t.search().select(list(columns)).limit(n).to_arrow()
 
+    def signatures(self) -> dict[str, str]:
+        """Pin id -> stored signature, for planning a run."""
+        states = self.pin_states(("pin_id", "source_sig"))
+        return dict(zip(states.column("pin_id").to_pylist(), states.column("source_sig").to_pylist(), strict=True))
+
     def get_pin(self, pin_id: str, with_vector: bool = True, columns: Sequence[str] | None = None) -> dict[str, Any]:
         """One pin's row (``columns``, default the result columns and description); PinNotFoundError
         when there is none. Related-pin queries ask for the vector alone: each column is a read."""
