@@ -17,8 +17,7 @@ import click
 
 from pinembed import __version__
 from pinembed.errors import PinembedError
-
-KINDS = ("image", "video", "idea")
+from pinembed.ingestion.kinds import NAMES as KINDS
 
 db_option = click.option(
     "--db", default="pins.lance", show_default=True, envvar="PINEMBED_DB",
@@ -90,7 +89,10 @@ def ingest_options(fn):
                      help="Seconds one video may take to decode before it is recorded as a failure."),
         click.option("--max-video-pixels", default=None, type=click.IntRange(1),
                      help="Videos with larger frames are refused into the failure ledger [default: 7680x4320]."),
-        click.option("--id-prefix", default="", help="Prefix for pin ids, to keep several source folders apart in one db."),
+        click.option("--id-prefix", default=None,
+                     help="Prefix for this source's pin ids (PREFIX/rel/path.jpg). Each source folder owns its "
+                          "prefix: a second folder needs its own. A known source keeps its recorded prefix."),
+        click.option("--list-skipped", is_flag=True, help="Name every skipped file (not media, camera RAW, ...)."),
         click.option("--device", default=None, help="torch device (default: cuda when present, else cpu)."),
         click.option("--precision", default=None, envvar="PINEMBED_PRECISION",
                      type=click.Choice(["auto", "fp32", "fp16", "int8"]),
@@ -104,7 +106,7 @@ def ingest_options(fn):
 
 def _ingest_opts(batch_size: int, workers: int | None, max_pixels: int | None, text_weight: float,
                  idea_text_weight: float, max_fps: float, max_frames: int, video_timeout: float,
-                 max_video_pixels: int | None, id_prefix: str) -> Any:
+                 max_video_pixels: int | None, id_prefix: str | None) -> Any:
     from pinembed.ingestion.pipeline import IngestOptions
     from pinembed.ingestion.read import ReadLimits
     from pinembed.ingestion.video import VideoParams
@@ -120,11 +122,26 @@ def _ingest_opts(batch_size: int, workers: int | None, max_pixels: int | None, t
     return opts
 
 
-def _print_failures(failures: list[dict[str, Any]], n_failed: int, db: str) -> None:
+def _print_failures(failures: list[dict[str, Any]], n_failed: int, db: str, label: str = "failed") -> None:
     for f in failures[:20]:
-        click.echo(f"  failed: {f['pin_id'] or f['uri']}: [{f['stage']}/{f['error']}] {f['message']}", err=True)
-    if n_failed > 20:
-        click.echo(f"  ... and {n_failed - 20} more: pinembed failures --db {db}", err=True)
+        click.echo(f"  {label}: {f['pin_id'] or f['uri']}: [{f['stage']}/{f['error']}] {f['message']}", err=True)
+    if len(failures) > 20:
+        click.echo(f"  ... and {len(failures) - 20} more: pinembed failures --db {db}", err=True)
+
+
+def _print_skipped(skipped: list[dict[str, str]], list_all: bool, command: str) -> None:
+    """One summary line for skipped files (by reason), or each of them with --list-skipped."""
+    if not skipped:
+        return
+    if list_all:
+        for f in skipped:
+            click.echo(f"  skipped: {f['path']}: [{f['reason']}] {f['message']}", err=True)
+        return
+    by: dict[str, int] = {}
+    for f in skipped:
+        by[f["reason"]] = by.get(f["reason"], 0) + 1
+    reasons = ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in sorted(by.items(), key=lambda x: -x[1]))
+    click.echo(f"  skipped {len(skipped)} file(s) ({reasons}): `{command} --list-skipped` names them", err=True)
 
 
 @cli.command()
@@ -134,11 +151,17 @@ def _print_failures(failures: list[dict[str, Any]], n_failed: int, db: str) -> N
 @json_option
 @handle_errors
 def ingest(src: str, db: str, model: str | None, device: str | None, precision: str | None, as_json: bool,
-           **kw: Any) -> None:
+           list_skipped: bool, **kw: Any) -> None:
     """Embed every image, video and idea pin under SRC into the database (new and changed ones only).
 
-    Images: jpg, png, webp, gif, bmp, tif. Videos: mp4, m4v, mov, webm, mkv, avi. Idea pins: folders
-    holding a pin.json. A sidecar photo.json ({"title", "description"}) or photo.txt gives a title.
+    \b
+    Images: jpg, png, webp, gif, bmp, tif, heic/heif, avif, jp2, pnm/pbm/pgm/ppm.
+    Motion: animated gif, webp and png (sampled like videos).
+    Videos: mp4, m4v, mov, webm, mkv, avi.
+    Idea pins: folders holding a pin.json.
+    A sidecar photo.json ({"title", "description"}) or photo.txt gives a title. Other files
+    (camera RAW, documents) are skipped and named: --list-skipped or --json.
+    Each source folder owns its pin ids (the path under it); a second folder needs --id-prefix.
     Nothing is deleted; `pinembed refresh` also follows moves and deletions.
     """
     import pinembed
@@ -150,12 +173,14 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     if as_json:
         click.echo(json.dumps(summary.to_dict(), default=str))
     else:
+        s = summary
         click.echo(
-            f"added {summary.added}, updated {summary.updated}, unchanged {summary.unchanged}, "
-            f"failed {summary.failed}, skipped {summary.skipped} non-media files "
-            f"in {summary.elapsed_s:.1f}s ({summary.items_per_s:.1f} items/s) -> {db}"
+            f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, failed {s.failed}, "
+            f"warnings {s.warnings}, skipped {s.skipped} in {s.elapsed_s:.1f}s ({s.items_per_s:.1f} items/s) -> {db}"
         )
-        _print_failures(summary.failures, summary.failed, db)
+        _print_failures(s.failures, s.failed, db)
+        _print_failures(s.warning_rows, s.warnings, db, "warning")
+        _print_skipped(s.skipped_files, list_skipped, f"pinembed ingest {src} --db {db}")
     sys.exit(summary.exit_code)
 
 
@@ -170,14 +195,15 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
 @json_option
 @handle_errors
 def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None, precision: str | None,
-            dry_run: bool, max_attempts: int, retry_failed: bool, as_json: bool, **kw: Any) -> None:
+            dry_run: bool, max_attempts: int, retry_failed: bool, as_json: bool, list_skipped: bool, **kw: Any) -> None:
     """Bring the database in line with SRC folders: the cron job.
 
     \b
     unchanged  same size and mtime: one stat, nothing read, no model loaded
     changed    re-embedded (a changed sidecar title or pin.json text counts)
-    moved      same content hash under a new path (moved, renamed, copied): vectors reused
-    deleted    media gone: removed from pins and segments
+    moved      same content hash under a new path (moved, renamed): vectors reused
+    copied     the same, with the original still there
+    deleted    media gone (not moved): removed from pins and segments
     failed     retried; given up after --max-attempts runs unless it changes or --retry-failed
     stale      with --model NEW: a new generation is built beside the live one and goes live
                when complete (resumable); `pinembed models` lists generations, `pinembed gc` drops old ones
@@ -203,13 +229,16 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
     head = "plan (dry run, nothing written)" if s.dry_run else "refreshed"
     click.echo(f"{head}: new {p['new']}, changed {p['changed']}, unchanged {p['unchanged']}, moved {p['moved']}, "
                f"copied {p['copied']}, deleted {p['deleted']}, retried {p['retry']}, given up {p['given_up']}, "
-               f"stale {p['stale']}" + ("" if s.dry_run else f"; failed {s.failed}") + f" in {s.elapsed_s:.1f}s -> {db}")
+               f"stale {p['stale']}" + ("" if s.dry_run else f"; failed {s.failed}, warnings {s.warnings}")
+               + f", skipped {s.skipped} in {s.elapsed_s:.1f}s -> {db}")
     if s.dry_run:
         for cat, ids in s.examples.items():
             click.echo(f"  {cat}: " + ", ".join(ids[:10]) + (" ..." if p.get(cat, 0) > 10 else ""))
     if s.switched:
         click.echo(f"generation {s.generation} ({s.model_id}) is live; `pinembed gc --db {db}` drops the old one")
     _print_failures(s.failures, s.failed, db)
+    _print_failures(s.warning_rows, s.warnings, db, "warning")
+    _print_skipped(s.skipped_files, list_skipped, f"pinembed refresh {' '.join(src)} --db {db}")
     sys.exit(s.exit_code)
 
 
@@ -229,6 +258,24 @@ def models(db: str, as_json: bool) -> None:
         click.echo("no generations (an empty database)")
     for g in rows:
         click.echo(f"{g['generation']:>3}  {g['state']:<8}  {g['pins']:>9} pins  dim {g['dim']}  {g['model_id']}")
+
+
+@cli.command()
+@db_option
+@json_option
+@handle_errors
+def sources(db: str, as_json: bool) -> None:
+    """The source folders of the database, each with the prefix of its pin ids."""
+    import pinembed
+
+    rows = pinembed.open_index(db).sources()
+    if as_json:
+        click.echo(json.dumps({"sources": rows}, default=str))
+        return
+    if not rows:
+        click.echo("no sources recorded")
+    for r in rows:
+        click.echo(f"{r['id_prefix'] or '(no prefix)'}\t{r['root']}\t(last ingested {r['last_seen']:%Y-%m-%d %H:%M})")
 
 
 @cli.command()
@@ -491,7 +538,8 @@ def _print_results(results: list[Any], as_json: bool) -> None:
 
 
 class _progress:
-    """A rich progress bar on a terminal; nothing otherwise."""
+    """A rich progress bar on a terminal; nothing otherwise. The object it yields is called with
+    (done, total) and told the phase with ``.phase(label)``."""
 
     def __init__(self, enabled: bool, label: str = "embedding") -> None:
         self.enabled = enabled
@@ -508,10 +556,17 @@ class _progress:
                              TimeRemainingColumn(), transient=True)
         self._bar.__enter__()
         self._task = self._bar.add_task(self.label, total=None)
-        return self.update
+        return self
 
     def update(self, done: int, total: int) -> None:
         self._bar.update(self._task, completed=done, total=total)
+
+    def phase(self, label: str) -> None:
+        """What the run is doing now ("loading model", "embedding")."""
+        self._bar.update(self._task, description=label, completed=0, total=None)
+
+    def __call__(self, done: int, total: int) -> None:
+        self.update(done, total)
 
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:

@@ -12,70 +12,21 @@ import os
 import stat as st
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from pinembed.errors import InputError, UsageError
 
+from . import kinds
+from .entry import Discovery, Entry, Problem, Skip
 from .idea import MANIFEST as IDEA_MANIFEST
-from .idea import Page, read_manifest
+from .idea import read_manifest
 
-IMAGE_EXTS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
-VIDEO_EXTS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
-MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS
+__all__ = ["Discovery", "Entry", "Problem", "Skip", "discover", "gc_paused"]
+
 SIDECAR_EXTS = (".json", ".txt")
-
-
-@dataclass(slots=True)
-class Entry:
-    """One thing to ingest: a media file or an idea-pin folder. (A plain slotted class: a walk makes
-    one per file, and a no-change refresh of 100k files is mostly this walk.)"""
-
-    pin_id: str
-    kind: str  # image | video | idea
-    file: str  # absolute path
-    size: int
-    mtime_ns: int
-    sidecar: Path | None = None
-    sidecar_sig: str = ""  # size:mtime of the sidecar, or of every idea-pin page
-    title: str | None = None  # idea pins: from the manifest
-    description: str | None = None
-    pages: tuple[Page, ...] = ()
-
-    @property
-    def path(self) -> Path:
-        """The media file or idea-pin folder."""
-        return Path(self.file)
-
-    @property
-    def uri(self) -> str:
-        """Where the pin's media lives (an absolute path)."""
-        return self.file
-
-    @property
-    def source_sig(self) -> str:
-        """What a change is judged by: size and mtime of the media and of its sidecar."""
-        return f"{self.size}:{self.mtime_ns}" + (f"|{self.sidecar_sig}" if self.sidecar_sig else "")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """Something found while walking that cannot become a pin (recorded in the failure ledger)."""
-
-    path: Path | str
-    pin_id: str
-    error: str
-    message: str
-    stage: str = "discover"
-
-
-@dataclass
-class Discovery:
-    """What a walk found."""
-
-    entries: list[Entry]
-    problems: list[Problem]
-    skipped: int  # files that are not media (sidecars, notes, scripts)
+#: Camera RAW files: not decoded (their embedded previews vary by maker); named as skipped.
+RAW_EXTS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2",
+                      ".raf", ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".iiq", ".rwl"})
 
 
 def _pin_id(rel: str, prefix: str) -> str:
@@ -104,14 +55,14 @@ def gc_paused() -> Iterator[None]:
 
 
 def discover(root: str | os.PathLike[str], id_prefix: str = "") -> Discovery:
-    """Walk ``root`` recursively and return its entries (sorted by pin id), problems and skip count."""
+    """Walk ``root`` recursively and return its entries (sorted by pin id), problems and skipped files."""
     root = Path(os.path.abspath(root))
     if not root.is_dir():
         raise UsageError(
             f"source folder {str(root)!r} does not exist or is not a folder",
             "pass the folder that holds your media, e.g. pinembed ingest ./media",
         )
-    found = Discovery([], [], 0)
+    found = Discovery([], [])
     seen_dirs: set[tuple[int, int]] = set()
     stack: list[tuple[Path, str]] = [(root, "")]
     with gc_paused():  # ~100k small objects per 100k files: the cyclic GC would re-scan them many times
@@ -146,15 +97,17 @@ def _scan_folder(
         return
     names = {d.name for d in children}
     split = {n: os.path.splitext(n) for n in names}
-    media_stems = {stem for stem, ext in split.values() if ext.lower() in MEDIA_EXTS}
+    media = kinds.media_extensions()
+    media_stems = {stem for stem, ext in split.values() if ext.lower() in media}
     sidecars = {n for n, (stem, ext) in split.items() if ext.lower() in SIDECAR_EXTS and stem in media_stems}
     if rel and IDEA_MANIFEST in names:
-        _idea_entry(folder, rel, prefix, found)
+        _idea_entry(folder, rel, prefix, found, names)
         return
     base = os.fspath(folder)
     for d in children:
         name = d.name
         if name.startswith("."):
+            found.skips.append(Skip(f"{base}{os.sep}{name}", "hidden", "hidden file or folder"))
             continue
         child_rel = f"{rel}/{name}" if rel else name
         try:
@@ -166,9 +119,10 @@ def _scan_folder(
             continue
         stem, ext = split[name]
         ext = ext.lower()
-        if ext not in IMAGE_EXTS and ext not in VIDEO_EXTS:
+        kind = kinds.for_extension(ext)
+        if kind is None:
             if name not in sidecars:
-                found.skipped += 1
+                found.skips.append(_skip(f"{base}{os.sep}{name}", ext))
             continue
         pin_id = _pin_id(child_rel, prefix) if prefix else child_rel.replace(os.sep, "/")
         if not _utf8(pin_id):
@@ -184,8 +138,14 @@ def _scan_folder(
             found.problems.append(Problem(folder / name, pin_id, "not_a_file", "not a regular file"))
             continue
         sidecar, sig = _sidecar(folder, stem, names) if sidecars else (None, "")
-        kind = "image" if ext in IMAGE_EXTS else "video"
-        found.entries.append(Entry(pin_id, kind, f"{base}{os.sep}{name}", s.st_size, s.st_mtime_ns, sidecar, sig))
+        found.entries.append(Entry(pin_id, kind.name, f"{base}{os.sep}{name}", s.st_size, s.st_mtime_ns, sidecar, sig))
+
+
+def _skip(path: str, ext: str) -> Skip:
+    if ext in RAW_EXTS:
+        return Skip(path, "camera_raw", f"camera RAW ({ext}) is not decoded; export a JPEG or HEIC of it "
+                                        "into the folder to ingest it")
+    return Skip(path, "not_media", f"not a media file ({ext or 'no extension'}): no kind reads it")
 
 
 def _sidecar(folder: Path, stem: str, names: set[str]) -> tuple[Path | None, str]:
@@ -200,8 +160,9 @@ def _sidecar(folder: Path, stem: str, names: set[str]) -> tuple[Path | None, str
     return None, ""
 
 
-def _idea_entry(folder: Path, rel: str, prefix: str, found: Discovery) -> None:
-    """An idea pin's entry, with a problem row for each unusable page (or for the whole pin)."""
+def _idea_entry(folder: Path, rel: str, prefix: str, found: Discovery, names: set[str]) -> None:
+    """An idea pin's entry (its unusable pages noted on it), or a problem row for the whole pin. Files
+    in the folder that are not pages are named as skipped."""
     manifest_path = folder / IDEA_MANIFEST
     uri = str(manifest_path)
     folder_id = _pin_id(rel, prefix)
@@ -210,17 +171,21 @@ def _idea_entry(folder: Path, rel: str, prefix: str, found: Discovery) -> None:
         found.problems.append(Problem(folder, safe, "bad_name", "folder name is not valid UTF-8; rename it", "manifest"))
         return
     try:
-        m = read_manifest(folder, IMAGE_EXTS, VIDEO_EXTS)
+        m = read_manifest(folder, kinds.get("image").extensions, kinds.get("video").extensions)
         s = manifest_path.stat()
     except InputError as e:
         found.problems.append(Problem(uri, folder_id, e.error, e.message, "manifest"))
         return
     pin_id = _pin_id(m.id, prefix) if m.id else folder_id
-    for p in m.problems:
-        found.problems.append(Problem(f"{uri}#page={p.index}", pin_id, p.error, p.message, "manifest"))
+    used = {p.path.relative_to(folder.resolve()).parts[0] for p in m.pages if p.path.is_relative_to(folder.resolve())}
+    for name in sorted(names - used - {IDEA_MANIFEST}):
+        if not name.startswith("."):
+            found.skips.append(Skip(str(folder / name), "not_a_page", f"in idea pin {pin_id!r} but not one of its pages"))
+    notes = tuple(Problem(f"{uri}#page={p.index}", pin_id, p.error, p.message, "manifest") for p in m.problems)
     if not m.pages:
+        found.problems.extend(notes)
         found.problems.append(Problem(uri, pin_id, "no_usable_pages", "idea pin has no usable pages", "manifest"))
         return
     pages_sig = ";".join(f"{p.index}={p.size}:{p.mtime_ns}" for p in m.pages)
     found.entries.append(Entry(pin_id, "idea", os.fspath(folder), s.st_size, s.st_mtime_ns, None, pages_sig,
-                               m.title, m.description, m.pages))
+                               m.title, m.description, m.pages, notes))

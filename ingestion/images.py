@@ -1,4 +1,8 @@
-"""Decoding images with PIL: EXIF orientation, every mode to RGB, a decompression-bomb guard."""
+"""Decoding images with PIL: EXIF orientation, every mode to RGB, a decompression-bomb guard.
+
+Formats: whatever PIL reads (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, JPEG 2000, PNM) plus HEIC/HEIF
+through pillow-heif. The format is taken from the bytes, never from the file name.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,28 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from pinembed.errors import InputError
 
+try:  # HEIC/HEIF (the phone default) through libheif
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:  # pragma: no cover - a core dependency; kept importable without it
+    pillow_heif = None
+
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half an image
+
+#: Leading bytes of formats that are not images (or not ones we read), for messages that say what a file is.
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"%PDF", 0, "a PDF document"), (b"PK\x03\x04", 0, "a ZIP archive (or an Office document)"),
+    (b"<!DOCTYPE html", 0, "an HTML page"), (b"<html", 0, "an HTML page"), (b"<?xml", 0, "XML (an SVG?)"),
+    (b"<svg", 0, "an SVG drawing (vector graphics are not read)"), (b"\x1f\x8b", 0, "a gzip archive"),
+    (b"RIFF", 0, "a RIFF file (WAV or AVI?)"), (b"ID3", 0, "an MP3 audio file"), (b"OggS", 0, "an Ogg file"),
+    (b"\x1aE\xdf\xa3", 0, "a Matroska/WebM video"), (b"8BPS", 0, "a Photoshop document"),
+)
+_FTYP_BRANDS = {b"heic": "HEIC", b"heix": "HEIC", b"hevc": "HEIC", b"mif1": "HEIF", b"msf1": "HEIF",
+                b"avif": "AVIF", b"avis": "AVIF", b"isom": "an MP4 video", b"mp41": "an MP4 video",
+                b"mp42": "an MP4 video", b"qt  ": "a QuickTime video", b"M4V ": "an MP4 video"}
 
 
 @dataclass
@@ -23,14 +46,23 @@ class Decoded:
     image: Image.Image
     width: int
     height: int
+    format: str | None = None  # what the bytes are (PIL's name: JPEG, PNG, HEIF, AVIF, ...)
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = None) -> Decoded:
-    """Decode image bytes to an upright RGB PIL image.
+def sniff(data: bytes) -> str | None:
+    """What ``data`` looks like, from its first bytes ("HEIC", "a PDF document", ...), or None."""
+    head = data[:64]
+    if head[4:8] == b"ftyp":
+        return _FTYP_BRANDS.get(head[8:12], "an ISO media file (MP4/HEIF family)")
+    low = head.lstrip().lower()
+    for magic, at, what in _SIGNATURES:
+        if head[at:].startswith(magic) or low.startswith(magic.lower()):
+            return what
+    return None
 
-    ``draft_size`` lets JPEG decoding run at a reduced scale (no smaller than that side), which is
-    several times faster for camera-sized photos that the model shrinks anyway. Raises InputError.
-    """
+
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open image bytes (headers only) and check their size; InputError for anything unusable."""
     if not data:
         raise InputError("empty file (0 bytes)", error="empty")
     try:
@@ -40,7 +72,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: 
     except Image.DecompressionBombError as e:
         raise InputError(f"image too large to decode safely: {e}", error="too_large") from e
     except UnidentifiedImageError as e:
-        raise InputError("not an image: the format is not recognised", error="not_an_image") from e
+        what = sniff(data)
+        raise InputError("not an image: " + (f"the data is {what}" if what else "the format is not recognised"),
+                         error="not_an_image") from e
     except Exception as e:
         raise InputError(f"corrupt image header: {e}", error="corrupt") from e
     w, h = im.size
@@ -52,6 +86,30 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: 
             "raise --max-pixels if such images are expected",
             error="too_large",
         )
+    return im
+
+
+def is_animated(im: Image.Image) -> bool:
+    """Whether an opened image has more than one frame (animated GIF, WebP or APNG)."""
+    try:
+        return bool(getattr(im, "is_animated", False)) and int(getattr(im, "n_frames", 1)) > 1
+    except Exception:
+        return False
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: int | None = None) -> Decoded:
+    """Decode image bytes to an upright RGB PIL image (the first frame of an animation).
+
+    ``draft_size`` lets JPEG decoding run at a reduced scale (no smaller than that side), which is
+    several times faster for camera-sized photos that the model shrinks anyway. Raises InputError.
+    """
+    return decode_opened(open_image(data, max_pixels), draft_size)
+
+
+def decode_opened(im: Image.Image, draft_size: int | None = None) -> Decoded:
+    """Finish decoding an image from ``open_image``: orientation, pixels, RGB."""
+    fmt = im.format
+    w, h = im.size
     try:
         orientation = int(im.getexif().get(0x0112, 1) or 1)
     except Exception:
@@ -68,7 +126,7 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: 
         im = ImageOps.exif_transpose(im) or im
     except Exception:
         pass  # a broken EXIF block leaves the image as stored
-    return Decoded(to_rgb(im), w, h)
+    return Decoded(to_rgb(im), w, h, fmt)
 
 
 def to_rgb(im: Image.Image) -> Image.Image:

@@ -19,19 +19,21 @@ from typing import Any, TypeVar
 import numpy as np
 
 from pinembed import failpoints
-from pinembed.embedders.base import Embedder, l2_normalise
+from pinembed.embedders.base import Embedder
 from pinembed.embedders.device import cpu_count
+from pinembed.errors import UsageError
 from pinembed.store.db import Store, now
 from pinembed.store.identity import space_identity
 from pinembed.store.lock import WriteLock
 
+from . import kinds
 from .decode_pool import DecodePool
-from .discover import Entry, discover
-from .idea import MAX_PAGES
+from .discover import discover
+from .entry import Entry, Problem
 from .ledger import failure_row, problem_rows
 from .plan import make_plan
-from .pooling import pool, pool_frames
 from .read import Item, Reader, ReadLimits
+from .sources import claim_ids, resolve
 from .video import VideoParams
 
 T = TypeVar("T")
@@ -52,18 +54,14 @@ class IngestOptions:
     video: VideoParams = field(default_factory=VideoParams)
     text_weight: float = 0.0  # images and videos: weight of the sidecar text in the pin vector
     idea_text_weight: float = DEFAULT_IDEA_TEXT_WEIGHT  # idea pins: weight of title/description/page texts
-    id_prefix: str = ""
+    id_prefix: str | None = None  # None: a known source keeps its recorded prefix, a new one gets none
     fast_jpeg: bool = True  # decode JPEGs at reduced scale (never below the model's input size)
 
-    def signature(self, e: Entry) -> str:
+    def signature(self, e: Entry, kind: str | None = None) -> str:
         """``e``'s stored signature: its source signature plus the settings its vector depends on, so
-        changing --fps, --max-frames or a text weight re-embeds exactly the pins it affects."""
-        v = self.video
-        parts = [f"fps={v.max_fps:g},mf={v.max_frames}"] if _needs_video(e) else []
-        if e.kind == "idea":
-            parts.append(f"itw={self.idea_text_weight:g}")
-        elif e.sidecar is not None and self.text_weight:
-            parts.append(f"tw={self.text_weight:g}")
+        changing --fps, --max-frames or a text weight re-embeds exactly the pins it affects. ``kind``:
+        the kind the pin was read as, when reading refined it (a stored motion pin of a .gif entry)."""
+        parts = kinds.get(kind or e.kind).settings(e, self)
         return e.source_sig + ("#" + ",".join(parts) if parts else "")
 
 
@@ -84,19 +82,26 @@ class RunSummary:
 
 @dataclass
 class IngestSummary(RunSummary):
-    """What a run did. ``failed`` counts ledger rows written by this run."""
+    """What a run did. Every input found is counted once: added, updated, unchanged or failed (a pin
+    that landed with a warning is added or updated, and counted in ``warnings`` too); files that are
+    not read at all are ``skipped`` and named in ``skipped_files``."""
 
     added: int = 0
     updated: int = 0
     unchanged: int = 0
-    failed: int = 0
-    skipped: int = 0
+    failed: int = 0  # inputs that failed in this run (their ledger rows are in ``failures``)
+    warnings: int = 0  # pins that landed with a warning (a bad sidecar, a dropped page; ``warning_rows``)
+    skipped: int = 0  # files not read: not media, camera RAW, hidden, not a page of an idea pin
+    model_loaded: bool = False
     embedded_images: int = 0  # images + video frames + page images through the image encoder
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # the whole run, model loading included
     items_per_s: float = 0.0  # pins written per second of the run
-    stage_s: dict[str, float] = field(default_factory=dict)  # read (summed over threads), embed, write, index
+    stage_s: dict[str, float] = field(default_factory=dict)  # model, read (summed over threads), embed, write, index
     index: str = "exact"  # the ANN index after the run: exact, built, rebuilt or current
+    sources: list[dict[str, str]] = field(default_factory=list)  # root and id prefix of each source
     failures: list[dict[str, Any]] = field(default_factory=list)
+    warning_rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)  # path, reason, message
 
 
 def read_ahead(items: Iterable[T], fn: Callable[[T], R], workers: int, window: int,
@@ -138,38 +143,64 @@ _END: Any = object()
 
 
 def entry_cost(entry: Entry, video: VideoParams) -> int:
-    """Images an entry can decode to (its share of the read-ahead window): 1 for an image, the frame
-    cap for a video, the sum over pages for an idea pin."""
-    if entry.kind == "video":
-        return video.max_frames
-    if entry.kind == "idea":
-        return sum(video.max_frames if p.kind == "video" else 1 for p in entry.pages) or 1
-    return 1
+    """Images an entry can decode to (its share of the read-ahead window), from its kind."""
+    return kinds.get(entry.kind).cost(entry, video)
 
 
-def _needs_video(e: Entry) -> bool:
-    return e.kind == "video" or any(p.kind == "video" for p in e.pages)
+def needs_decode_pool(entry: Entry) -> bool:
+    """Whether reading ``entry`` needs the video decode processes."""
+    return kinds.get(entry.kind).uses_decode_pool(entry)
 
 
 class _Run:
-    """State of one ingestion run."""
+    """State of one ingestion run. The embedder is loaded on first need (``load_model``): a run with
+    nothing to embed never loads it."""
 
-    def __init__(self, store: Store, embedder: Embedder, opts: IngestOptions, known: dict[str, str]) -> None:
-        self.store, self.embedder, self.opts, self.known = store, embedder, opts, known
+    def __init__(self, store: Store, embedder: Embedder | Callable[[], Embedder] | None, opts: IngestOptions,
+                 known: dict[str, str], progress: Progress | None = None) -> None:
+        self.store, self.opts, self.known = store, opts, known
+        self._embedder = embedder
+        self.progress = progress
         self.summary = IngestSummary()
-        self.failures: list[dict[str, Any]] = []
+        self.failures: list[dict[str, Any]] = []  # ledger rows to record: failed inputs
+        self.warned: list[dict[str, Any]] = []  # ledger rows to record: warnings of landed pins
         self.keep: set[str] = set()  # uris that failed in this run: never cleared by a landing pin
-        self.stage = {"read": 0.0, "embed": 0.0, "write": 0.0, "index": 0.0}
+        self.stage = {"model": 0.0, "read": 0.0, "embed": 0.0, "write": 0.0, "index": 0.0}
         self.writes = 0
 
-    def record(self) -> None:
-        if self.failures:
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder, loaded now if it was given as a loader (the progress display says so)."""
+        if not isinstance(self._embedder, Embedder):
+            if self._embedder is None:
+                raise UsageError("this run needs a model and none was given")
+            phase(self.progress, "loading model")
             t = time.perf_counter()
-            self.store.record_failures(self.failures)
+            self._embedder = self._embedder()
+            self.stage["model"] += time.perf_counter() - t
+            self.summary.model_loaded = True
+        return self._embedder
+
+    def fail(self, rows: list[dict[str, Any]], inputs: int = 1) -> None:
+        """Ledger rows of ``inputs`` inputs that failed in this run."""
+        self.failures.extend(rows)
+        self.keep.update(r["uri"] for r in rows)
+        self.summary.failed += inputs
+
+    def problems(self, problems: list[Problem]) -> None:
+        """What a walk found but could not use: one failed input per file or folder."""
+        rows = problem_rows(problems)
+        self.fail(rows, len({r["uri"].split("#", 1)[0] for r in rows}))
+
+    def record(self) -> None:
+        rows = self.failures + self.warned
+        if rows:
+            t = time.perf_counter()
+            self.store.record_failures(rows)
             self.stage["write"] += time.perf_counter() - t
-            self.summary.failed += len(self.failures)
             self.summary.failures.extend(self.failures)
-            self.failures = []
+            self.summary.warning_rows.extend(self.warned)
+            self.failures, self.warned = [], []
 
     def flush(self, batch: list[Item]) -> None:
         """Embed, pool and write one batch (one commit per table); record the batch's failures."""
@@ -185,18 +216,19 @@ class _Run:
             vecs = vectors.get(item.entry.pin_id)
             if vecs is None:
                 continue
-            pin_vec, segs = self._pool(item, vecs, texts.get(item.entry.pin_id, []))
+            kind = kinds.get(item.kind)
+            pin_vec, segs = kind.pool(item, vecs, texts.get(item.entry.pin_id, []), self.opts)
             e = item.entry
             pins.append({
-                "pin_id": e.pin_id, "kind": e.kind, "uri": e.uri, "content_hash": item.content_hash,
-                "size": e.size, "mtime_ns": e.mtime_ns, "source_sig": self.opts.signature(e), "title": item.title,
-                "description": item.description, "width": item.width, "height": item.height,
+                "pin_id": e.pin_id, "kind": kind.name, "uri": e.uri, "content_hash": item.content_hash,
+                "size": e.size, "mtime_ns": e.mtime_ns, "source_sig": self.opts.signature(e, kind.name),
+                "title": item.title, "description": item.description, "width": item.width, "height": item.height,
                 "duration_s": item.duration_s, "fps": item.fps, "n_segments": len(segs),
                 "model_id": self.embedder.model_id, "vector": pin_vec, "embedded_at": stamp,
             })
             segments.extend(segs)
             landed.append(item)
-            self.failures.extend(item.warnings)
+            self.warned.extend(item.warnings)
             self.keep.update(w["uri"] for w in item.warnings)
         t = time.perf_counter()
         self.store.write(pins, segments)
@@ -204,13 +236,14 @@ class _Run:
         self.writes += 1
         if self.writes % COMPACT_EVERY == 0:  # one fragment per commit: merge them on the way
             self.store.compact()
-        self.store.clear_failures([u for it in landed for u in _uris(it) if u not in self.keep])
+        self.store.clear_failures([u for it in landed for u in kinds.get(it.kind).uris(it.entry) if u not in self.keep])
         self.stage["write"] += time.perf_counter() - t
         for it in landed:
             if it.entry.pin_id in self.known:
                 self.summary.updated += 1
             else:
                 self.summary.added += 1
+            self.summary.warnings += bool(it.warnings)
             self.summary.embedded_images += len(it.pixels)
         self.record()
 
@@ -228,7 +261,7 @@ class _Run:
                     out[it.entry.pin_id] = np.concatenate(
                         [self.embedder.embed_pixels(it.pixels[i : i + bs]) for i in range(0, len(it.pixels), bs)])
                 except Exception as e:
-                    self.failures.append(failure_row(it.entry.uri, it.entry.pin_id, e, stage="embed"))
+                    self.fail([failure_row(it.entry.uri, it.entry.pin_id, e, stage="embed"), *it.warnings])
             return out
         out, i = {}, 0
         for it in batch:
@@ -237,14 +270,11 @@ class _Run:
         return out
 
     def _embed_texts(self, batch: list[Item]) -> dict[str, list[tuple[int | None, str, np.ndarray]]]:
-        """Text vectors per pin: idea pins' texts always (they are kept as segments); sidecar text of
-        images and videos only when it is fused (text_weight > 0)."""
+        """Text vectors per pin, of the texts its kind embeds (idea pins' texts always: they are kept as
+        segments; sidecar text of images and videos only when it is fused)."""
         jobs: list[tuple[str, int | None, str]] = []
         for it in batch:
-            if it.entry.kind == "idea":
-                jobs += [(it.entry.pin_id, page, text) for page, text in it.texts]
-            elif self.opts.text_weight and (it.title or it.description):
-                jobs.append((it.entry.pin_id, None, ". ".join(filter(None, (it.title, it.description)))))
+            jobs += [(it.entry.pin_id, page, text) for page, text in kinds.get(it.kind).texts(it, self.opts)]
         if not jobs:
             return {}
         vecs = self.embedder.embed_texts([j[2] for j in jobs])
@@ -253,61 +283,53 @@ class _Run:
             out.setdefault(pin_id, []).append((page, text, v))
         return out
 
-    def _pool(self, item: Item, vecs: np.ndarray, texts: list) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        e, parts = item.entry, item.parts
-        blank = [p.blank for p in parts]
-        text_vec = l2_normalise(np.mean([v for _, _, v in texts], axis=0)[None])[0] if texts else None
-        if e.kind == "image":
-            return pool(vecs, text_vec, self.opts.text_weight), []
-        if e.kind == "video":
-            segs = [_segment(e.pin_id, i, "frame", p.uri, v, t_s=p.t_s, weight=0.0 if p.blank else 1.0)
-                    for i, (p, v) in enumerate(zip(parts, vecs, strict=True))]
-            return pool(pool_frames(vecs, blank), text_vec, self.opts.text_weight), segs
-        pages: dict[int, list[int]] = {}
-        for i, p in enumerate(parts):
-            pages.setdefault(p.page, []).append(i)
-        page_vecs, segs = [], []
-        for seq, (page, idx) in enumerate(sorted(pages.items())):
-            v = pool_frames(vecs[idx], [blank[i] for i in idx])
-            page_vecs.append(v)
-            segs.append(_segment(e.pin_id, seq, "page", parts[idx[0]].uri, v, page=page))
-        for page, _text, v in texts:
-            segs.append(_segment(e.pin_id, len(segs), "text", None, v, page=page))
-        return pool(np.stack(page_vecs), text_vec, self.opts.idea_text_weight), segs
+
+def phase(progress: Progress | None, label: str) -> None:
+    """Tell a progress display what the run is doing (``progress.phase(label)``, when it has one)."""
+    fn = getattr(progress, "phase", None)
+    if fn is not None:
+        fn(label)
 
 
-def _uris(item: Item) -> list[str]:
-    """Every ledger uri that a landed pin answers for: its media, sidecar, manifest and pages."""
-    e = item.entry
-    uris = [e.uri] + ([str(e.sidecar)] if e.sidecar else [])
-    if e.kind == "idea":
-        manifest = str(e.path / "pin.json")
-        uris += [manifest] + [f"{manifest}#page={i}" for i in range(MAX_PAGES)] + [str(p.path) for p in e.pages]
-    return uris
+def source_root(src: str | os.PathLike[str]) -> str:
+    """The absolute path of a source folder; UsageError (before anything is created) when it is not one."""
+    root = os.path.abspath(os.fspath(src))
+    if not os.path.isdir(root):
+        raise UsageError(
+            f"source folder {root!r} does not exist or is not a folder",
+            "pass the folder that holds your media, e.g. pinembed ingest ./media; nothing was created",
+        )
+    return root
 
 
-def _segment(pin_id: str, seq: int, kind: str, uri: str | None, vector: np.ndarray, *, t_s: float | None = None,
-             page: int | None = None, weight: float = 1.0) -> dict[str, Any]:
-    return {"pin_id": pin_id, "seq": seq, "kind": kind, "t_s": t_s, "uri": uri, "page": page,
-            "weight": weight, "vector": vector}
+def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Callable[[], Embedder],
+           opts: IngestOptions | None = None, progress: Progress | None = None, model_id: str | None = None
+           ) -> IngestSummary:
+    """Ingest every image, video and idea pin under ``src`` into ``store`` (new and changed ones;
+    nothing is deleted: ``refresh`` does that). Holds the database's write lock from the start.
 
-
-def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: IngestOptions | None = None,
-           progress: Progress | None = None) -> IngestSummary:
-    """Ingest every image, video and idea pin under ``src`` into ``store`` with ``embedder`` (new and
-    changed ones; nothing is deleted: ``refresh`` does that). Holds the database's write lock."""
+    ``embedder`` may be a loader (a function returning the Embedder): it is called only when there is
+    something to embed, a new database to create, or ``model_id`` names another model than the
+    database's (to report the mismatch)."""
     opts = opts or IngestOptions()
     t0 = time.perf_counter()
+    root = source_root(src)  # before the lock: a typo creates nothing
     with WriteLock(store.uri, "ingest"):
-        store.ensure_space(space_identity(embedder.identity()))
-        found = discover(src, opts.id_prefix)
-        known = store.signatures()
-        run = _Run(store, embedder, opts, known)
-        run.summary.skipped = found.skipped
-        run.failures = problem_rows(found.problems)
-        run.keep = {f["uri"] for f in run.failures}
-        plan = make_plan(found.entries, known, opts.signature)
+        (source,) = resolve([root], store.sources(), opts.id_prefix)
+        found = discover(root, source.prefix)
+        stored = {r["pin_id"]: r for r in store.pin_states(("pin_id", "kind", "uri", "source_sig")).to_pylist()}
+        entries, taken = claim_ids(found.entries, stored, [root])
+        run = _Run(store, embedder, opts, {p: r["source_sig"] for p, r in stored.items()}, progress)
+        run.summary.skipped, run.summary.skipped_files = found.skipped, [k.to_dict() for k in found.skips]
+        run.summary.sources = [{"root": source.root, "id_prefix": source.prefix}]
+        run.problems(found.problems + taken)
+        plan = make_plan(entries, stored, opts.signature)
         run.summary.unchanged = len(plan.unchanged)
+        have = store.identity
+        if plan.todo or have is None or (model_id is not None and model_id != have.get("model_id")):
+            store.ensure_space(space_identity(run.embedder.identity()))
+        if store.generation is not None:
+            store.record_sources([source])
         embed_entries(run, plan.todo, progress)
         return finish(run, t0)
 
@@ -315,20 +337,22 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder, opts: 
 def embed_entries(run: _Run, todo: list[Entry], progress: Progress | None = None) -> None:
     """Read, embed, pool and write ``todo`` in batches (one commit per batch and table)."""
     opts, total, done = run.opts, len(todo), 0
+    if not todo:
+        return
+    embedder = run.embedder
+    phase(progress, "embedding")
     if progress:
         progress(0, total)
-    video = replace(opts.video, target_side=run.embedder.image_size)  # frames decoded at the model's input side
+    video = replace(opts.video, target_side=embedder.image_size)  # frames decoded at the model's input side
     with ExitStack() as stack:
-        pool_ = stack.enter_context(DecodePool(opts.workers)) if any(map(_needs_video, todo)) else None
-        reader = Reader(run.embedder.preprocess, opts.limits, video,
-                        run.embedder.image_size if opts.fast_jpeg else None, pool_)
+        pool_ = stack.enter_context(DecodePool(opts.workers)) if any(map(needs_decode_pool, todo)) else None
+        reader = Reader(embedder.preprocess, opts.limits, video, embedder.image_size if opts.fast_jpeg else None, pool_)
         batch: list[Item] = []
         n_images = 0
         window = max(2 * opts.batch_size, 8)  # images decoded ahead of the model (bounds memory)
         for entry, item, err in read_ahead(todo, reader, opts.workers, window, lambda e: entry_cost(e, video)):
             if err is not None:
-                run.failures.append(failure_row(entry.uri, entry.pin_id, err))
-                run.failures.extend(getattr(err, "warnings", []))  # e.g. the pages behind "no usable pages"
+                run.fail([failure_row(entry.uri, entry.pin_id, err), *getattr(err, "warnings", [])])
             else:
                 failpoints.hit("read")
                 batch.append(item)

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .discover import Entry
+from .entry import Entry
 
 
 @dataclass
@@ -25,24 +25,25 @@ class Plan:
         return self.new + self.changed
 
 
-Signature = Callable[[Entry], str]
+Signature = Callable[[Entry, "str | None"], str]  # (entry, the kind its pin was stored as) -> signature
 
 
-def source_sig(e: Entry) -> str:
+def source_sig(e: Entry, kind: str | None = None) -> str:
     """An entry's signature without embedding settings (see ``IngestOptions.signature``)."""
     return e.source_sig
 
 
-def make_plan(entries: Sequence[Entry], known: Mapping[str, str], sig_of: Signature = source_sig) -> Plan:
+def make_plan(entries: Sequence[Entry], stored: Mapping[str, Mapping[str, Any]], sig_of: Signature = source_sig
+              ) -> Plan:
     """Compare each entry's signature (``sig_of``: size and mtime of media and sidecar, and the
-    embedding settings that apply to it) with ``known`` (pin id -> stored signature). Unchanged entries
-    cost nothing more than the stat already done."""
+    embedding settings that apply to its stored kind) with ``stored`` (pin id -> row with source_sig
+    and kind). Unchanged entries cost nothing more than the stat already done."""
     plan = Plan()
     for e in entries:
-        sig = known.get(e.pin_id)
-        if sig is None:
+        row = stored.get(e.pin_id)
+        if row is None:
             plan.new.append(e)
-        elif sig != sig_of(e):
+        elif row.get("source_sig") != sig_of(e, row.get("kind")):
             plan.changed.append(e)
         else:
             plan.unchanged.append(e)
@@ -63,7 +64,8 @@ class RefreshPlan(Plan):
     """What a refresh does with each entry and each stored pin under its sources."""
 
     moved: list[Move] = field(default_factory=list)  # moves, renames and copies
-    deleted: list[str] = field(default_factory=list)  # stored pin ids whose media is gone
+    deleted: list[str] = field(default_factory=list)  # stored pin ids whose media is gone (not moved)
+    moved_from: list[str] = field(default_factory=list)  # stored pin ids whose media moved: removed too
     retry: list[Entry] = field(default_factory=list)  # failed before; tried again
     given_up: list[Entry] = field(default_factory=list)  # failed max_attempts times and unchanged since
     stale: list[Entry] = field(default_factory=list)  # held by the live model, not yet by the one being built
@@ -92,7 +94,7 @@ def make_refresh_plan(
     roots: Sequence[str],
     *,
     ledger: Mapping[str, Mapping[str, Any]] | None = None,
-    live_sigs: Mapping[str, str] | None = None,
+    live: Mapping[str, Mapping[str, Any]] | None = None,
     content_hash: Callable[[Entry], str | None] | None = None,
     max_attempts: int = 3,
     retry_failed: bool = False,
@@ -104,23 +106,27 @@ def make_refresh_plan(
     Unchanged entries cost nothing beyond the stat already done. Only entries the store does not hold
     by id are hashed (``content_hash``), to find moves and copies. ``ledger`` (uri -> failure row)
     marks inputs that failed before: retried, or given up after ``max_attempts`` unless they changed
-    since or ``retry_failed``. ``live_sigs`` (pin id -> signature in the live generation) is given
-    while another model's generation is being built: entries it holds unchanged are stale."""
+    since or ``retry_failed``. ``live`` (pin id -> source_sig and kind in the live generation) is given
+    while another model's generation is being built: entries it holds unchanged are stale.
+
+    A stored pin whose media is gone and whose content shows up under a new id is moved (its row
+    goes, counted as moved, not deleted); a second new id with the same content is a copy."""
     plan = RefreshPlan()
     ledger = ledger or {}
     by_id = {r["pin_id"]: r for r in stored}
     present = {e.pin_id for e in entries}
     gone = {pid for pid, r in by_id.items() if pid not in present and under(r.get("uri"), roots)}
-    by_hash: dict[tuple[str, str], str] = {}
+    by_hash: dict[str, str] = {}  # the content hash covers the kind (an idea pin hashes its manifest)
+    moved_from: set[str] = set()
     for pid, r in by_id.items():
         if r.get("content_hash"):
-            key = (r["kind"], r["content_hash"])
+            key = r["content_hash"]
             if key not in by_hash or pid in gone:  # prefer a source that is gone: that is the move
                 by_hash[key] = pid
     for e in entries:
         row = by_id.get(e.pin_id)
         if row is not None:
-            (plan.unchanged if row.get("source_sig") == sig_of(e) else plan.changed).append(e)
+            (plan.unchanged if row.get("source_sig") == sig_of(e, row.get("kind")) else plan.changed).append(e)
             continue
         failed = ledger.get(e.uri)
         if failed is not None:
@@ -131,14 +137,19 @@ def make_refresh_plan(
             else:
                 plan.retry.append(e)
             continue
-        if live_sigs is not None and live_sigs.get(e.pin_id) == sig_of(e):
+        held = live.get(e.pin_id) if live is not None else None
+        if held is not None and held.get("source_sig") == sig_of(e, held.get("kind")):
             plan.stale.append(e)
             continue
         h = content_hash(e) if content_hash is not None and by_hash else None
-        source = by_hash.get((e.kind, h)) if h else None
+        source = by_hash.get(h) if h else None
         if source is not None:
-            plan.moved.append(Move(e, source, copied=source not in gone))
+            moved = source in gone and source not in moved_from
+            plan.moved.append(Move(e, source, copied=not moved))
+            if moved:
+                moved_from.add(source)
         else:
             plan.new.append(e)
-    plan.deleted = sorted(gone)
+    plan.deleted = sorted(gone - moved_from)
+    plan.moved_from = sorted(moved_from)
     return plan

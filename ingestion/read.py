@@ -1,8 +1,8 @@
-"""Read one entry (image, video or idea pin) into model-ready pixels plus what its pin row needs."""
+"""Read one entry into model-ready pixels plus what its pin row needs. The kind of the entry does the
+reading (see ``kinds``); the Reader holds what every kind shares: limits, preprocessing, decoders."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,12 +13,12 @@ from PIL import Image
 
 from pinembed.errors import InputError
 
+from . import kinds
 from .decode_pool import DecodePool
-from .discover import Entry
-from .idea import MANIFEST, MAX_MANIFEST_BYTES
+from .entry import Entry
 from .images import DEFAULT_MAX_PIXELS, decode_image
 from .ledger import failure_row
-from .sidecar import read_sidecar, read_small
+from .sidecar import read_sidecar
 from .video import VideoParams, is_blank
 
 DEFAULT_MAX_BYTES = 256 << 20
@@ -36,7 +36,7 @@ class ReadLimits:
 
 @dataclass(frozen=True)
 class Part:
-    """What one preprocessed tensor is: a whole image, a video frame, or (part of) an idea-pin page."""
+    """What one preprocessed tensor is: a whole image, a frame, or (part of) an idea-pin page."""
 
     uri: str
     page: int | None = None
@@ -46,7 +46,8 @@ class Part:
 
 @dataclass
 class Item:
-    """A read entry: one preprocessed tensor per part, in order."""
+    """A read entry: one preprocessed tensor per part, in order. ``kind`` is the kind it was read as
+    (the entry's, or the one reading refined it to: an animated GIF is a motion pin)."""
 
     entry: Entry
     pixels: list[Any]
@@ -61,6 +62,10 @@ class Item:
     texts: list[tuple[int | None, str]] = field(default_factory=list)  # idea pins: (page or None, text)
     warnings: list[dict[str, Any]] = field(default_factory=list)  # ledger rows that do not stop the pin
     read_s: float = 0.0
+    kind: str = ""
+
+    def __post_init__(self) -> None:
+        self.kind = self.kind or self.entry.kind
 
 
 @dataclass
@@ -75,12 +80,7 @@ class Reader:
 
     def __call__(self, entry: Entry) -> Item:
         t0 = time.perf_counter()
-        if entry.kind == "image":
-            item = self._image(entry)
-        elif entry.kind == "video":
-            item = self._video(entry)
-        else:
-            item = self._idea(entry)
+        item = kinds.get(entry.kind).read(self, entry)
         if entry.sidecar is not None:
             try:
                 item.title, item.description = read_sidecar(entry.sidecar)
@@ -89,27 +89,30 @@ class Reader:
         item.read_s = time.perf_counter() - t0
         return item
 
-    def _image_pixels(self, path: Path, size: int) -> tuple[Any, bytes, int, int]:
+    def read_bytes(self, path: Path, size: int) -> bytes:
+        """A media file's bytes, refused above the byte limit."""
         if size > self.limits.max_bytes:
             raise InputError(f"file is {size:,} bytes, over the limit of {self.limits.max_bytes:,}", error="too_large")
         try:
-            data = path.read_bytes()
+            return path.read_bytes()
         except OSError as e:
             raise InputError(f"cannot read file: {e.strerror}", error="unreadable") from e
-        decoded = decode_image(data, self.limits.max_pixels, self.draft_size)
-        return self._pre(decoded.image), data, decoded.width, decoded.height
 
-    def _pre(self, image: Image.Image) -> Any:
+    def image_pixels(self, path: Path, size: int) -> tuple[Any, bytes, int, int]:
+        """(preprocessed pixels, the file's bytes, width, height) of a still image."""
+        data = self.read_bytes(path, size)
+        decoded = decode_image(data, self.limits.max_pixels, self.draft_size)
+        return self.pre(decoded.image), data, decoded.width, decoded.height
+
+    def pre(self, image: Image.Image) -> Any:
+        """The model's preprocessing of one RGB image."""
         try:
             return self.preprocess(image)
         except Exception as e:
             raise InputError(f"preprocessing failed: {e}", stage="preprocess", error=type(e).__name__) from e
 
-    def _image(self, entry: Entry) -> Item:
-        pixels, data, w, h = self._image_pixels(entry.path, entry.size)
-        return Item(entry, [pixels], [Part(entry.uri)], _digest(data), w, h)
-
-    def _frames(self, path: Path, size: int, uri: str, page: int | None = None):
+    def frames(self, path: Path, size: int, uri: str, page: int | None = None):
+        """Sampled frames of a video file (in a decode process) as (Frames, pixels, parts)."""
         if self.pool is None:
             raise InputError("video decoding is not available in this run", error="unsupported")
         if size > self.limits.max_video_bytes:
@@ -120,71 +123,12 @@ class Reader:
         frames = self.pool.decode(str(path), self.video)
         pixels, parts = [], []
         for f, t in zip(frames.frames, frames.times, strict=True):
-            pixels.append(self._pre(Image.fromarray(f)))
+            pixels.append(self.pre(Image.fromarray(f)))
             parts.append(Part(uri, page, t, is_blank(f)))
         return frames, pixels, parts
-
-    def _video(self, entry: Entry) -> Item:
-        frames, pixels, parts = self._frames(entry.path, entry.size, entry.uri)
-        return Item(entry, pixels, parts, _file_digest(entry.path), frames.width, frames.height,
-                    frames.duration_s, frames.fps)
-
-    def _idea(self, entry: Entry) -> Item:
-        h = hashlib.blake2b(digest_size=16)
-        h.update(read_small(entry.path / MANIFEST, MAX_MANIFEST_BYTES, "manifest", "pin.json"))
-        item = Item(entry, [], [], "", title=entry.title, description=entry.description)
-        for page in entry.pages:
-            uri = str(page.path)
-            try:
-                if page.kind == "image":
-                    pixels, data, w, hh = self._image_pixels(page.path, page.size)
-                    item.pixels.append(pixels)
-                    item.parts.append(Part(uri, page.index))
-                    h.update(data)
-                else:
-                    _, pixels, parts = self._frames(page.path, page.size, uri, page.index)
-                    item.pixels.extend(pixels)
-                    item.parts.extend(parts)
-                    h.update(_file_digest(page.path).encode())
-            except InputError as e:
-                item.warnings.append(failure_row(uri, entry.pin_id, e))
-                continue
-            if page.text:
-                item.texts.append((page.index, page.text))
-        if not item.pixels:
-            err = InputError("idea pin has no usable pages (see the page rows in the ledger)",
-                             error="no_usable_pages", stage="read")
-            err.warnings = item.warnings  # the pages' own reasons go to the ledger too
-            raise err
-        head = ". ".join(filter(None, (entry.title, entry.description)))
-        if head:
-            item.texts.insert(0, (None, head))
-        item.content_hash = h.hexdigest()
-        return item
-
-
-def _digest(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def content_hash(entry: Entry) -> str | None:
     """The content hash a read of ``entry`` would record, computed without decoding anything (for
     finding moved and copied pins); None when a file cannot be read."""
-    try:
-        if entry.kind != "idea":
-            return _file_digest(entry.path)
-        h = hashlib.blake2b(digest_size=16)
-        h.update(read_small(entry.path / MANIFEST, MAX_MANIFEST_BYTES, "manifest", "pin.json"))
-        for page in entry.pages:
-            h.update(page.path.read_bytes() if page.kind == "image" else _file_digest(page.path).encode())
-        return h.hexdigest()
-    except (OSError, InputError):
-        return None
+    return kinds.get(entry.kind).content_hash(entry)

@@ -22,12 +22,13 @@ from pinembed.store.generations import building_for
 from pinembed.store.identity import same_space, space_identity
 from pinembed.store.lock import WriteLock
 
-from .discover import Discovery, Problem, discover, gc_paused
-from .ledger import problem_rows
-from .pipeline import IngestOptions, Progress, RunSummary, _Run, embed_entries, finish
+from .discover import discover, gc_paused
+from .entry import Discovery, Problem
+from .pipeline import IngestOptions, Progress, RunSummary, _Run, embed_entries, finish, phase
 from .plan import Move, RefreshPlan, make_refresh_plan, under
 from .read import content_hash
 from .sidecar import read_sidecar
+from .sources import Source, claim_ids, resolve
 
 log = logging.getLogger(__name__)
 EXAMPLES = 20  # ids per category in a summary
@@ -53,8 +54,10 @@ class RefreshSummary(RunSummary):
     added: int = 0
     updated: int = 0
     reused: int = 0  # moved and copied pins written from stored vectors
-    deleted: int = 0
-    failed: int = 0  # ledger rows written by this run
+    deleted: int = 0  # pins whose media is gone (a moved pin is counted in planned["moved"] only)
+    failed: int = 0  # inputs that failed in this run (their ledger rows are in ``failures``)
+    warnings: int = 0  # pins that landed with a warning (``warning_rows``)
+    skipped: int = 0  # files not read (named in ``skipped_files``)
     given_up: int = 0
     model_loaded: bool = False
     model_id: str | None = None
@@ -62,7 +65,10 @@ class RefreshSummary(RunSummary):
     switched: bool = False  # a model upgrade went live in this run
     index: str = "exact"
     elapsed_s: float = 0.0
+    sources: list[dict[str, str]] = field(default_factory=list)  # root and id prefix of each source
     failures: list[dict[str, Any]] = field(default_factory=list)
+    warning_rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)
     # exit_code: 3 when inputs failed in this run; given-up ones are not retried, so not counted
 
 
@@ -100,8 +106,11 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     summary = RefreshSummary(dry_run=opts.dry_run)
     live_store = Store(uri, storage_options=storage_options)
     live = live_store.generation
+    sources = resolve(roots, live_store.sources(), opts.ingest.id_prefix)
+    summary.sources = [{"root": s.root, "id_prefix": s.prefix} for s in sources]
     target, embedder = live_store, None
     if model is not None and live is not None:
+        phase(progress, "loading model")
         embedder = get_embedder(model, device, precision)
         summary.model_loaded = True
         identity = space_identity(embedder.identity())
@@ -111,15 +120,18 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
             target = Store(uri, storage_options=storage_options, generation=gen) if gen else None
     model_id = model or (live.model_id if live is not None else DEFAULT_MODEL)
     summary.model_id = model_id
-    found = _discover(roots, opts.ingest.id_prefix)
+    found = _discover(sources)
     stored = (target.pin_states(("pin_id", "kind", "uri", "source_sig", "content_hash")).to_pylist()
               if target is not None else [])
-    live_sigs = None
+    entries, taken = claim_ids(found.entries, {r["pin_id"]: r for r in stored}, roots)
+    found.problems += taken
+    summary.skipped, summary.skipped_files = found.skipped, [k.to_dict() for k in found.skips]
+    live_rows = None
     if target is not live_store:
-        live_sigs = live_store.signatures()
+        live_rows = {r["pin_id"]: r for r in live_store.pin_states(("pin_id", "kind", "source_sig")).to_pylist()}
     ledger = live_store.failures_by_uri()
     with gc_paused():
-        plan = make_refresh_plan(found.entries, stored, roots, ledger=ledger, live_sigs=live_sigs,
+        plan = make_refresh_plan(entries, stored, roots, ledger=ledger, live=live_rows,
                                  content_hash=content_hash, max_attempts=opts.max_attempts,
                                  retry_failed=opts.retry_failed, sig_of=opts.ingest.signature)
     summary.planned = plan.counts()
@@ -132,26 +144,28 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
 
     assert target is not None
     todo = list(plan.todo)
+    if live is not None:
+        live_store.record_sources(sources)
     if plan.moved:
         todo += _reuse(target, plan.moved, opts.ingest, summary)
-    problems = problem_rows(found.problems)
+    loader = embedder if embedder is not None else (lambda: get_embedder(model_id, device, precision))
+    run = _Run(target, loader, opts.ingest, {r["pin_id"]: r["source_sig"] for r in stored}, progress)
+    run.problems(found.problems)
     if todo or target.generation is None:
-        if embedder is None:
-            embedder = get_embedder(model_id, device, precision)
-            summary.model_loaded = True
-        target.ensure_space(space_identity(embedder.identity()))
-    run = _Run(target, embedder, opts.ingest, {r["pin_id"]: r["source_sig"] for r in stored})  # type: ignore[arg-type]
-    run.failures, run.keep = problems, {f["uri"] for f in problems}
-    if todo:
-        embed_entries(run, todo, progress)
-    target.delete_pins(plan.deleted)
+        target.ensure_space(space_identity(run.embedder.identity()))
+        summary.model_loaded = summary.model_loaded or run.summary.model_loaded
+        if live is None:
+            live_store.record_sources(sources)
+    embed_entries(run, todo, progress)
+    target.delete_pins(plan.deleted + plan.moved_from)
     summary.deleted = len(plan.deleted)
     gone = [u for u in ledger if under(u.split("#", 1)[0], roots) and not os.path.exists(u.split("#", 1)[0])]
     target.clear_failures(gone)
     finish(run, t0)
-    summary.added, summary.updated = run.summary.added, run.summary.updated
-    summary.failed, summary.failures = run.summary.failed, run.summary.failures
-    summary.index = run.summary.index
+    r = run.summary
+    summary.added, summary.updated, summary.failed, summary.warnings = r.added, r.updated, r.failed, r.warnings
+    summary.failures, summary.warning_rows = r.failures, r.warning_rows
+    summary.index = r.index
     summary.generation = target.generation.generation if target.generation else None
     if target is not live_store and summary.generation is not None:
         failpoints.hit("switch")
@@ -162,14 +176,14 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     return summary
 
 
-def _discover(roots: list[str], id_prefix: str) -> Discovery:
-    """Every root's entries; a pin id found under two roots is a problem (the first root keeps it)."""
-    out = Discovery([], [], 0)
+def _discover(sources: list[Source]) -> Discovery:
+    """Every source's entries; a pin id found under two roots is a problem (the first root keeps it)."""
+    out = Discovery([], [])
     seen: dict[str, str] = {}
-    for root in roots:
-        found = discover(root, id_prefix)
+    for src in sources:
+        found = discover(src.root, src.prefix)
         out.problems += found.problems
-        out.skipped += found.skipped
+        out.skips += found.skips
         for e in found.entries:
             if e.pin_id in seen:
                 out.problems.append(Problem(e.path, e.pin_id, "duplicate_id",

@@ -62,10 +62,12 @@ class PinIndex:
         return self._embedder
 
     def ingest(self, src: str | os.PathLike[str], options: Any = None, progress: Any = None) -> Any:
-        """Ingest every image under ``src``; returns an IngestSummary (see ``summary.exit_code``)."""
+        """Ingest every image, video and idea pin under ``src``; returns an IngestSummary (see
+        ``summary.exit_code``). The write lock is taken first; the model is loaded only when there is
+        something to embed (or a database to create)."""
         from pinembed.ingestion.pipeline import ingest
 
-        return ingest(src, self.store, self.embedder, options, progress)
+        return ingest(src, self.store, lambda: self.embedder, options, progress, model_id=self._model)
 
     def refresh(self, sources: Any, options: Any = None, progress: Any = None) -> Any:
         """Bring the database in line with ``sources`` (a folder or a list): new, changed, moved,
@@ -96,6 +98,11 @@ class PinIndex:
                         "weights_digest": g.identity.get("weights_digest"), "created_at": g.created_at,
                         "switched_at": g.switched_at})
         return out
+
+    def sources(self) -> list[dict[str, Any]]:
+        """The source folders ingested into this database: root, id_prefix, first_seen, last_seen. Each
+        root owns the pin ids under its prefix; another folder cannot take them over."""
+        return self.store.source_rows()
 
     def gc(self) -> list[int]:
         """Drop retired generations (holding the write lock) and compact the live one; returns the
@@ -266,7 +273,11 @@ class PinIndex:
         """Results, with the best-matching frame time of videos and best page of idea pins."""
         import numpy as np
 
-        multi = [r["pin_id"] for r in rows if r["kind"] in ("video", "idea") and r.get("n_segments")]
+        from pinembed.ingestion import kinds
+
+        timed = {k.name for k in kinds.all_kinds() if k.timed}
+        paged = {k.name for k in kinds.all_kinds() if k.paged}
+        multi = [r["pin_id"] for r in rows if r["kind"] in timed | paged and r.get("n_segments")]
         best: dict[str, tuple[float, dict[str, Any]]] = {}
         for seg in self.store.segments_of(multi):
             if seg["kind"] == "frame" or (seg["kind"] in ("page", "text") and seg.get("page") is not None):
@@ -276,8 +287,8 @@ class PinIndex:
         out = []
         for r in rows:
             seg = best.get(r["pin_id"], (0.0, {}))[1]
-            out.append(Related.from_row(r, best_t_s=seg.get("t_s") if r["kind"] == "video" else None,
-                                        best_page=seg.get("page") if r["kind"] == "idea" else None))
+            out.append(Related.from_row(r, best_t_s=seg.get("t_s") if r["kind"] in timed else None,
+                                        best_page=seg.get("page") if r["kind"] in paged else None))
         return out
 
     def failures(self) -> list[dict[str, Any]]:

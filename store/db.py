@@ -20,7 +20,17 @@ from . import filters
 from . import generations as gens
 from .identity import describe, same_space
 from .index import IndexPolicy, compact, maintain, vector_index
-from .schema import FAILURES, PINS, SEGMENTS, SPACE_KEY, failures_schema, pins_schema, segments_schema
+from .schema import (
+    FAILURES,
+    PINS,
+    SEGMENTS,
+    SOURCES,
+    SPACE_KEY,
+    failures_schema,
+    pins_schema,
+    segments_schema,
+    sources_schema,
+)
 
 #: How stale a long-lived reader may be: a query checks for commits of other processes (a refresh)
 #: when this much time has passed since its last check (LanceDB's default is never).
@@ -476,6 +486,33 @@ class Store:
             pins_t.delete(where)
         self._selected.clear()
 
+    # -- sources -----------------------------------------------------------------------------
+    def sources(self) -> dict[str, str]:
+        """Source root -> the prefix of its pin ids, as recorded by ingest and refresh."""
+        t = self._table(SOURCES)
+        if t is None:
+            return {}
+        n = t.count_rows()
+        rows = t.search().select(["root", "id_prefix"]).limit(n).to_list() if n else []
+        return {r["root"]: r["id_prefix"] for r in rows}
+
+    def source_rows(self) -> list[dict[str, Any]]:
+        """Every recorded source: root, id_prefix, first_seen, last_seen."""
+        t = self._table(SOURCES)
+        n = t.count_rows() if t is not None else 0
+        return sorted(t.search().limit(n).to_list(), key=lambda r: r["root"]) if n else []
+
+    def record_sources(self, sources: Sequence[Any]) -> None:
+        """Record sources (``root`` and ``prefix`` attributes) as seen now; one commit."""
+        if not sources:
+            return
+        t = self._table(SOURCES) or self._create(SOURCES, sources_schema())
+        known = {r["root"]: r for r in self.source_rows()}
+        stamp = now()
+        rows = [{"root": s.root, "id_prefix": s.prefix, "first_seen": known.get(s.root, {}).get("first_seen") or stamp,
+                 "last_seen": stamp} for s in sources]
+        t.merge_insert("root").when_matched_update_all().when_not_matched_insert_all().execute(to_arrow(rows, t.schema))
+
     def failures_by_uri(self) -> dict[str, dict[str, Any]]:
         """The failure ledger keyed by uri."""
         return {r["uri"]: r for r in self.failures()}
@@ -535,5 +572,6 @@ class Store:
             "by_kind": by_kind,
             "segments": seg.count_rows() if seg is not None else 0,
             "failures": fail.count_rows() if fail is not None else 0,
+            "sources": [{"root": r, "id_prefix": p} for r, p in sorted(self.sources().items())],
             "space": self.identity,
         }

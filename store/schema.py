@@ -7,11 +7,13 @@ from typing import Any
 
 import pyarrow as pa
 
+from pinembed.ingestion.kinds import NAMES as KINDS  # noqa: F401  (the kind registry's names)
+
 PINS = "pins"
 SEGMENTS = "segments"
 FAILURES = "failures"
+SOURCES = "sources"
 SPACE_KEY = b"pinembed.space"
-KINDS = ("image", "video", "idea")
 
 
 def _meta(identity: dict[str, Any]) -> dict[bytes, bytes]:
@@ -72,6 +74,18 @@ def failures_schema() -> pa.Schema:
             pa.field("error", pa.string()),
             pa.field("message", pa.string()),
             pa.field("attempts", pa.int32()),
+            pa.field("first_seen", pa.timestamp("us", tz="UTC")),
+            pa.field("last_seen", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+
+
+def sources_schema() -> pa.Schema:
+    """The sources of a database: each root (a folder's absolute path) owns the pin ids under its prefix."""
+    return pa.schema(
+        [
+            pa.field("root", pa.string(), nullable=False),
+            pa.field("id_prefix", pa.string(), nullable=False),
             pa.field("first_seen", pa.timestamp("us", tz="UTC")),
             pa.field("last_seen", pa.timestamp("us", tz="UTC")),
         ]

@@ -30,7 +30,9 @@ def test_walk_ids_kinds_and_skips(tmp_path):
     assert [ids[i].kind for i in ("a.JPG", "clip.MP4", "idea")] == ["image", "video", "idea"]
     assert ids["idea"].title == "T" and [p.path.name for p in ids["idea"].pages] == ["page1.jpg"]
     assert ids["a.JPG"].sidecar == tmp_path / "a.txt" and ids["a.JPG"].sidecar_sig
-    assert found.skipped == 1  # notes.md; a.txt is a sidecar
+    # every file is accounted for: a.txt is a sidecar; the rest is named with its reason
+    assert sorted((os.path.basename(k.path), k.reason) for k in found.skips) == [
+        (".cache", "hidden"), (".hidden.jpg", "hidden"), ("notes.md", "not_media")]
     assert found.problems == []
 
 

@@ -36,7 +36,8 @@ def test_escapes_are_refused_and_other_pages_kept(tmp_path):
     found = discover(tmp_path)
     idea = next(e for e in found.entries if e.kind == "idea")
     assert [p.path.name for p in idea.pages] == ["ok.jpg"]
-    errors = [(p.path.rsplit("#", 1)[1], p.error) for p in found.problems]
+    assert found.problems == []  # the pin lands: its unusable pages are notes on it (ledger warnings)
+    errors = [(p.path.rsplit("#", 1)[1], p.error) for p in idea.notes]
     assert errors == [("page=1", "path_escape"), ("page=2", "path_escape"), ("page=3", "path_escape"),
                       ("page=4", "path_escape"), ("page=5", "path_escape"), ("page=6", "missing_page"),
                       ("page=7", "unsupported_page"), ("page=8", "bad_page"), ("page=9", "bad_page")]
@@ -65,4 +66,6 @@ def test_files_inside_an_idea_folder_are_not_pins_of_their_own(tmp_path):
     save_image(tmp_path / "idea" / "a.jpg")
     save_image(tmp_path / "idea" / "unused.jpg")
     write_idea(tmp_path / "idea", [{"media": "a.jpg"}])
-    assert [e.pin_id for e in discover(tmp_path).entries] == ["idea"]
+    found = discover(tmp_path)
+    assert [e.pin_id for e in found.entries] == ["idea"]
+    assert [(os.path.basename(k.path), k.reason) for k in found.skips] == [("unused.jpg", "not_a_page")]

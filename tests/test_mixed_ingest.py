@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from click.testing import CliRunner
@@ -58,7 +59,12 @@ def test_mixed_folder(mixed, db, tiny_model_id, tmp_path):
     assert r.exit_code == 3, r.output
     out = json.loads(r.stdout)
     assert (out["added"], out["updated"], out["unchanged"]) == (5, 0, 0)
-    assert out["embedded_images"] == 2 + 10 + 1 + 1 + 3 and set(out["stage_s"]) == {"read", "embed", "write", "index"} and out["index"] == "exact"
+    # counts mean what they say: each bad input is one failure, the idea pin with a refused page landed
+    # (added, and one warning), and the renamed file is named as skipped
+    assert out["failed"] == len(BAD_VIDEOS) + 1 and out["warnings"] == 1 and out["model_loaded"]
+    assert [w["error"] for w in out["warning_rows"]] == ["path_escape"]
+    assert [(os.path.basename(f["path"]), f["reason"]) for f in out["skipped_files"]] == [("source.mp4.keep", "not_media")]
+    assert out["embedded_images"] == 2 + 10 + 1 + 1 + 3 and set(out["stage_s"]) == {"model", "read", "embed", "write", "index"} and out["index"] == "exact"
 
     from pinembed import open_index
 
@@ -100,6 +106,7 @@ def test_mixed_folder(mixed, db, tiny_model_id, tmp_path):
 
     again = json.loads(run("ingest", mixed, "--db", db, "--json").stdout)
     assert (again["added"], again["updated"], again["unchanged"]) == (0, 0, 5)
+    assert again["failed"] == len(BAD_VIDEOS) + 1 and again["warnings"] == 0  # the landed idea pin is unchanged
 
 
 def test_slow_decode_is_a_timeout_row(mixed, db, tiny_model_id):

@@ -1,0 +1,81 @@
+"""What a walk finds: entries (things to ingest), problems (ledger rows) and skips (named, with a reason)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(slots=True)
+class Entry:
+    """One thing to ingest: a media file or an idea-pin folder. (A plain slotted class: a walk makes
+    one per file, and a no-change refresh of 100k files is mostly this walk.)
+
+    ``kind`` is the kind its name says (see ``kinds.for_extension``); reading may refine it (an
+    animated GIF is read as a motion pin), and the refined kind is what the store records."""
+
+    pin_id: str
+    kind: str  # a name in kinds.NAMES
+    file: str  # absolute path
+    size: int
+    mtime_ns: int
+    sidecar: Path | None = None
+    sidecar_sig: str = ""  # size:mtime of the sidecar, or of every idea-pin page
+    title: str | None = None  # idea pins: from the manifest
+    description: str | None = None
+    pages: tuple[Any, ...] = ()  # idea pins: idea.Page
+    notes: tuple[Any, ...] = ()  # problems that do not stop the pin (an idea pin's unusable pages)
+
+    @property
+    def path(self) -> Path:
+        """The media file or idea-pin folder."""
+        return Path(self.file)
+
+    @property
+    def uri(self) -> str:
+        """Where the pin's media lives (an absolute path)."""
+        return self.file
+
+    @property
+    def source_sig(self) -> str:
+        """What a change is judged by: size and mtime of the media and of its sidecar."""
+        return f"{self.size}:{self.mtime_ns}" + (f"|{self.sidecar_sig}" if self.sidecar_sig else "")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something found while walking that cannot become a pin (recorded in the failure ledger)."""
+
+    path: Path | str
+    pin_id: str
+    error: str
+    message: str
+    stage: str = "discover"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A file that is deliberately not ingested, named with the reason (never silently dropped)."""
+
+    path: str
+    reason: str  # not_media | camera_raw | hidden | not_a_page
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        """A JSON-ready dict."""
+        return {"path": self.path, "reason": self.reason, "message": self.message}
+
+
+@dataclass
+class Discovery:
+    """What a walk found."""
+
+    entries: list[Entry]
+    problems: list[Problem]
+    skips: list[Skip] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> int:
+        """How many files were skipped (each is named in ``skips``)."""
+        return len(self.skips)

@@ -1,0 +1,115 @@
+"""Idea pins: a folder holding ``pin.json`` (see ``idea.py`` for the manifest). Pages are images or
+video clips; the pin vector pools the page vectors with the title, description and page texts; pages
+and texts are kept as segments."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pinembed.errors import InputError
+
+from ..idea import MANIFEST, MAX_MANIFEST_BYTES, MAX_PAGES
+from ..pooling import pool, pool_frames
+from ..sidecar import read_small
+from .base import Kind, file_digest, segment, text_vector
+
+if TYPE_CHECKING:
+    from ..entry import Entry
+    from ..pipeline import IngestOptions
+    from ..read import Item, Reader
+    from ..video import VideoParams
+
+
+class IdeaKind(Kind):
+    name = "idea"
+    folder_marker = MANIFEST
+    paged = True
+
+    def cost(self, entry: Entry, video: VideoParams) -> int:
+        return sum(video.max_frames if p.kind == "video" else 1 for p in entry.pages) or 1
+
+    def uses_decode_pool(self, entry: Entry) -> bool:
+        return any(p.kind == "video" for p in entry.pages)
+
+    def settings(self, entry: Entry, opts: IngestOptions) -> list[str]:
+        v = opts.video
+        parts = [f"fps={v.max_fps:g},mf={v.max_frames}"] if self.uses_decode_pool(entry) else []
+        return [*parts, f"itw={opts.idea_text_weight:g}"]
+
+    def read(self, reader: Reader, entry: Entry) -> Item:
+        from ..ledger import problem_rows
+        from ..read import Item, Part
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(read_small(entry.path / MANIFEST, MAX_MANIFEST_BYTES, "manifest", "pin.json"))
+        item = Item(entry, [], [], "", title=entry.title, description=entry.description)
+        item.warnings.extend(problem_rows(entry.notes))  # pages the manifest check refused
+        for page in entry.pages:
+            uri = str(page.path)
+            try:
+                if page.kind == "image":
+                    pixels, data, _, _ = reader.image_pixels(page.path, page.size)
+                    item.pixels.append(pixels)
+                    item.parts.append(Part(uri, page.index))
+                    h.update(data)
+                else:
+                    _, pixels, parts = reader.frames(page.path, page.size, uri, page.index)
+                    item.pixels.extend(pixels)
+                    item.parts.extend(parts)
+                    h.update(file_digest(page.path).encode())
+            except InputError as e:
+                from ..ledger import failure_row
+
+                item.warnings.append(failure_row(uri, entry.pin_id, e))
+                continue
+            if page.text:
+                item.texts.append((page.index, page.text))
+        if not item.pixels:
+            err = InputError("idea pin has no usable pages (see the page rows in the ledger)",
+                             error="no_usable_pages", stage="read")
+            err.warnings = item.warnings  # type: ignore[attr-defined]  # the pages' own reasons go to the ledger too
+            raise err
+        head = ". ".join(filter(None, (entry.title, entry.description)))
+        if head:
+            item.texts.insert(0, (None, head))
+        item.content_hash = h.hexdigest()
+        return item
+
+    def texts(self, item: Item, opts: IngestOptions) -> list[tuple[int | None, str]]:
+        return list(item.texts)  # always embedded: they are kept as segments
+
+    def pool(self, item: Item, vectors: np.ndarray, texts: Any, opts: IngestOptions):
+        parts, pin_id = item.parts, item.entry.pin_id
+        blank = [p.blank for p in parts]
+        pages: dict[int, list[int]] = {}
+        for i, p in enumerate(parts):
+            pages.setdefault(p.page, []).append(i)
+        page_vecs, segs = [], []
+        for seq, (page, idx) in enumerate(sorted(pages.items())):
+            v = pool_frames(vectors[idx], [blank[i] for i in idx])
+            page_vecs.append(v)
+            segs.append(segment(pin_id, seq, "page", parts[idx[0]].uri, v, page=page))
+        for page, _text, v in texts:
+            segs.append(segment(pin_id, len(segs), "text", None, v, page=page))
+        return pool(np.stack(page_vecs), text_vector(texts), opts.idea_text_weight), segs
+
+    def uris(self, entry: Entry) -> list[str]:
+        manifest = str(entry.path / MANIFEST)
+        return [entry.uri, manifest, *(f"{manifest}#page={i}" for i in range(MAX_PAGES)),
+                *(str(p.path) for p in entry.pages)]
+
+    def content_hash(self, entry: Entry) -> str | None:
+        try:
+            h = hashlib.blake2b(digest_size=16)
+            h.update(read_small(entry.path / MANIFEST, MAX_MANIFEST_BYTES, "manifest", "pin.json"))
+            for page in entry.pages:
+                h.update(page.path.read_bytes() if page.kind == "image" else file_digest(page.path).encode())
+            return h.hexdigest()
+        except (OSError, InputError):
+            return None
+
+
+KIND = IdeaKind()

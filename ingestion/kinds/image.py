@@ -1,0 +1,76 @@
+"""Still images: one file, one forward pass, one vector. An animated file (GIF, WebP, APNG) found here
+is handed to the motion kind once its bytes show more than one frame."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pinembed.errors import InputError
+
+from ..images import decode_opened, is_animated, open_image
+from ..pooling import pool
+from .base import Kind, digest, text_vector
+
+if TYPE_CHECKING:
+    from ..entry import Entry
+    from ..pipeline import IngestOptions
+    from ..read import Item, Reader
+    from ..video import VideoParams
+
+#: What PIL (with pillow-heif) reads. HEIC/HEIF from phones, AVIF, JPEG 2000 and PNM included.
+EXTENSIONS = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".tif", ".tiff",
+    ".heic", ".heif", ".hif", ".avif", ".jp2", ".j2k", ".jpf", ".jpx", ".j2c", ".jpc",
+    ".pnm", ".pbm", ".pgm", ".ppm",
+})
+#: Extensions whose files are usually animated: they take the motion kind's share of the read-ahead.
+USUALLY_ANIMATED = frozenset({".gif", ".apng"})
+#: Formats whose files are often misnamed by the tools that export them (an iPhone photo saved as .jpg).
+_PHONE_FORMATS = {"HEIF": frozenset({".heic", ".heif", ".hif"}), "AVIF": frozenset({".avif"})}
+
+
+class ImageKind(Kind):
+    name = "image"
+    extensions = EXTENSIONS
+
+    def cost(self, entry: Entry, video: VideoParams) -> int:
+        return video.max_frames if os.path.splitext(entry.file)[1].lower() in USUALLY_ANIMATED else 1
+
+    def read(self, reader: Reader, entry: Entry) -> Item:
+        from ..read import Item, Part
+        from . import get
+
+        data = reader.read_bytes(entry.path, entry.size)
+        im = open_image(data, reader.limits.max_pixels)
+        if is_animated(im):
+            return get("motion").read_opened(reader, entry, im, data)  # type: ignore[attr-defined]
+        decoded = decode_opened(im, reader.draft_size)
+        item = Item(entry, [reader.pre(decoded.image)], [Part(entry.uri)], digest(data), decoded.width, decoded.height)
+        misnamed = misnamed_warning(entry, decoded.format)
+        if misnamed is not None:
+            item.warnings.append(misnamed)
+        return item
+
+    def pool(self, item: Item, vectors: np.ndarray, texts: Any, opts: IngestOptions):
+        return pool(vectors, text_vector(texts), opts.text_weight), []
+
+
+def misnamed_warning(entry: Entry, fmt: str | None) -> dict[str, Any] | None:
+    """A ledger warning for phone formats under another extension (HEIC data named .jpg): the pin
+    lands, but other tools will fail on the file, so the user hears what it really is."""
+    from ..ledger import failure_row
+
+    ext = os.path.splitext(entry.file)[1].lower()
+    exts = _PHONE_FORMATS.get(fmt or "")
+    if exts is None or ext in exts:
+        return None
+    right = sorted(exts)[0]
+    err = InputError(f"the file is {'HEIC/HEIF' if fmt == 'HEIF' else fmt} data named {ext}; it was read as "
+                     f"{fmt}, but other tools will go by the name", f"rename it to {right}", error="misnamed")
+    return failure_row(entry.uri, entry.pin_id, err)
+
+
+KIND = ImageKind()

@@ -1,0 +1,90 @@
+"""Sources: each ingested root owns the pin ids under its prefix, and the database remembers it.
+
+Cameras name every card ``IMG_0001.JPG``: without this, a second folder ingested into the same
+database would take over the first folder's pins of the same name. So:
+
+- the database records each source root with its id prefix (table ``sources``);
+- a root already recorded keeps its prefix (``--id-prefix`` may be left out; another one is refused);
+- a new root may not take a prefix that another root owns: the run refuses (exit 2) and names
+  ``--id-prefix``;
+- a pin id that a pin of another source holds (its stored uri lies outside this run's roots) is never
+  overwritten: the file becomes a ledger row ``id_taken`` (this catches overlapping prefixes, and
+  databases written before sources were recorded).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pinembed.errors import UsageError
+
+from .entry import Entry, Problem
+from .plan import under
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source root and the prefix of its pin ids ("" for none)."""
+
+    root: str
+    prefix: str
+
+
+def norm_prefix(prefix: str | None) -> str:
+    """A prefix as pin ids use it: no leading or trailing slashes."""
+    return (prefix or "").strip("/")
+
+
+def _describe(prefix: str) -> str:
+    return f"under the prefix {prefix!r}" if prefix else "without a prefix"
+
+
+def resolve(roots: Sequence[str], known: Mapping[str, str], id_prefix: str | None) -> list[Source]:
+    """Each root with its prefix: the recorded one for a known root, else ``id_prefix`` (None: not
+    given). UsageError when a prefix would be shared by two roots, or a known root asks for another."""
+    owners = {p: r for r, p in known.items()}
+    out: list[Source] = []
+    for root in roots:
+        if root in known:
+            prefix = known[root]
+            if id_prefix is not None and norm_prefix(id_prefix) != prefix:
+                raise UsageError(
+                    f"the source {root!r} is recorded in this database with pin ids {_describe(prefix)}; "
+                    f"--id-prefix {id_prefix!r} would ingest every file again under new ids",
+                    "leave out --id-prefix (a known source keeps its prefix), or use another --db",
+                )
+        else:
+            prefix = norm_prefix(id_prefix)
+            other = owners.get(prefix)
+            if other is not None and other != root:
+                name = os.path.basename(root.rstrip(os.sep)) or "src2"
+                raise UsageError(
+                    f"pin ids {_describe(prefix)} already belong to the source {other!r}; ingesting "
+                    f"{root!r} there would take over its pins of the same name (e.g. IMG_0001.JPG)",
+                    f"give this source its own namespace: --id-prefix {name} (its pin ids become "
+                    f"{name}/...); `pinembed sources --db DB` lists the sources",
+                )
+        owners[prefix] = root
+        out.append(Source(root, prefix))
+    return out
+
+
+def claim_ids(entries: Sequence[Entry], stored: Mapping[str, Mapping[str, Any]], roots: Sequence[str]
+              ) -> tuple[list[Entry], list[Problem]]:
+    """Entries whose pin id is free or held by a pin of these roots, and a problem row for each one
+    whose id a pin of another source holds (that pin is never overwritten)."""
+    keep: list[Entry] = []
+    taken: list[Problem] = []
+    for e in entries:
+        row = stored.get(e.pin_id)
+        uri = row.get("uri") if row is not None else None
+        if uri and not under(uri, roots):
+            taken.append(Problem(e.path, e.pin_id, "id_taken",
+                                 f"pin id {e.pin_id!r} belongs to {uri} (another source); it is not overwritten",
+                                 "discover"))
+        else:
+            keep.append(e)
+    return keep, taken
