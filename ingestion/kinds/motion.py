@@ -87,7 +87,10 @@ def frame_starts(im: Image.Image) -> tuple[list[float], float]:
     try:
         for i in range(n):
             im.seek(i)
-            ms = im.info.get("duration", DEFAULT_FRAME_MS)
+            ms = im.info.get("duration")
+            if ms is None:  # WebP sets a frame's duration when the frame loads
+                im.load()
+                ms = im.info.get("duration", DEFAULT_FRAME_MS)
             ms = float(ms) if isinstance(ms, int | float) and ms == ms else DEFAULT_FRAME_MS
             starts.append(t)
             t += (DEFAULT_FRAME_MS if ms < MIN_FRAME_MS else ms) / 1000.0
