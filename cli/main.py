@@ -521,6 +521,13 @@ def pins(db: str, kinds: tuple[str, ...], where: tuple[str, ...], as_json: bool)
     These are the ids that `pinembed related` takes. --json prints {"pins": [{pin_id, kind, uri, title}, ...]}.
     """
     batches = _open_existing(db).iter_pins(1024, ("pin_id", "kind", "uri", "title"), kinds or None, _where(where))
+    try:
+        _print_pins(batches, as_json)
+    except BrokenPipeError:  # `pinembed pins | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _print_pins(batches: Any, as_json: bool) -> None:
     first = next(batches, None)  # errors (a bad --where) surface before any output
     if as_json:
         sep = ""
