@@ -27,8 +27,8 @@ def _load(loader: Any, name: str, **kw: Any) -> Any:
     try:
         return loader.from_pretrained(name, local_files_only=True, **kw)
     except Exception:
-        if os.path.isdir(name):
-            raise
+        if os.path.isdir(name) or name.startswith((".", "/", "~")) or name.count("/") > 1:
+            raise  # a local folder (or a path that is not there), not a hub id: nothing to fetch
         reason = hub.unreachable_reason()
         if reason is not None:
             raise ModelNotFoundError(
