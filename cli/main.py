@@ -59,6 +59,16 @@ def handle_errors(fn):
     return wrapper
 
 
+def _open_existing(db: str) -> Any:
+    """The index of a database that must exist (read-only commands): "no database at ..." (exit 2)
+    otherwise, before any model is loaded and without creating anything."""
+    import pinembed
+
+    idx = pinembed.open_index(db)
+    idx.store.require_database()
+    return idx
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pinembed")
 def cli() -> None:
@@ -248,9 +258,8 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
 @handle_errors
 def models(db: str, as_json: bool) -> None:
     """The model generations of the database: the live one, one being built, retired ones."""
-    import pinembed
 
-    rows = pinembed.open_index(db).models()
+    rows = _open_existing(db).models()
     if as_json:
         click.echo(json.dumps({"generations": rows}, default=str))
         return
@@ -327,9 +336,8 @@ def related(pin_ids: tuple[str, ...], db: str, k: int, kinds: tuple[str, ...], w
     Several PINs are a session, oldest first: its distinct interests each retrieve, the lists are
     fused (reciprocal rank fusion, recent pins weigh more) and the session's pins are left out.
     """
-    import pinembed
 
-    idx = pinembed.open_index(db)
+    idx = _open_existing(db)
     controls = {"k": k, "kinds": kinds or None, "where": _where(where), "dedupe": dedupe, "diversity": diversity}
     if len(pin_ids) == 1:
         results = idx.related(pin_ids[0], **controls)
@@ -340,8 +348,12 @@ def related(pin_ids: tuple[str, ...], db: str, k: int, kinds: tuple[str, ...], w
 
 def parse_terms(tokens: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
     """``"red dress" + ./img.jpg - 0.5:logo`` as (positive, negative) terms: an existing file is an image,
-    anything else a text; a ``WEIGHT:`` prefix weighs a term."""
+    a term that looks like a path or URL but is no file is a UsageError (``cli.terms``), anything else a
+    text; a ``WEIGHT:`` prefix weighs a term."""
     from pathlib import Path
+
+    from pinembed.cli.terms import is_url, looks_like_path
+    from pinembed.errors import UsageError
 
     positive: list[Any] = []
     negative: list[Any] = []
@@ -358,7 +370,14 @@ def parse_terms(tokens: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
                 tok = rest
             except ValueError:
                 pass
-        item: Any = Path(tok) if Path(tok).is_file() else tok
+        item: Any = Path(tok) if _is_file(tok) else tok
+        if isinstance(item, str) and looks_like_path(tok):
+            if is_url(tok):
+                raise UsageError(f"image URLs are not supported: {tok}",
+                                 "download the image first and search with the file; to search for these "
+                                 "words instead, pass them with --text")
+            raise UsageError(f"no such file: {tok}",
+                             "check the path; to search for these words instead, pass them with --text")
         (positive if sign > 0 else negative).append((item, weight))
         sign = 1
     return positive, negative
@@ -385,21 +404,29 @@ def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str,
     pinembed search "red dress" + ./look.jpg - "logo"
     pinembed search 2:"red dress" - 0.5:./logo.png     (WEIGHT: weighs a term)
 
-    A TERM that names an existing file is an image, anything else a text. --text and --image add one
-    positive term each.
+    A TERM that names an existing file is an image; one that looks like a path or URL (a / or \ without
+    spaces, an image or video extension, scheme://) but is no file is an error; anything else a text.
+    --text and --image add one positive term each (--text is always words; URLs are not supported).
     """
     from pathlib import Path
+
+    from pinembed.cli.terms import is_url
+    from pinembed.errors import UsageError
 
     positive, negative = parse_terms(terms)
     if text is not None:
         positive.append((text, 1.0))
     if image is not None:
+        if is_url(image):
+            raise UsageError(f"--image takes a local file; image URLs are not supported: {image}",
+                             "download the image first, e.g. curl -o query.jpg 'URL', then --image query.jpg")
+        if not _is_file(image):
+            raise UsageError(f"--image: no such file: {image}", "give the path of an image file")
         positive.append((Path(image), 1.0))
     if not positive:
         raise click.UsageError("give a query: search \"some words\", search ./image.jpg, --text or --image")
-    import pinembed
 
-    results = pinembed.open_index(db).search(positive, negative, k=k, kinds=kinds or None, where=_where(where),
+    results = _open_existing(db).search(positive, negative, k=k, kinds=kinds or None, where=_where(where),
                                              dedupe=dedupe, diversity=diversity)
     _print_results(results, as_json)
 
@@ -414,9 +441,8 @@ def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str,
 @handle_errors
 def dupes(db: str, threshold: float, neighbours: int, as_json: bool) -> None:
     """Clusters of near-duplicate pins in the whole database (streamed, never loaded at once)."""
-    import pinembed
 
-    clusters = pinembed.open_index(db).dupes(threshold, neighbours)
+    clusters = _open_existing(db).dupes(threshold, neighbours)
     if as_json:
         click.echo(json.dumps({"threshold": threshold, "clusters": clusters}))
         return
@@ -432,9 +458,8 @@ def dupes(db: str, threshold: float, neighbours: int, as_json: bool) -> None:
 @handle_errors
 def failures(db: str, as_json: bool) -> None:
     """The failure ledger: inputs that could not be ingested, with the reason."""
-    import pinembed
 
-    rows = pinembed.open_index(db).failures()
+    rows = _open_existing(db).failures()
     if as_json:
         click.echo(json.dumps({"failures": rows}, default=str))
         return
@@ -450,9 +475,8 @@ def failures(db: str, as_json: bool) -> None:
 @handle_errors
 def stats(db: str, as_json: bool) -> None:
     """Counts by kind, segments, failures, and the model that built the database."""
-    import pinembed
 
-    s = pinembed.open_index(db).stats()
+    s = _open_existing(db).stats()
     if as_json:
         click.echo(json.dumps(s, default=str))
         return
@@ -508,10 +532,9 @@ def eval_(db: str, labels: str, as_json: bool) -> None:
     A hit is a result with the query's label. Labels file: CSV with a header row and the columns
     pin_id and label, and optionally text (the text query for that label; the label when absent).
     """
-    import pinembed
     from pinembed.training.evaluate import evaluate
 
-    report = evaluate(pinembed.open_index(db), labels)
+    report = evaluate(_open_existing(db), labels)
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -523,6 +546,88 @@ def eval_(db: str, labels: str, as_json: bool) -> None:
         click.echo(f"{name}: precision@5 {v['precision@5']} ({v['queries']} queries)")
     h = report["hubs"]
     click.echo(f"hubs: {h['share_over_1pct']:.1%} of pins in >1% of top-10 lists; p90 {h['p90']:.0f}, max {h['max']:.0f}")
+
+
+def _is_file(path: str) -> bool:
+    """``path`` names an existing file (False for strings that are no path at all, e.g. with a NUL)."""
+    try:
+        return os.path.isfile(path)
+    except (TypeError, ValueError):
+        return False
+
+
+@cli.command()
+@db_option
+@kind_option
+@where_option
+@json_option
+@handle_errors
+def pins(db: str, kinds: tuple[str, ...], where: tuple[str, ...], as_json: bool) -> None:
+    """List pin ids with their kind, uri and title (tab-separated; streamed in batches).
+
+    These are the ids that `pinembed related` takes. --json prints {"pins": [{pin_id, kind, uri, title}, ...]}.
+    """
+    batches = _open_existing(db).iter_pins(1024, ("pin_id", "kind", "uri", "title"), kinds or None, _where(where))
+    try:
+        _print_pins(batches, as_json)
+    except BrokenPipeError:  # `pinembed pins | head`: the reader has all it wants
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _print_pins(batches: Any, as_json: bool) -> None:
+    first = next(batches, None)  # errors (a bad --where) surface before any output
+    if as_json:
+        sep = ""
+        click.echo('{"pins": [', nl=False)
+        for batch in _chain(first, batches):
+            for row in batch.to_pylist():
+                click.echo(sep + json.dumps(row, default=str), nl=False)
+                sep = ", "
+        click.echo("]}")
+        return
+    if first is None:
+        click.echo("no pins", err=True)
+    for batch in _chain(first, batches):
+        lines = ["\t".join(_one_line(row[c]) for c in ("pin_id", "kind", "uri", "title")) for row in batch.to_pylist()]
+        click.echo("\n".join(lines))
+
+
+def _chain(first: Any, rest: Any) -> Any:
+    if first is not None:
+        yield first
+        yield from rest
+
+
+def _one_line(value: Any) -> str:
+    """A field for tab-separated output: tabs and line breaks become spaces."""
+    return "" if value is None else " ".join(str(value).replace("\t", " ").splitlines())
+
+
+@cli.command()
+@click.argument("out", metavar="OUT.parquet|OUT.jsonl")
+@db_option
+@click.option("--segments", is_flag=True,
+              help="Also write the frame, page and text vectors of those pins to OUT.segments.parquet (or .jsonl).")
+@kind_option
+@where_option
+@json_option
+@handle_errors
+def export(out: str, db: str, segments: bool, kinds: tuple[str, ...], where: tuple[str, ...], as_json: bool) -> None:
+    """Write the pins (pin_id, kind, uri, title, description, width, height, duration_s, model_id, vector)
+    to OUT: Parquet or JSON Lines by its extension, streamed, renamed into place when complete.
+
+    The stable way to get pins out: the tables inside the database change name after a model switch.
+    """
+    from pinembed.export import export as run_export
+    from pinembed.export import format_of
+
+    format_of(out)  # refuse another extension before opening anything
+    s = run_export(_open_existing(db), out, segments=segments, kinds=kinds or None, where=_where(where))
+    if as_json:
+        click.echo(json.dumps(s.to_dict()))
+        return
+    click.echo(f"exported {s.pins} pins to {s.out}"
+               + (f", {s.segments} segments to {s.segments_out}" if s.segments_out else ""))
 
 
 def _print_results(results: list[Any], as_json: bool) -> None:

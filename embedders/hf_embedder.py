@@ -10,6 +10,7 @@ import numpy as np
 
 from pinembed.errors import ModelNotFoundError
 
+from . import hub
 from .base import Embedder, l2_normalise, weights_digest
 from .device import apply_precision, pick_device, pick_precision
 
@@ -21,13 +22,22 @@ _PREPROCESS_KEYS = (
 
 
 def _load(loader: Any, name: str, **kw: Any) -> Any:
-    """Load from the local cache first; reach the hub only when the cache misses and we are online."""
+    """Load from the local cache first; reach the hub only when the cache misses and the hub can be
+    reached (else one ModelNotFoundError at once, not a minute of retries)."""
     try:
         return loader.from_pretrained(name, local_files_only=True, **kw)
     except Exception:
-        if os.path.isdir(name) or os.environ.get("HF_HUB_OFFLINE") == "1":
-            raise
-        return loader.from_pretrained(name, **kw)
+        if os.path.isdir(name) or name.startswith((".", "/", "~")) or name.count("/") > 1:
+            raise  # a local folder (or a path that is not there), not a hub id: nothing to fetch
+        reason = hub.unreachable_reason()
+        if reason is not None:
+            raise ModelNotFoundError(
+                f"hf:{name} is not on this machine: it is not in the Hugging Face cache ({hub.cache_dir()}) "
+                f"and {reason}",
+                hub.fixes("hf:/path/to/folder (saved with save_pretrained)"),
+            ) from None
+        with hub.quiet():
+            return loader.from_pretrained(name, **kw)
 
 
 class HFEmbedder(Embedder):
@@ -56,7 +66,7 @@ class HFEmbedder(Embedder):
             raise
         except Exception as e:
             raise ModelNotFoundError(
-                f"could not load Hugging Face model {name!r}: {str(e).splitlines()[0][:300] if str(e) else type(e).__name__}",
+                f"could not load Hugging Face model {name!r}: {hub.brief(e)}",
                 "give a local folder saved with save_pretrained (model, image processor and tokenizer), "
                 "or a hub id that is in the HF cache ($HF_HOME, default ~/.cache/huggingface): run once "
                 "where the network reaches the hub, or copy that cache here.",

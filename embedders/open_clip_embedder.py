@@ -11,6 +11,7 @@ import numpy as np
 
 from pinembed.errors import ModelNotFoundError
 
+from . import hub
 from .base import Embedder, l2_normalise, weights_digest
 from .device import apply_precision, pick_device, pick_precision
 
@@ -36,6 +37,31 @@ def _fetch_hint(arch: str, pretrained: str | None) -> str:
         "cache here, or point at a local checkpoint file: "
         f"--model open_clip:{arch}//path/to/weights.pt (or .safetensors)."
     )
+
+
+def _fail_fast_offline(arch: str, pretrained: str | None, tag_cfg: dict[str, Any]) -> None:
+    """ModelNotFoundError at once when the weights of a pretrained tag (or an ``hf-hub:`` model) are
+    neither in the cache nor fetchable now, instead of a minute of retries (see ``hub``)."""
+    from open_clip.constants import HF_SAFE_WEIGHTS_NAME, HF_WEIGHTS_NAME
+
+    local = "open_clip:<arch>//path/to/weights.pt" if arch.startswith("hf-hub:") else f"open_clip:{arch}//path/to/weights.pt"
+    what = f"open_clip:{arch}" + (f"/{pretrained}" if pretrained else "")
+    if arch.startswith("hf-hub:"):
+        problem = hub.missing(arch[len("hf-hub:"):], ["open_clip_config.json"])
+    elif tag_cfg.get("hf_hub") and not tag_cfg.get("file"):
+        repo, name = os.path.split(tag_cfg["hf_hub"])  # "org/model/" means the default file name
+        name = name or HF_WEIGHTS_NAME
+        safe = HF_SAFE_WEIGHTS_NAME if name == HF_WEIGHTS_NAME else os.path.splitext(name)[0] + ".safetensors"
+        problem = hub.missing(repo, [safe, name])
+    elif tag_cfg.get("url") and not tag_cfg.get("file"):  # open_clip caches URL downloads in ~/.cache/clip
+        if os.path.isfile(os.path.expanduser(f"~/.cache/clip/{os.path.basename(tag_cfg['url'])}")):
+            return
+        reason = hub.unreachable_reason(tag_cfg["url"])
+        problem = f"they are not in ~/.cache/clip and {reason}" if reason else None
+    else:
+        return
+    if problem:
+        raise ModelNotFoundError(f"the weights of {what} are not on this machine: {problem}", hub.fixes(local))
 
 
 class OpenClipEmbedder(Embedder):
@@ -77,17 +103,18 @@ class OpenClipEmbedder(Embedder):
         tag_cfg = (open_clip.get_pretrained_cfg(arch, pretrained) or {}) if pretrained else {}
         arch_cfg = open_clip.get_model_config(arch) or {}
         self.quick_gelu = bool(tag_cfg.get("quick_gelu", arch_cfg.get("quick_gelu", False)))
+        _fail_fast_offline(arch, pretrained, tag_cfg)
         self.device = pick_device(device)
         self.precision = pick_precision(self.device, precision)
         try:
-            model, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=pretrained, device=self.device, require_pretrained=True,
-                force_quick_gelu=self.quick_gelu and not arch_cfg.get("quick_gelu", False),
-            )
+            with hub.quiet():
+                model, _, preprocess = open_clip.create_model_and_transforms(
+                    arch, pretrained=pretrained, device=self.device, require_pretrained=True,
+                    force_quick_gelu=self.quick_gelu and not arch_cfg.get("quick_gelu", False),
+                )
         except Exception as e:  # open_clip raises RuntimeError/OSError/HF errors for missing weights
             raise ModelNotFoundError(
-                f"could not load open_clip model {arch!r} with weights {pretrained!r}: "
-                f"{str(e).splitlines()[0][:300] if str(e) else type(e).__name__}",
+                f"could not load open_clip model {arch!r} with weights {pretrained!r}: {hub.brief(e)}",
                 _fetch_hint(arch, pretrained),
             ) from e
         model.eval()

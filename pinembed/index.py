@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import InputError, UsageError
+from .errors import InputError, PinembedError, PinNotFoundError, UsageError
 from .results import Related
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DEFAULT_DB = "pins.lance"
 DEFAULT_MODEL = "open_clip:ViT-B-32/laion2b_s34b_b79k"
 MAX_K = 10_000
+#: The pin columns that ``iter_pins``, ``to_arrow`` and ``pinembed export`` give by default.
+EXPORT_COLUMNS = ("pin_id", "kind", "uri", "title", "description", "width", "height", "duration_s", "model_id",
+                  "vector")
 
 
 def open_index(uri: str | os.PathLike[str] = DEFAULT_DB, model: str | None = None, device: str | None = None,
@@ -109,6 +116,7 @@ class PinIndex:
         generations dropped. A generation still being built is kept: its refresh resumes it."""
         from pinembed.store.lock import WriteLock
 
+        self.store.require_database()  # never create a folder for a database that is not there
         with WriteLock(self.uri, "gc"):
             retired = [g.generation for g in self.store.generations() if g.state == "retired"]
             dropped = self.store.drop_generations(retired)
@@ -125,8 +133,28 @@ class PinIndex:
         re-ranks a larger candidate pool by maximal marginal relevance; 0 is plain similarity."""
         k = _check_k(k)
         dedupe, diversity = _check_controls(dedupe, diversity)
-        pin = self.store.get_pin(pin_id, columns=[])
+        pin_id, pin = self._query_pin(pin_id)
         return self._ranked(pin["vector"], k, kinds, where, dedupe, diversity, exclude=[pin_id])
+
+    def _query_pin(self, ref: str) -> tuple[str, dict[str, Any]]:
+        """(pin id, row with its vector) of a pin named by its id or by the path of its ingested file."""
+        try:
+            return ref, self.store.get_pin(ref, columns=[])
+        except PinNotFoundError:
+            found = self.pin_id_for_path(ref)
+            if found is None:
+                raise
+            return found, self.store.get_pin(found, columns=[])
+
+    def pin_id_for_path(self, path: str | os.PathLike[str]) -> str | None:
+        """The id of the pin ingested from the local file (or idea-pin folder) ``path``; None when
+        ``path`` is no existing file or folder or no pin came from it."""
+        try:
+            if not os.path.exists(path):
+                return None
+        except (TypeError, ValueError):  # a NUL byte, not a path
+            return None
+        return self.store.pin_id_for_path(path)
 
     def related_to_session(self, pin_ids: Any, weights: Any = None, k: int = 20, kinds: Any = None,
                            where: Any = None, dedupe: float | None = None, diversity: float = 0.0,
@@ -146,7 +174,9 @@ class PinIndex:
         ids = [pin_ids] if isinstance(pin_ids, str) else list(pin_ids)
         if not ids:
             raise UsageError("a session needs at least one pin id")
-        vecs = np.stack([self.store.get_pin(p, columns=[])["vector"] for p in ids])
+        found = [self._query_pin(p) for p in ids]
+        ids = [pid for pid, _ in found]
+        vecs = np.stack([pin["vector"] for _, pin in found])
         w = rel.recency_weights(len(ids)) if weights is None else np.asarray(weights, dtype=np.float64)
         if w.shape != (len(ids),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
             raise UsageError("weights must be one non-negative number per pin, not all zero")
@@ -197,7 +227,9 @@ class PinIndex:
 
     def search_image(self, path: str | os.PathLike[str], k: int = 10, kinds: Any = None,
                      where: Any = None) -> list[Related]:
-        """Pins nearest to an image file."""
+        """Pins nearest to an image file (a local file: URLs are refused, download them first)."""
+        if isinstance(path, str) and "://" in path:
+            raise UsageError(f"image URLs are not supported: {path}", "download the image first and pass the file")
         return self.search([Path(path)], k=k, kinds=kinds, where=where)
 
     def search(self, positive: Any = (), negative: Any = (), k: int = 10, kinds: Any = None, where: Any = None,
@@ -290,6 +322,56 @@ class PinIndex:
             out.append(Related.from_row(r, best_t_s=seg.get("t_s") if r["kind"] in timed else None,
                                         best_page=seg.get("page") if r["kind"] in paged else None))
         return out
+
+    def iter_pins(self, batch_size: int = 1024, columns: Any = EXPORT_COLUMNS, kinds: Any = None,
+                  where: Any = None) -> Iterator[pa.RecordBatch]:
+        """The live generation's pins as Arrow record batches of at most ``batch_size`` rows, streamed
+        (never the whole table in memory). ``columns``: EXPORT_COLUMNS by default (``None``: every
+        column); ``kinds`` and ``where`` filter as in ``related``. This is the stable way to read pins:
+        the physical table behind them changes name after a model switch."""
+        from pinembed.store.filters import check_kinds, compile_where, is_in
+
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise UsageError(f"batch_size must be a positive integer, got {batch_size!r}")
+        self.store.require_database()
+        kinds = check_kinds(kinds)
+        conds = [c for c in (is_in("kind", kinds) if kinds is not None else None, compile_where(where)) if c]
+        sql = " AND ".join(f"({c})" for c in conds) if conds else None
+        cols = None if columns is None else self._columns(columns)
+        yield from self.store.iter_batches("pins", cols, sql, batch_size)
+
+    def to_arrow(self, columns: Any = EXPORT_COLUMNS, kinds: Any = None, where: Any = None) -> pa.Table:
+        """The live generation's pins as one Arrow table (all in memory: use ``iter_pins`` for large
+        databases)."""
+        import pyarrow as pa
+
+        batches = list(self.iter_pins(4096, columns, kinds, where))
+        if batches:
+            return pa.Table.from_batches(batches)
+        schema = self.store.schema("pins")
+        if schema is None:
+            return pa.table({})
+        return schema.empty_table() if columns is None else schema.empty_table().select(self._columns(columns))
+
+    def to_pandas(self, columns: Any = EXPORT_COLUMNS, kinds: Any = None, where: Any = None) -> Any:
+        """The live generation's pins as a pandas DataFrame (needs pandas, which pinembed does not
+        install)."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            raise PinembedError("to_pandas() needs pandas, which is not installed",
+                                "pip install pandas; or use to_arrow() or iter_pins(), which need only pyarrow") from None
+        return self.to_arrow(columns, kinds, where).to_pandas()
+
+    def _columns(self, columns: Any) -> list[str]:
+        schema = self.store.schema("pins")
+        have = set(schema.names) if schema is not None else set(EXPORT_COLUMNS)
+        cols = [columns] if isinstance(columns, str) else list(columns)
+        bad = [c for c in cols if not isinstance(c, str) or c not in have]
+        if bad or not cols:
+            raise UsageError(f"unknown pin column(s): {', '.join(map(repr, bad)) or 'none given'}",
+                             f"pin columns: {', '.join(sorted(have))}")
+        return cols
 
     def failures(self) -> list[dict[str, Any]]:
         """The failure ledger, newest first."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,6 +20,7 @@ from . import filters
 from . import generations as gens
 from .identity import describe, same_space
 from .index import IndexPolicy, compact, maintain, vector_index
+from .location import check_location, is_local, missing
 from .schema import (
     FAILURES,
     PINS,
@@ -71,6 +72,7 @@ class Store:
         """``generation``: the model generation to read and write (default: the live one, resolved
         once, so this Store never mixes two models even if another process switches meanwhile)."""
         self.uri = str(uri)
+        check_location(self.uri)
         self._want_gen = generation
         self._gen: gens.Generation | None = None
         self.index_policy = index_policy or IndexPolicy.from_env()
@@ -80,8 +82,7 @@ class Store:
         self._storage_options = storage_options
         self.db: Any = None
         self._names: set[str] = set()
-        local = "://" not in self.uri
-        if not local or os.path.exists(self.uri):  # a missing local folder is created by the first write only
+        if not is_local(self.uri) or os.path.exists(self.uri):  # a missing local folder is created by the first write only
             self._connect()
 
     def _connect(self) -> Any:
@@ -98,6 +99,16 @@ class Store:
                     "check the path or URI, and credentials (storage options) for object storage",
                 ) from e
         return self.db
+
+    def exists(self) -> bool:
+        """Whether a database is there: its folder (or URI) holds at least one pinembed table."""
+        return self.db is not None and bool(self._names)
+
+    def require_database(self) -> None:
+        """UsageError "no database at ..." (exit 2) unless the database exists; read-only commands and
+        gc call this first, so a typo in --db never creates a folder or prints an empty answer."""
+        if not self.exists():
+            raise missing(self.uri)
 
     # -- generations -------------------------------------------------------------------------
     def generations(self) -> list[gens.Generation]:
@@ -209,7 +220,9 @@ class Store:
             raise ModelMismatchError(
                 f"the database {self.uri!r} holds vectors of {describe(have)}; "
                 f"{describe(identity)} is another embedding space",
-                "leave out --model (the database's own model is used), or use another --db; "
+                "leave out --model (the database's own model is used), or use another --db; to change "
+                f"the database's model run `pinembed refresh SRC --db {self.uri} --model NEW` (it builds "
+                "the new model's generation beside the live one and switches when complete); "
                 "vectors of two models are never mixed in one table",
             )
         return have
@@ -299,13 +312,52 @@ class Store:
         if not rows:
             raise PinNotFoundError(
                 f"no pin with id {pin_id!r} in {self.uri!r}",
-                "pin ids are paths relative to the ingested folder, e.g. 'shoes/red.jpg'; "
-                "`pinembed stats` and `pinembed search` show some",
+                "pin ids are paths relative to the ingested folder, e.g. 'shoes/red.jpg' (the path of an "
+                f"ingested file works too); `pinembed pins --db {self.uri}` lists them",
             )
         row = rows[0]
         if with_vector:
             row["vector"] = np.asarray(row["vector"], dtype=np.float32)
         return row
+
+    def pin_id_for_path(self, path: str | os.PathLike[str]) -> str | None:
+        """The pin whose media is the local file or folder ``path`` (its ``uri``), or that holds it (an
+        idea pin's folder holds its manifest and pages); None when no pin does. One exact-match query."""
+        candidates: list[str] = []
+        for p in {os.path.abspath(os.fspath(path)), os.path.realpath(path)}:
+            while p not in candidates:
+                candidates.append(p)
+                p = os.path.dirname(p)
+        t = self._table(PINS)
+        if t is None:
+            return None
+        rows = t.search().where(filters.is_in("uri", candidates)).select(["pin_id", "uri"]).limit(8).to_list()
+        rows.sort(key=lambda r: len(r["uri"] or ""), reverse=True)  # the deepest: the file before a folder
+        return rows[0]["pin_id"] if rows else None
+
+    def iter_batches(self, name: str, columns: Sequence[str] | None = None, where: str | None = None,
+                     batch_size: int = 1024) -> Iterator[pa.RecordBatch]:
+        """Rows of the live generation's ``pins`` or ``segments`` (or ``failures``) as Arrow record
+        batches, streamed. ``where``: SQL from ``filters`` (never user text)."""
+        t = self._table(name)
+        if t is None:
+            return
+        n = t.count_rows()
+        if not n:
+            return
+        q = t.search()
+        if where:
+            q = q.where(where)
+        if columns is not None:
+            q = q.select(list(columns))
+        for b in q.limit(n).to_batches(batch_size):
+            if b.num_rows:
+                yield b
+
+    def schema(self, name: str) -> pa.Schema | None:
+        """The Arrow schema of the live generation's table ``name`` (None when it is missing)."""
+        t = self._table(name)
+        return None if t is None else t.schema
 
     def search(
         self, vector: np.ndarray, k: int, kinds: Iterable[str] | None = None, exclude: Iterable[str] | str | None = None,

@@ -53,6 +53,9 @@ class WriteLock:
         self.took_over: dict[str, Any] | None = None  # the dead holder whose lock was taken over
 
     def __enter__(self) -> WriteLock:
+        from .location import check_location
+
+        check_location(self.uri)  # a --db that names a plain file: a clear error, not [Errno 17]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:

@@ -1,0 +1,179 @@
+"""Pins out to a file: Parquet or JSON Lines, written batch by batch to a temp file and renamed into
+place, so a failed or interrupted export never leaves half a file under the name asked for."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .index import PinIndex
+
+#: File extensions export writes, and their format.
+FORMATS = {".parquet": "parquet", ".jsonl": "jsonl"}
+
+
+@dataclass
+class ExportSummary:
+    """What an export wrote: the files and their row counts (``segments_out`` is None without segments)."""
+
+    out: str
+    pins: int
+    segments_out: str | None = None
+    segments: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """As a JSON-ready dict."""
+        return asdict(self)
+
+
+def format_of(out: str | os.PathLike[str]) -> str:
+    """``parquet`` or ``jsonl`` from the extension of ``out``; UsageError for any other."""
+    ext = Path(out).suffix.lower()
+    if ext not in FORMATS:
+        raise UsageError(f"cannot export to {os.fspath(out)!r}: the file name must end in .parquet or .jsonl",
+                         "e.g. pinembed export pins.parquet, or pins.jsonl for one JSON object per line")
+    return FORMATS[ext]
+
+
+def segments_path(out: str | os.PathLike[str]) -> Path:
+    """Where ``--segments`` writes the segments: ``OUT.segments.parquet`` beside ``OUT.parquet``."""
+    p = Path(out)
+    return p.with_name(p.stem + ".segments" + p.suffix)
+
+
+def export(index: PinIndex, out: str | os.PathLike[str], segments: bool = False, kinds: Any = None,
+           where: Any = None, batch_size: int = 1024) -> ExportSummary:
+    """Write the live generation's pins (``index.EXPORT_COLUMNS``) to ``out`` (.parquet or .jsonl),
+    streamed; with ``segments``, the frame, page and text vectors of those pins to ``segments_path(out)``.
+    ``kinds`` and ``where`` filter as in ``related``."""
+    from pinembed.store.filters import is_in
+
+    fmt = format_of(out)
+    out = Path(out)
+    targets = [out, segments_path(out)] if segments else [out]
+    for t in targets:
+        if t.is_dir():
+            raise UsageError(f"cannot export to {str(t)!r}: it is a folder", "name a file, e.g. pins.parquet")
+        if not t.parent.is_dir():
+            raise UsageError(f"cannot export to {str(t)!r}: the folder {str(t.parent)!r} does not exist")
+    index.store.require_database()
+    filtered = kinds is not None or bool(where)
+    pins_sink = _sink(fmt, out)
+    seg_sink = _sink(fmt, segments_path(out)) if segments else None
+    try:
+        for batch in index.iter_pins(batch_size, kinds=kinds, where=where):
+            pins_sink.write(batch)
+            if seg_sink is not None and filtered:
+                ids = batch.column("pin_id").to_pylist()
+                seg_sink.write_all(index.store.iter_batches("segments", None, is_in("pin_id", ids), batch_size))
+        if seg_sink is not None and not filtered:
+            seg_sink.write_all(index.store.iter_batches("segments", None, None, batch_size))
+        pins_sink.finish(_empty(index, "pins"))
+        if seg_sink is not None:
+            seg_sink.finish(_empty(index, "segments"))
+    except BaseException:
+        pins_sink.discard()
+        if seg_sink is not None:
+            seg_sink.discard()
+        raise
+    if seg_sink is not None:
+        seg_sink.commit()
+    pins_sink.commit()
+    return ExportSummary(str(out), pins_sink.rows, str(segments_path(out)) if segments else None,
+                         seg_sink.rows if seg_sink is not None else 0)
+
+
+def _empty(index: PinIndex, table: str) -> pa.Schema | None:
+    """The schema an empty export is written with."""
+    from .index import EXPORT_COLUMNS
+
+    schema = index.store.schema(table)
+    if schema is None or table != "pins":
+        return schema
+    return schema.empty_table().select([c for c in EXPORT_COLUMNS if c in schema.names]).schema
+
+
+class _Sink:
+    """A temp file beside ``path``, renamed to ``path`` by ``commit``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append one batch."""
+        raise NotImplementedError
+
+    def write_all(self, batches: Iterable[pa.RecordBatch]) -> None:
+        """Append every batch."""
+        for b in batches:
+            self.write(b)
+
+    def finish(self, schema: pa.Schema | None) -> None:
+        """Close the temp file (an empty export still gets a file, with ``schema``)."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """Rename the finished temp file into place."""
+        os.replace(self.tmp, self.path)
+
+    def discard(self) -> None:
+        """Close and remove the temp file after a failure."""
+        try:
+            self.finish(None)
+        except Exception:
+            pass
+        self.tmp.unlink(missing_ok=True)
+
+
+class _Parquet(_Sink):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._writer: Any = None
+
+    def _open(self, schema: pa.Schema) -> None:
+        import pyarrow.parquet as pq
+
+        self._writer = pq.ParquetWriter(self.tmp, schema)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if self._writer is None:
+            self._open(batch.schema)
+        self._writer.write_batch(batch)
+        self.rows += batch.num_rows
+
+    def finish(self, schema: pa.Schema | None) -> None:
+        if self._writer is None and schema is not None:
+            self._open(schema)
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class _JsonLines(_Sink):
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._f: Any = open(self.tmp, "w", encoding="utf-8")  # noqa: SIM115 (closed by finish)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        for row in batch.to_pylist():
+            self._f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+        self.rows += batch.num_rows
+
+    def finish(self, schema: pa.Schema | None) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+
+def _sink(fmt: str, path: Path) -> _Sink:
+    return _Parquet(path) if fmt == "parquet" else _JsonLines(path)
