@@ -92,9 +92,9 @@ def ingest_options(fn):
         click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0, 10),
                      help="Weight of an idea pin's title, description and page texts in its pin vector."),
         click.option("--fps", "max_fps", default=1.0, show_default=True, type=click.FloatRange(0.01, 60),
-                     help="Sample videos at most this many frames per second."),
+                     help="Sample videos and animations at most this many frames per second."),
         click.option("--max-frames", default=12, show_default=True, type=click.IntRange(1, 1000),
-                     help="At most this many frames per video."),
+                     help="At most this many frames per video or animation."),
         click.option("--video-timeout", default=60.0, show_default=True, type=click.FloatRange(0.001),
                      help="Seconds one video may take to decode before it is recorded as a failure."),
         click.option("--max-video-pixels", default=None, type=click.IntRange(1),
@@ -275,9 +275,7 @@ def models(db: str, as_json: bool) -> None:
 @handle_errors
 def sources(db: str, as_json: bool) -> None:
     """The source folders of the database, each with the prefix of its pin ids."""
-    import pinembed
-
-    rows = pinembed.open_index(db).sources()
+    rows = _open_existing(db).sources()
     if as_json:
         click.echo(json.dumps({"sources": rows}, default=str))
         return

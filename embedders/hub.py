@@ -96,6 +96,35 @@ def missing(repo_id: str, filenames: Sequence[str], url: str | None = None) -> s
     return f"they are not in the Hugging Face cache ({cache_dir()}) and {reason}"
 
 
+def nothing_cached() -> bool:
+    """True when this machine holds no hub model at all (no HF cache entries, nothing in ~/.cache/clip):
+    then no tag can be cached, and that is known without importing open_clip or transformers (whose
+    imports take seconds)."""
+    wanted = {cache_dir(): "models--", os.path.expanduser("~/.cache/clip"): ""}  # open_clip's URL downloads
+    for folder, prefix in wanted.items():
+        try:
+            with os.scandir(folder) as it:
+                if any(e.name.startswith(prefix) for e in it):
+                    return False
+        except OSError:
+            continue
+    return True
+
+
+def precheck(model_id: str, local: str) -> None:
+    """Fail at once, before the heavy imports, when ``model_id`` (a hub model) cannot be had: nothing
+    is cached on this machine and the hub cannot be reached. Otherwise the embedder checks precisely."""
+    from pinembed.errors import ModelNotFoundError
+
+    if not nothing_cached():
+        return
+    reason = unreachable_reason()
+    if reason is not None:
+        raise ModelNotFoundError(
+            f"the weights of {model_id} are not on this machine: they are not in the Hugging Face cache "
+            f"({cache_dir()}, which holds no models) and {reason}", fixes(local))
+
+
 def fixes(local: str) -> str:
     """The hint naming every way out; ``local`` is the model id form that takes a local path."""
     return (

@@ -20,12 +20,22 @@ ENTRY_POINT_GROUP = "pinembed.embedders"
 
 
 def _open_clip(spec: str, device: str | None, precision: str | None = None) -> Embedder:
+    arch, _, tag = spec.partition("/")
+    checkpoint = tag.lower().endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt")) or os.path.exists(tag)
+    if spec.startswith("hf-hub:") or (tag and "/" not in tag and not checkpoint):  # a pretrained tag: the hub
+        from . import hub
+
+        hub.precheck(f"open_clip:{spec}", f"open_clip:{arch}//path/to/weights.pt")
     from .open_clip_embedder import OpenClipEmbedder
 
     return OpenClipEmbedder(spec, device=device, precision=precision)
 
 
 def _hf(spec: str, device: str | None, precision: str | None = None) -> Embedder:
+    if spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not os.path.exists(spec):  # a hub id
+        from . import hub
+
+        hub.precheck(f"hf:{spec}", "hf:/path/to/folder (saved with save_pretrained)")
     from .hf_embedder import HFEmbedder
 
     return HFEmbedder(spec, device=device, precision=precision)
