@@ -21,6 +21,8 @@ from typing import Any
 
 from pinembed.errors import LockedError
 
+from . import faults
+
 log = logging.getLogger(__name__)
 
 
@@ -76,14 +78,24 @@ class WriteLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(info).encode(), 0)
         self._fd = fd
+        faults.start_run(self.uri)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        """Release the lock; a known fault that ends the run leaves as a FaultError (exit code 5)
+        that says how many pins the run committed before it."""
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError:  # a full or read-only disk: the contents only serve messages
+                pass
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+        n = faults.end_run(self.uri)
+        err = faults.translate(exc, self.uri, n) if isinstance(exc, Exception) else None
+        if err is not None and err is not exc:  # (a FaultError took the count in place)
+            raise err from exc
 
 
 def _read(fd: int) -> dict[str, Any]:
