@@ -80,8 +80,10 @@ class FaultError(PinembedError):
 
     def _line(self) -> str:
         line = f"{self.what}: {self.place}"
-        if self.committed is not None:
-            line += f"; {self.committed} pin{'' if self.committed == 1 else 's'} committed before it (kept)"
+        if self.committed == 0:
+            line += "; no pins were committed"
+        elif self.committed is not None:
+            line += f"; the {self.committed} pin{'' if self.committed == 1 else 's'} committed before it are kept"
         return line
 
     def with_committed(self, committed: int | None) -> FaultError:

@@ -55,8 +55,11 @@ class WriteLock:
         self.took_over: dict[str, Any] | None = None  # the dead holder whose lock was taken over
 
     def __enter__(self) -> WriteLock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a read-only or full disk, no permission: nothing was committed
+            faults.reraise(e, self.uri, 0)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -75,8 +78,12 @@ class WriteLock:
             log.warning("took over the lock of %s left by pid %s (no longer running)", self.uri, old["pid"])
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
                 "command": self.command, "argv": sys.argv[:6]}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as e:  # a full disk: the lock is held all the same, but the run cannot write
+            os.close(fd)
+            faults.reraise(e, self.uri, 0)
         self._fd = fd
         faults.start_run(self.uri)
         return self
