@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 REGION = "us-east-1"
