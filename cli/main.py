@@ -86,7 +86,9 @@ def handle_errors(fn):
             known = _fault(e, kwargs.get("db"))
             if known is not None:  # a fault of the disk or the object store, wherever it was raised
                 _report(known, kwargs.get("as_json", False))
-            click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
+            from pinembed.store.faults import short
+
+            click.echo(f"error: unexpected {type(e).__name__}: {short(e, 500)}", err=True)
             click.echo("hint: set PINEMBED_DEBUG=1 for the traceback, and please report it", err=True)
             sys.exit(1)
 

@@ -39,9 +39,9 @@ DISK = {
     errno.EROFS: ("read_only", "read-only file system",
                   f"remount it read-write (or give --db a writable disk), {AGAIN}"),
     errno.EACCES: ("permission", "permission denied",
-                   f"give this user write access there (or give --db another folder), {AGAIN}"),
+                   f"give this user access there (or give --db another folder), {AGAIN}"),
     errno.EPERM: ("permission", "operation not permitted",
-                  f"give this user write access there (or give --db another folder), {AGAIN}"),
+                  f"give this user access there (or give --db another folder), {AGAIN}"),
 }
 _OS_ERROR = re.compile(r"\(os error (\d+)\)|Os \{ code: (\d+)")
 _SCHEME = re.compile(r"No object store provider found for scheme: '([^']*)'")
