@@ -1,7 +1,8 @@
 """``pinembed``: ingest media into a LanceDB pin database and query related pins.
 
 Exit codes: 0 everything ingested, 3 some inputs failed and the rest landed, 4 the database is locked by
-another writer, 2 usage error, 1 fatal.
+another writer, 5 a fault of the disk or the object store (no space, read-only, permission denied,
+unreachable; what was committed is kept, run the command again), 2 usage error, 1 fatal.
 Heavy imports happen inside the commands, so ``pinembed --help`` is instant.
 """
 
@@ -19,10 +20,44 @@ from pinembed import __version__
 from pinembed.errors import PinembedError
 from pinembed.ingestion.kinds import NAMES as KINDS
 
-db_option = click.option(
+_db = click.option(
     "--db", default="pins.lance", show_default=True, envvar="PINEMBED_DB",
     help="Database: a local folder or any LanceDB URI (env PINEMBED_DB).",
 )
+
+
+def _parse_storage_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    """``KEY=VALUE`` pairs as a dict in ``ctx.meta`` (read by ``_storage_options``); a malformed pair is
+    a usage error (exit 2) that never echoes a value: it may be a secret."""
+    opts: dict[str, str] = {}
+    for i, pair in enumerate(values, 1):
+        key, sep, value = pair.partition("=")
+        key = key.strip()
+        if not sep or not key or any(c.isspace() for c in key):
+            raise click.BadParameter(f"option {i} is not KEY=VALUE (e.g. aws_region=us-east-1)", ctx, param)
+        if key in opts:
+            raise click.BadParameter(f"{key} is given twice", ctx, param)
+        opts[key] = value
+    ctx.meta["pinembed.storage_options"] = opts or None
+
+
+_storage = click.option(
+    "--storage-option", multiple=True, metavar="KEY=VALUE", expose_value=False, callback=_parse_storage_options,
+    help="An object-storage option for LanceDB (repeatable), e.g. aws_endpoint=http://127.0.0.1:9000, "
+         "allow_http=true, aws_region=us-east-1. AWS_* environment variables work too.",
+)
+
+
+def db_option(fn):
+    """--db and --storage-option (repeatable KEY=VALUE) of every command that opens a database."""
+    return _db(_storage(fn))
+
+
+def _storage_options() -> dict[str, str] | None:
+    """The --storage-option pairs of the running command (None when none were given)."""
+    return click.get_current_context().meta.get("pinembed.storage_options")
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 k_option = click.option("-k", default=10, show_default=True, type=click.IntRange(1, 10_000), help="How many results.")
 kind_option = click.option(
@@ -38,12 +73,7 @@ def handle_errors(fn):
         try:
             return fn(*args, **kwargs)
         except PinembedError as e:
-            click.echo(f"error: {e.message}", err=True)
-            if e.hint:
-                click.echo(f"hint: {e.hint}", err=True)
-            if kwargs.get("as_json"):  # --json always prints one object, errors included
-                click.echo(json.dumps({"error": e.message, "hint": e.hint, "exit_code": e.exit_code}))
-            sys.exit(e.exit_code)
+            _report(e, kwargs.get("as_json", False))
         except (click.exceptions.ClickException, click.exceptions.Abort):
             raise
         except KeyboardInterrupt:
@@ -52,7 +82,12 @@ def handle_errors(fn):
         except Exception as e:
             if os.environ.get("PINEMBED_DEBUG"):
                 raise
-            click.echo(f"error: unexpected {type(e).__name__}: {e}", err=True)
+            known = _fault(e, kwargs.get("db"))
+            if known is not None:  # a fault of the disk or the object store, wherever it was raised
+                _report(known, kwargs.get("as_json", False))
+            from pinembed.store.faults import short
+
+            click.echo(f"error: unexpected {type(e).__name__}: {short(e, 500)}", err=True)
             click.echo("hint: set PINEMBED_DEBUG=1 for the traceback, and please report it", err=True)
             sys.exit(1)
 
@@ -64,9 +99,27 @@ def _open_existing(db: str) -> Any:
     otherwise, before any model is loaded and without creating anything."""
     import pinembed
 
-    idx = pinembed.open_index(db)
+    idx = pinembed.open_index(db, storage_options=_storage_options())
     idx.store.require_database()
     return idx
+
+
+def _report(e: PinembedError, as_json: bool) -> None:
+    """Print ``error:`` and ``hint:`` lines (and one JSON object with --json) and exit with e's code."""
+    click.echo(f"error: {e.message}", err=True)
+    if e.hint:
+        click.echo(f"hint: {e.hint}", err=True)
+    if as_json:  # --json always prints one object, errors included
+        click.echo(json.dumps({"error": e.message, "hint": e.hint, "exit_code": e.exit_code}))
+    sys.exit(e.exit_code)
+
+
+def _fault(e: Exception, db: str | None) -> PinembedError | None:
+    """``e`` as a known fault of the disk or object store under ``db``, or None."""
+    from pinembed.store import faults
+
+    place = db or getattr(e, "filename", None) or "the database"
+    return faults.translate(e, str(place), faults.committed(str(place)) if db else None)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,11 +226,16 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     (camera RAW, documents) are skipped and named: --list-skipped or --json.
     Each source folder owns its pin ids (the path under it); a second folder needs --id-prefix.
     Nothing is deleted; `pinembed refresh` also follows moves and deletions.
+
+    Exit codes: 0 clean, 3 some inputs failed, 4 another writer holds the database, 5 a fault of the
+    disk or object store (no space, read-only, unreachable; what was committed is kept: run it again),
+    2 usage error, 1 fatal.
     """
     import pinembed
 
     opts = _ingest_opts(**kw)
-    idx = pinembed.open_index(db, model=model, device=device, precision=precision)
+    idx = pinembed.open_index(db, model=model, device=device, precision=precision,
+                              storage_options=_storage_options())
     with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         summary = idx.ingest(src, opts, progress)
     if as_json:
@@ -219,7 +277,8 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
                when complete (resumable); `pinembed models` lists generations, `pinembed gc` drops old ones
 
     Logs go to stderr; --json prints one summary line. Exit codes: 0 clean, 3 some inputs failed,
-    4 another ingest/refresh holds the database, 2 usage error, 1 fatal.
+    4 another ingest/refresh holds the database, 5 a fault of the disk or object store (what was
+    committed is kept: run it again), 2 usage error, 1 fatal.
     """
     import logging
 
@@ -231,7 +290,8 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
     opts = RefreshOptions(ingest=_ingest_opts(**kw), max_attempts=max_attempts, retry_failed=retry_failed,
                           dry_run=dry_run)
     with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
-        s = run_refresh(list(src), db, model, opts, device=device, precision=precision, progress=progress)
+        s = run_refresh(list(src), db, model, opts, device=device, precision=precision,
+                        storage_options=_storage_options(), progress=progress)
     if as_json:
         click.echo(json.dumps(s.to_dict(), default=str))
         sys.exit(s.exit_code)
@@ -293,7 +353,7 @@ def gc(db: str, as_json: bool) -> None:
     """Drop retired model generations (their tables) and compact the live one."""
     import pinembed
 
-    dropped = pinembed.open_index(db).gc()
+    dropped = pinembed.open_index(db, storage_options=_storage_options()).gc()
     if as_json:
         click.echo(json.dumps({"dropped": dropped}))
     else:
@@ -425,7 +485,7 @@ def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str,
         raise click.UsageError("give a query: search \"some words\", search ./image.jpg, --text or --image")
 
     results = _open_existing(db).search(positive, negative, k=k, kinds=kinds or None, where=_where(where),
-                                             dedupe=dedupe, diversity=diversity)
+                                       dedupe=dedupe, diversity=diversity)
     _print_results(results, as_json)
 
 

@@ -59,3 +59,37 @@ class LockedError(PinembedError):
     """Another pinembed process is writing to the same database."""
 
     exit_code = 4
+
+
+class StorageConfigError(UsageError):
+    """The storage URI or its options are wrong: an unknown scheme, a missing bucket, credentials the
+    object store refuses, an http endpoint without ``allow_http``."""
+
+
+class FaultError(PinembedError):
+    """The machine or the object store failed under the command: no space left, a read-only file
+    system, permission denied, the object store unreachable. Every commit before it is whole, so the
+    same command run again goes on from there. ``committed``: pins this run committed before it."""
+
+    exit_code = 5
+
+    def __init__(self, what: str, place: str, hint: str = "", *, reason: str = "fault",
+                 committed: int | None = None) -> None:
+        self.what, self.place, self.reason, self.committed = what, place, reason, committed
+        super().__init__(self._line(), hint)
+
+    def _line(self) -> str:
+        line = f"{self.what}: {self.place}"
+        if self.committed == 0:
+            line += "; no pins were committed"
+        elif self.committed is not None:
+            line += f"; the {self.committed} pin{'' if self.committed == 1 else 's'} committed before it are kept"
+        return line
+
+    def with_committed(self, committed: int | None) -> FaultError:
+        """This error with the count of pins committed before it (a count already known is kept)."""
+        if self.committed is None and committed is not None:
+            self.committed = committed
+            self.message = self._line()
+            self.args = (self.message,)
+        return self

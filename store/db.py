@@ -16,7 +16,7 @@ import pyarrow as pa
 from pinembed import failpoints
 from pinembed.errors import ModelMismatchError, PinNotFoundError, StoreError, UsageError
 
-from . import filters
+from . import faults, filters
 from . import generations as gens
 from .identity import describe, same_space
 from .index import IndexPolicy, compact, maintain, vector_index
@@ -94,8 +94,11 @@ class Store:
                                           read_consistency_interval=READ_CONSISTENCY)
                 self._names = set(self.db.list_tables().tables)
             except Exception as e:
+                known = faults.translate(e, self.uri)
+                if known is not None:
+                    raise known from e
                 raise StoreError(
-                    f"could not open the database at {self.uri!r}: {e}",
+                    f"could not open the database at {self.uri!r}: {faults.short(e)}",
                     "check the path or URI, and credentials (storage options) for object storage",
                 ) from e
         return self.db
@@ -111,6 +114,7 @@ class Store:
             raise missing(self.uri)
 
     # -- generations -------------------------------------------------------------------------
+    @faults.translated
     def generations(self) -> list[gens.Generation]:
         """Every model generation of the database, oldest first (read fresh)."""
         if self.db is None:
@@ -227,6 +231,7 @@ class Store:
             )
         return have
 
+    @faults.translated
     def ensure_space(self, identity: dict[str, Any]) -> None:
         """Create the tables for ``identity``, or check that the database already holds that space."""
         have = self.check_space(identity)
@@ -303,6 +308,7 @@ class Store:
         states = self.pin_states(("pin_id", "source_sig"))
         return dict(zip(states.column("pin_id").to_pylist(), states.column("source_sig").to_pylist(), strict=True))
 
+    @faults.translated
     def get_pin(self, pin_id: str, with_vector: bool = True, columns: Sequence[str] | None = None) -> dict[str, Any]:
         """One pin's row (``columns``, default the result columns and description); PinNotFoundError
         when there is none. Related-pin queries ask for the vector alone: each column is a read."""
@@ -359,6 +365,7 @@ class Store:
         t = self._table(name)
         return None if t is None else t.schema
 
+    @faults.translated
     def search(
         self, vector: np.ndarray, k: int, kinds: Iterable[str] | None = None, exclude: Iterable[str] | str | None = None,
         where: str | None = None, with_vector: bool = False,
@@ -387,6 +394,7 @@ class Store:
             out.append(r)
         return out[:k]
 
+    @faults.translated
     def search_many(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """(pin id, cosine) of the ``k`` nearest pins to each of ``vectors``, in one LanceDB query."""
         if len(vectors) == 0:
@@ -437,6 +445,7 @@ class Store:
             self._indexed = vector_index(self._pins()) is not None
         return self._indexed
 
+    @faults.translated
     def ensure_index(self) -> str:
         """Upkeep after writing: the ANN index policy on pins (returns exact, built, rebuilt or current),
         scalar indexes on pins and segments, and compaction of both."""
@@ -465,6 +474,7 @@ class Store:
         return t.search().where(filters.is_in("pin_id", pin_ids)).limit(t.count_rows() or 1).to_list()
 
     # -- writing -----------------------------------------------------------------------------
+    @faults.translated
     def write(self, pins: Sequence[dict[str, Any]], segments: Sequence[dict[str, Any]] = ()) -> None:
         """Upsert pins (by pin id) and replace their segments; one LanceDB commit per table.
 
@@ -491,6 +501,7 @@ class Store:
             seg_t.delete(filters.is_in("pin_id", ids))
         self._selected.clear()
         pins_t.merge_insert("pin_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+        faults.note_commit(self.uri, len(pins))
 
     def pins_by_id(self, pin_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         """Whole pin rows (vectors included) of the given ids."""
@@ -524,6 +535,7 @@ class Store:
             self.write(chunk, [s for s in segments if s["pin_id"] in ids])
         return len(pins)
 
+    @faults.translated
     def delete_pins(self, pin_ids: Sequence[str]) -> None:
         """Remove pins and their segments (segments first: a crash between leaves a pin that the next
         refresh deletes again, never segments without a pin)."""
@@ -569,6 +581,7 @@ class Store:
         """The failure ledger keyed by uri."""
         return {r["uri"]: r for r in self.failures()}
 
+    @faults.translated
     def record_failures(self, failures: Sequence[dict[str, Any]]) -> None:
         """Add failures to the ledger, or bump ``attempts`` and ``last_seen`` of known ones."""
         if not failures:

@@ -21,6 +21,8 @@ from typing import Any
 
 from pinembed.errors import LockedError
 
+from . import faults
+
 log = logging.getLogger(__name__)
 
 
@@ -56,8 +58,12 @@ class WriteLock:
         from .location import check_location
 
         check_location(self.uri)  # a --db that names a plain file: a clear error, not [Errno 17]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        self._made = None if self.path.parent.exists() else self.path.parent
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:  # a read-only or full disk, no permission: nothing was committed
+            faults.reraise(e, self.uri, 0)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -76,17 +82,46 @@ class WriteLock:
             log.warning("took over the lock of %s left by pid %s (no longer running)", self.uri, old["pid"])
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
                 "command": self.command, "argv": sys.argv[:6]}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except OSError as e:  # a full disk: the lock is held all the same, but the run cannot write
+            os.close(fd)
+            faults.reraise(e, self.uri, 0)
         self._fd = fd
+        faults.start_run(self.uri)
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        """Release the lock; a known fault that ends the run leaves as a FaultError (exit code 5)
+        that says how many pins the run committed before it."""
         if self._fd is not None:
-            os.ftruncate(self._fd, 0)
+            try:
+                os.ftruncate(self._fd, 0)
+            except OSError:  # a full or read-only disk: the contents only serve messages
+                pass
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+            self._forget_unused_folder()
+        n = faults.end_run(self.uri)
+        err = faults.translate(exc, self.uri, n) if isinstance(exc, Exception) else None
+        if err is not None and err is not exc:  # (a FaultError took the count in place)
+            raise err from exc
+
+
+    def _forget_unused_folder(self) -> None:
+        """A database folder that this lock created and that the run left empty (a model that failed to
+        load, say) is removed, so a failed first run leaves nothing behind."""
+        made = getattr(self, "_made", None)
+        if made is None or "://" in self.uri:
+            return
+        try:
+            if os.listdir(made) == [self.path.name]:
+                self.path.unlink()
+                made.rmdir()
+        except OSError:
+            pass
 
 
 def _read(fd: int) -> dict[str, Any]:
