@@ -74,6 +74,10 @@ class PinIndex:
         something to embed (or a database to create)."""
         from pinembed.ingestion.pipeline import ingest
 
+        if self._precision or self._device:  # a wrong choice is an error even when no model loads
+            from pinembed.embedders.device import pick_device, pick_precision
+
+            pick_precision(pick_device(self._device), self._precision)
         return ingest(src, self.store, lambda: self.embedder, options, progress, model_id=self._model)
 
     def refresh(self, sources: Any, options: Any = None, progress: Any = None) -> Any:
