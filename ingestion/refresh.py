@@ -22,11 +22,13 @@ from pinembed.store.generations import building_for
 from pinembed.store.identity import same_space, space_identity
 from pinembed.store.lock import WriteLock
 
+from . import runners
 from .discover import discover, gc_paused
 from .entry import Discovery, Problem
-from .pipeline import IngestOptions, Progress, RunSummary, _Run, embed_entries, finish, phase
+from .options import IngestOptions, Progress, phase
 from .plan import Move, RefreshPlan, make_refresh_plan, under
 from .read import content_hash
+from .run import Run, RunSummary
 from .sidecar import read_sidecar
 from .sources import Source, claim_ids, resolve
 
@@ -42,6 +44,7 @@ class RefreshOptions:
     max_attempts: int = 3  # give up on an input after this many failed runs (unless it changes)
     retry_failed: bool = False  # retry given-up inputs too
     dry_run: bool = False  # plan only; write nothing, load no model
+    runner: str = "local"  # who reads and embeds: local (this process) or ray
 
 
 @dataclass
@@ -149,20 +152,19 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     if plan.moved:
         todo += _reuse(target, plan.moved, opts.ingest, summary)
     loader = embedder if embedder is not None else (lambda: get_embedder(model_id, device, precision))
-    run = _Run(target, loader, opts.ingest, {r["pin_id"]: r["source_sig"] for r in stored}, progress)
+    run = Run(target, loader, opts.ingest, {r["pin_id"]: r["source_sig"] for r in stored}, progress)
     run.problems(found.problems)
     if todo or target.generation is None:
         target.ensure_space(space_identity(run.embedder.identity()))
         summary.model_loaded = summary.model_loaded or run.summary.model_loaded
         if live is None:
             live_store.record_sources(sources)
-    embed_entries(run, todo, progress)
+    runners.get(opts.runner)(run, todo, progress)
     target.delete_pins(plan.deleted + plan.moved_from)
     summary.deleted = len(plan.deleted)
     gone = [u for u in ledger if under(u.split("#", 1)[0], roots) and not os.path.exists(u.split("#", 1)[0])]
     target.clear_failures(gone)
-    finish(run, t0)
-    r = run.summary
+    r = run.finish(t0)
     summary.added, summary.updated, summary.failed, summary.warnings = r.added, r.updated, r.failed, r.warnings
     summary.failures, summary.warning_rows = r.failures, r.warning_rows
     summary.index = r.index

@@ -1,0 +1,143 @@
+"""The driver's side of a run, whichever runner reads and embeds: the summary and its counts, the
+ledger rows still to write, the embedder (loaded on first need) and upkeep at the end."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pinembed.embedders.base import Embedder
+from pinembed.errors import UsageError
+from pinembed.store.db import Store
+
+from .entry import Problem
+from .ledger import problem_rows
+from .options import IngestOptions, Progress, phase
+from .stages import Embedded, write_embedded
+
+COMPACT_EVERY = 16  # batches between checks for piled-up fragments
+
+
+class RunSummary:
+    """What ingest and refresh summaries share: the exit code and the JSON form."""
+
+    failed: int
+
+    @property
+    def exit_code(self) -> int:
+        """0 when everything landed, 3 when inputs failed in this run."""
+        return 3 if self.failed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)  # type: ignore[call-overload]
+
+
+@dataclass
+class IngestSummary(RunSummary):
+    """What a run did. Every input found is counted once: added, updated, unchanged or failed (a pin
+    that landed with a warning is added or updated, and counted in ``warnings`` too); files that are
+    not read at all are ``skipped`` and named in ``skipped_files``."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0  # inputs that failed in this run (their ledger rows are in ``failures``)
+    warnings: int = 0  # pins that landed with a warning (a bad sidecar, a dropped page; ``warning_rows``)
+    skipped: int = 0  # files not read: not media, camera RAW, hidden, not a page of an idea pin
+    model_loaded: bool = False
+    runner: str = "local"
+    embedded_images: int = 0  # images + video frames + page images through the image encoder
+    elapsed_s: float = 0.0  # the whole run, model loading included
+    items_per_s: float = 0.0  # pins written per second of the run
+    stage_s: dict[str, float] = field(default_factory=dict)  # model, read (summed over threads), embed, write, index
+    index: str = "exact"  # the ANN index after the run: exact, built, rebuilt or current
+    sources: list[dict[str, str]] = field(default_factory=list)  # root and id prefix of each source
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    warning_rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)  # path, reason, message
+
+
+class Run:
+    """State of one ingestion run on the driver. The embedder is loaded on first need
+    (``embedder``): a run with nothing to embed never loads it."""
+
+    def __init__(self, store: Store, embedder: Embedder | Callable[[], Embedder] | None, opts: IngestOptions,
+                 known: dict[str, str], progress: Progress | None = None) -> None:
+        self.store, self.opts, self.known = store, opts, known
+        self._embedder = embedder
+        self.progress = progress
+        self.summary = IngestSummary()
+        self.pending = Embedded()  # ledger rows not yet written (walk problems, read failures)
+        self.keep: set[str] = set()  # uris that failed in this run: never cleared by a landing pin
+        self.stage = {"model": 0.0, "read": 0.0, "embed": 0.0, "write": 0.0, "index": 0.0}
+        self.writes = 0
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder, loaded now if it was given as a loader (the progress display says so)."""
+        if not isinstance(self._embedder, Embedder):
+            if self._embedder is None:
+                raise UsageError("this run needs a model and none was given")
+            phase(self.progress, "loading model")
+            t = time.perf_counter()
+            self._embedder = self._embedder()
+            self.stage["model"] += time.perf_counter() - t
+            self.summary.model_loaded = True
+        return self._embedder
+
+    @property
+    def loader(self) -> Embedder | Callable[[], Embedder] | None:
+        """What the run was given to embed with (an Embedder or a loader), for runners elsewhere."""
+        return self._embedder
+
+    def fail(self, rows: list[dict[str, Any]], inputs: int = 1) -> None:
+        """Ledger rows of ``inputs`` inputs that failed in this run (written with the next batch)."""
+        self.pending.failures.extend(rows)
+        self.pending.failed += inputs
+        self.keep.update(r["uri"] for r in rows)
+
+    def problems(self, problems: list[Problem]) -> None:
+        """What a walk found but could not use: one failed input per file or folder."""
+        rows = problem_rows(problems)
+        self.fail(rows, len({r["uri"].split("#", 1)[0] for r in rows}))
+
+    def land(self, batch: Embedded) -> None:
+        """Write one embedded batch (with the ledger rows pending) and count what it did."""
+        batch.failures = self.pending.failures + batch.failures
+        batch.failed += self.pending.failed
+        self.pending = Embedded()
+        self.keep.update(r["uri"] for r in batch.failures)
+        t = time.perf_counter()
+        write_embedded(self.store, batch, self.keep)
+        if batch.pins:
+            self.writes += 1
+            if self.writes % COMPACT_EVERY == 0:  # one fragment per commit: merge them on the way
+                self.store.compact()
+        self.stage["write"] += time.perf_counter() - t
+        s = self.summary
+        for p in batch.landed:
+            if p.pin_id in self.known:
+                s.updated += 1
+            else:
+                s.added += 1
+            s.warnings += p.warned
+            s.embedded_images += p.images
+        s.failed += batch.failed
+        s.failures.extend(batch.failures)
+        s.warning_rows.extend(batch.warnings)
+
+    def finish(self, t0: float) -> IngestSummary:
+        """Write what is pending, upkeep (the store's index policy and compaction), the summary."""
+        if self.pending.failures:
+            self.land(Embedded())
+        t = time.perf_counter()
+        self.summary.index = self.store.ensure_index()
+        self.stage["index"] = time.perf_counter() - t
+        s = self.summary
+        s.elapsed_s = round(time.perf_counter() - t0, 3)
+        s.items_per_s = round((s.added + s.updated) / s.elapsed_s, 2) if s.elapsed_s > 0 else 0.0
+        s.stage_s = {k: round(v, 3) for k, v in self.stage.items()}
+        return s

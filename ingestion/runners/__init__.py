@@ -1,0 +1,20 @@
+"""Runners compose the stages (``stages.py``): ``local`` (threads and decode processes in this
+process, the default) and ``ray`` (Ray Data, many machines). A runner is one module here exposing
+``run(run, todo, progress)``: read and embed ``todo`` and hand each embedded batch to ``run.land``."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from pinembed.errors import UsageError
+
+NAMES = ("local",)
+
+
+def get(name: str) -> Callable[..., Any]:
+    """The ``run`` function of the runner called ``name``; UsageError for an unknown one."""
+    if name not in NAMES:
+        raise UsageError(f"unknown runner {name!r}", f"the runners are {', '.join(NAMES)}")
+    return importlib.import_module(f"{__name__}.{name}").run
