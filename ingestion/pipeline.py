@@ -54,7 +54,7 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Calla
     t0 = time.perf_counter()
     run_entries = runners.get(runner)
     root = source_root(src)  # before the lock: a typo creates nothing
-    with WriteLock(store.uri, "ingest"):
+    with WriteLock(store.uri, "ingest", store.storage_options):
         (source,) = resolve([root], store.sources(), opts.id_prefix)
         found = discover(root, source.prefix)
         stored = {r["pin_id"]: r for r in store.pin_states(("pin_id", "kind", "uri", "source_sig")).to_pylist()}

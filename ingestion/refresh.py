@@ -85,7 +85,7 @@ def refresh(sources: list[str | os.PathLike[str]], uri: str, model: str | None =
     roots = _roots(sources)
     if opts.dry_run:
         return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
-    with WriteLock(uri, "refresh"):
+    with WriteLock(uri, "refresh", storage_options):
         return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
 
 

@@ -121,7 +121,7 @@ class PinIndex:
         from pinembed.store.lock import WriteLock
 
         self.store.require_database()  # never create a folder for a database that is not there
-        with WriteLock(self.uri, "gc"):
+        with WriteLock(self.uri, "gc", self._storage_options):
             retired = [g.generation for g in self.store.generations() if g.state == "retired"]
             dropped = self.store.drop_generations(retired)
             self.store.ensure_index()

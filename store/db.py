@@ -16,7 +16,7 @@ import pyarrow as pa
 from pinembed import failpoints
 from pinembed.errors import ModelMismatchError, PinNotFoundError, StoreError, UsageError
 
-from . import faults, filters
+from . import faults, filters, lease
 from . import generations as gens
 from .identity import describe, same_space
 from .index import IndexPolicy, compact, maintain, vector_index
@@ -103,6 +103,11 @@ class Store:
                 ) from e
         return self.db
 
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        """The storage options this Store was opened with (the write lock's lease takes the same)."""
+        return self._storage_options
+
     def exists(self) -> bool:
         """Whether a database is there: its folder (or URI) holds at least one pinembed table."""
         return self.db is not None and bool(self._names)
@@ -158,6 +163,7 @@ class Store:
 
     def switch_to(self, generation: int) -> None:
         """Make ``generation`` live and retire the live one, in one commit (readers see one or the other)."""
+        lease.check_held(self.uri)
         all_ = self.generations()
         new = next((g for g in all_ if g.generation == generation), None)
         if new is None:
@@ -169,6 +175,7 @@ class Store:
 
     def drop_generations(self, generations: Sequence[int]) -> list[int]:
         """Drop the tables of the given generations (never the live one) and forget them."""
+        lease.check_held(self.uri)
         all_ = {g.generation: g for g in self.generations()}
         dropped = []
         for n in generations:
@@ -483,6 +490,7 @@ class Store:
         """
         if not pins:
             return
+        lease.check_held(self.uri)  # a run that lost its object-storage write lease stops here
         pins_t = self._pins()
         ids = [p["pin_id"] for p in pins]
         seg_t = self._table(SEGMENTS)
@@ -541,6 +549,7 @@ class Store:
         refresh deletes again, never segments without a pin)."""
         if not pin_ids:
             return
+        lease.check_held(self.uri)
         seg = self._table(SEGMENTS)
         pins_t = self._pins()
         for i in range(0, len(pin_ids), 1000):

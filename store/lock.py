@@ -1,9 +1,11 @@
 """One writer per database: an exclusive lock held for the whole of an ingest, refresh or gc.
 
-The lock is an ``flock`` on a file beside the tables (``<db>/.pinembed.lock``; for object-storage
-URIs, a file under ``~/.cache/pinembed/locks``, which keeps writers on one machine apart). The kernel
-drops an flock when its process dies, so a lock left by a killed run is simply taken over; the file's
-contents (pid, host, start time, command) only serve the messages. Readers never take the lock.
+For a local database the lock is an ``flock`` on a file beside the tables (``<db>/.pinembed.lock``;
+for other ``scheme://`` URIs that are no object storage, e.g. ``memory://``, a file under
+``~/.cache/pinembed/locks``). The kernel drops an flock when its process dies, so a lock left by a
+killed run is simply taken over; the file's contents (pid, host, start time, command) only serve the
+messages. A database on object storage (``s3://``, ``gs://``, ``az://``) takes a lease object instead,
+which keeps writers on different machines apart (``store/lease.py``). Readers never take the lock.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 from pinembed.errors import LockedError
 
 from . import faults
+from .lease import Lease, is_object_store
 
 log = logging.getLogger(__name__)
 
@@ -48,16 +51,23 @@ def _alive(pid: int) -> bool:
 class WriteLock:
     """``with WriteLock(uri, "refresh"):`` ... ; LockedError (exit code 4) when another process holds it."""
 
-    def __init__(self, uri: str, command: str) -> None:
-        self.uri, self.command = uri, command
+    def __init__(self, uri: str, command: str, storage_options: dict[str, str] | None = None) -> None:
+        """``storage_options``: those of the database (an object-storage lease is taken with them)."""
+        self.uri, self.command, self.storage_options = uri, command, storage_options
         self.path = lock_path(uri)
         self._fd: int | None = None
+        self._lease: Lease | None = None
         self.took_over: dict[str, Any] | None = None  # the dead holder whose lock was taken over
 
     def __enter__(self) -> WriteLock:
         from .location import check_location
 
         check_location(self.uri)  # a --db that names a plain file: a clear error, not [Errno 17]
+        if is_object_store(self.uri):  # writers on other machines: a lease object beside the tables
+            self._lease = Lease(self.uri, self.command, self.storage_options).acquire()
+            self.took_over = self._lease.took_over
+            faults.start_run(self.uri)
+            return self
         self._made = None if self.path.parent.exists() else self.path.parent
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +105,9 @@ class WriteLock:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         """Release the lock; a known fault that ends the run leaves as a FaultError (exit code 5)
         that says how many pins the run committed before it."""
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
         if self._fd is not None:
             try:
                 os.ftruncate(self._fd, 0)
