@@ -136,8 +136,18 @@ def ingest_options(fn):
                           "open_clip:ViT-B-32//path/ckpt.pt, hf:openai/clip-vit-base-patch32. "
                           "An existing database uses its own model.  [env PINEMBED_MODEL]"),
         click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096)),
-        click.option("--workers", default=None, type=click.IntRange(1, 64),
-                     help="Decoding threads (and video decode processes) [default: min(4, usable CPUs)]."),
+        click.option("--workers", default=None, type=click.IntRange(1, 4096),
+                     help="local: decoding threads (and video decode processes) [default: min(4, usable CPUs)]; "
+                          "ray: embedding actors [default: the cluster's GPUs, else its CPUs / --cpus-per-worker]."),
+        click.option("--runner", default="local", show_default=True, type=click.Choice(["local", "ray"]),
+                     help="Who reads and embeds: local (threads in this process) or ray (a Ray cluster; "
+                          "pip install 'pinembed[ray]')."),
+        click.option("--ray-address", default=None, envvar="RAY_ADDRESS",
+                     help="ray: the cluster to use (auto, ray://host:10001) [default: a local one].  [env RAY_ADDRESS]"),
+        click.option("--cpus-per-worker", default=1.0, show_default=True, type=click.FloatRange(0.1, 256),
+                     help="ray: CPUs per embedding actor (and its torch threads)."),
+        click.option("--gpus-per-worker", default=None, type=click.FloatRange(0, 16),
+                     help="ray: GPUs per embedding actor [default: 1 when the cluster has GPUs, else 0]."),
         click.option("--max-pixels", default=None, type=click.IntRange(1),
                      help="Images larger than this are refused into the failure ledger [default: 64,000,000]."),
         click.option("--text-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
@@ -169,7 +179,9 @@ def ingest_options(fn):
 
 def _ingest_opts(batch_size: int, workers: int | None, max_pixels: int | None, text_weight: float,
                  idea_text_weight: float, max_fps: float, max_frames: int, video_timeout: float,
-                 max_video_pixels: int | None, id_prefix: str | None) -> Any:
+                 max_video_pixels: int | None, id_prefix: str | None, runner: str, ray_address: str | None,
+                 cpus_per_worker: float, gpus_per_worker: float | None) -> Any:
+    from pinembed.ingestion.options import RayOptions
     from pinembed.ingestion.pipeline import IngestOptions
     from pinembed.ingestion.read import ReadLimits
     from pinembed.ingestion.video import VideoParams
@@ -178,8 +190,10 @@ def _ingest_opts(batch_size: int, workers: int | None, max_pixels: int | None, t
                          id_prefix=id_prefix)
     guard = {"max_pixels": max_video_pixels} if max_video_pixels else {}
     opts.video = VideoParams(max_fps=max_fps, max_frames=max_frames, timeout_s=video_timeout, **guard)
-    if workers:
-        opts.workers = workers
+    opts.runner = runner
+    opts.ray = RayOptions(ray_address, workers if runner == "ray" else None, cpus_per_worker, gpus_per_worker)
+    if workers and runner == "local":
+        opts.workers = min(workers, 64)
     if max_pixels:
         opts.limits = ReadLimits(max_pixels=max_pixels)
     return opts

@@ -27,6 +27,11 @@ class Embedder(ABC):
     def preprocess(self, image: Any) -> Any:
         """Turn one RGB PIL image into the model's input tensor (C, H, W)."""
 
+    def preprocessor(self) -> Any:
+        """``preprocess`` as a standalone picklable callable, for readers in other processes (the ray
+        runner's read tasks); the default is the bound method (which carries the model with it)."""
+        return self.preprocess
+
     @abstractmethod
     def embed_pixels(self, pixels: Sequence[Any]) -> np.ndarray:
         """Embed preprocessed image tensors in one batch: float32 (n, dim), rows L2-normalised."""

@@ -89,6 +89,10 @@ class HFEmbedder(Embedder):
         """The model's own image processor for one image."""
         return self.image_processor(images=[image], return_tensors="pt")["pixel_values"][0]
 
+    def preprocessor(self) -> Any:
+        """The image processor alone, as a picklable callable."""
+        return _Preprocess(self.image_processor)
+
     def embed_pixels(self, pixels: Sequence[Any]) -> np.ndarray:
         """One forward pass over a batch of preprocessed tensors."""
         import torch
@@ -144,3 +148,13 @@ def _side(size: Any) -> int:
     keys = ("height", "width", "shortest_edge", "longest_edge")
     vals = [size.get(k) if isinstance(size, dict) else getattr(size, k, None) for k in keys] if size else []
     return max((v for v in vals if isinstance(v, int)), default=0)
+
+
+class _Preprocess:
+    """A transformers image processor applied to one image (picklable, without the model)."""
+
+    def __init__(self, processor: Any) -> None:
+        self.processor = processor
+
+    def __call__(self, image: Any) -> Any:
+        return self.processor(images=[image], return_tensors="pt")["pixel_values"][0]

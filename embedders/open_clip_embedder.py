@@ -138,6 +138,10 @@ class OpenClipEmbedder(Embedder):
         """open_clip's own eval transform for these weights."""
         return self._preprocess(image)
 
+    def preprocessor(self) -> Any:
+        """The eval transform alone (torchvision transforms pickle without the model)."""
+        return self._preprocess
+
     def embed_pixels(self, pixels: Sequence[Any]) -> np.ndarray:
         """One forward pass over a batch of preprocessed tensors."""
         import torch

@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import threading
+import warnings
 from typing import IO, Any
 
 from pinembed.errors import InputError
@@ -53,10 +54,12 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
 class _Child:
     def __init__(self) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pinembed.ingestion.decode_worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
-        )
+        with warnings.catch_warnings():  # lancedb warns at every fork; the child execs at once
+            warnings.filterwarnings("ignore", message="lancedb fork support")
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "pinembed.ingestion.decode_worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
+            )
 
         self.ready = False
 

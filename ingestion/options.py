@@ -17,6 +17,18 @@ DEFAULT_IDEA_TEXT_WEIGHT = 0.5
 
 
 @dataclass
+class RayOptions:
+    """Where and how the ray runner runs (``--ray-address``, ``--workers``, ``--cpus-per-worker``,
+    ``--gpus-per-worker``)."""
+
+    address: str | None = None  # a running cluster ("auto", "ray://host:10001"); None: the one this process
+    # is connected to, or a local one started for the run
+    workers: int | None = None  # embedding actors; None: the cluster's CPUs (or GPUs) / per-worker share
+    cpus_per_worker: float = 1.0  # CPUs per embedding actor (also its torch threads)
+    gpus_per_worker: float | None = None  # None: 1 when the cluster has GPUs, else 0
+
+
+@dataclass
 class IngestOptions:
     """Knobs of an ingestion run."""
 
@@ -28,6 +40,8 @@ class IngestOptions:
     idea_text_weight: float = DEFAULT_IDEA_TEXT_WEIGHT  # idea pins: weight of title/description/page texts
     id_prefix: str | None = None  # None: a known source keeps its recorded prefix, a new one gets none
     fast_jpeg: bool = True  # decode JPEGs at reduced scale (never below the model's input size)
+    runner: str = "local"  # who reads and embeds: local (threads in this process) or ray
+    ray: RayOptions = field(default_factory=RayOptions)
 
     def signature(self, e: Entry, kind: str | None = None) -> str:
         """``e``'s stored signature: its source signature plus the settings its vector depends on, so

@@ -43,16 +43,17 @@ def source_root(src: str | os.PathLike[str]) -> str:
 
 def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Callable[[], Embedder],
            opts: IngestOptions | None = None, progress: Progress | None = None, model_id: str | None = None,
-           runner: str = "local") -> IngestSummary:
+           model_spec: tuple[str, str | None, str | None] | None = None) -> IngestSummary:
     """Ingest every image, video and idea pin under ``src`` into ``store`` (new and changed ones;
     nothing is deleted: ``refresh`` does that). Holds the database's write lock from the start.
 
     ``embedder`` may be a loader (a function returning the Embedder): it is called only when there is
     something to embed, a new database to create, or ``model_id`` names another model than the
-    database's (to report the mismatch). ``runner``: ``local`` (this process) or ``ray``."""
+    database's (to report the mismatch). ``opts.runner`` picks who reads and embeds: ``local`` (this
+    process) or ``ray`` (which loads ``model_spec``, (model id, device, precision), in its workers)."""
     opts = opts or IngestOptions()
     t0 = time.perf_counter()
-    run_entries = runners.get(runner)
+    run_entries = runners.get(opts.runner)
     root = source_root(src)  # before the lock: a typo creates nothing
     with WriteLock(store.uri, "ingest", store.storage_options):
         (source,) = resolve([root], store.sources(), opts.id_prefix)
@@ -60,7 +61,8 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Calla
         stored = {r["pin_id"]: r for r in store.pin_states(("pin_id", "kind", "uri", "source_sig")).to_pylist()}
         entries, taken = claim_ids(found.entries, stored, [root])
         run = Run(store, embedder, opts, {p: r["source_sig"] for p, r in stored.items()}, progress)
-        run.summary.runner = runner
+        run.summary.runner = opts.runner
+        run.model_spec = model_spec
         run.summary.skipped, run.summary.skipped_files = found.skipped, [k.to_dict() for k in found.skips]
         run.summary.sources = [{"root": source.root, "id_prefix": source.prefix}]
         run.problems(found.problems + taken)

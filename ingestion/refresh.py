@@ -44,7 +44,6 @@ class RefreshOptions:
     max_attempts: int = 3  # give up on an input after this many failed runs (unless it changes)
     retry_failed: bool = False  # retry given-up inputs too
     dry_run: bool = False  # plan only; write nothing, load no model
-    runner: str = "local"  # who reads and embeds: local (this process) or ray
 
 
 @dataclass
@@ -159,7 +158,9 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
         summary.model_loaded = summary.model_loaded or run.summary.model_loaded
         if live is None:
             live_store.record_sources(sources)
-    runners.get(opts.runner)(run, todo, progress)
+    run.model_spec = (model_id, device, precision)
+    run.summary.runner = opts.ingest.runner
+    runners.get(opts.ingest.runner)(run, todo, progress)
     target.delete_pins(plan.deleted + plan.moved_from)
     summary.deleted = len(plan.deleted)
     gone = [u for u in ledger if under(u.split("#", 1)[0], roots) and not os.path.exists(u.split("#", 1)[0])]

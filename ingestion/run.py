@@ -49,6 +49,7 @@ class IngestSummary(RunSummary):
     skipped: int = 0  # files not read: not media, camera RAW, hidden, not a page of an idea pin
     model_loaded: bool = False
     runner: str = "local"
+    pins_by_node: dict[str, int] = field(default_factory=dict)  # ray runner: pins embedded on each node
     embedded_images: int = 0  # images + video frames + page images through the image encoder
     elapsed_s: float = 0.0  # the whole run, model loading included
     items_per_s: float = 0.0  # pins written per second of the run
@@ -74,6 +75,7 @@ class Run:
         self.keep: set[str] = set()  # uris that failed in this run: never cleared by a landing pin
         self.stage = {"model": 0.0, "read": 0.0, "embed": 0.0, "write": 0.0, "index": 0.0}
         self.writes = 0
+        self.model_spec: tuple[str, str | None, str | None] | None = None  # (model id, device, precision)
 
     @property
     def embedder(self) -> Embedder:
@@ -125,6 +127,8 @@ class Run:
                 s.added += 1
             s.warnings += p.warned
             s.embedded_images += p.images
+        if batch.node and batch.landed:
+            s.pins_by_node[batch.node] = s.pins_by_node.get(batch.node, 0) + len(batch.landed)
         s.failed += batch.failed
         s.failures.extend(batch.failures)
         s.warning_rows.extend(batch.warnings)

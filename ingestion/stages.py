@@ -81,6 +81,7 @@ class Embedded:
     warnings: list[dict[str, Any]] = field(default_factory=list)  # ledger rows of pins that land
     failures: list[dict[str, Any]] = field(default_factory=list)  # ledger rows of inputs that failed
     failed: int = 0  # inputs that failed
+    node: str = ""  # where it was embedded (a Ray node id; "" for this process)
 
 
 def embed_items(items: list[Item], embedder: Embedder, opts: IngestOptions) -> Embedded:

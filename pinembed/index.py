@@ -68,19 +68,27 @@ class PinIndex:
             self._embedder = emb
         return self._embedder
 
-    def ingest(self, src: str | os.PathLike[str], options: Any = None, progress: Any = None) -> Any:
+    def ingest(self, src: str | os.PathLike[str], options: Any = None, progress: Any = None,
+               runner: str | None = None) -> Any:
         """Ingest every image, video and idea pin under ``src``; returns an IngestSummary (see
         ``summary.exit_code``). The write lock is taken first; the model is loaded only when there is
-        something to embed (or a database to create)."""
-        from pinembed.ingestion.pipeline import ingest
+        something to embed (or a database to create). ``runner="ray"`` reads and embeds on a Ray
+        cluster (``options.ray``: address, workers, CPUs and GPUs per worker)."""
+        from dataclasses import replace
+
+        from pinembed.ingestion.pipeline import IngestOptions, ingest
+
+        if runner is not None:
+            options = replace(options or IngestOptions(), runner=runner)
 
         if self._precision or self._device:  # a wrong choice is an error even when no model loads
             from pinembed.embedders.device import pick_device, pick_precision
 
             pick_precision(pick_device(self._device), self._precision)
-        return ingest(src, self.store, lambda: self.embedder, options, progress, model_id=self._model)
+        return ingest(src, self.store, lambda: self.embedder, options, progress, model_id=self._model,
+                      model_spec=(self.model_id, self._device, self._precision))
 
-    def refresh(self, sources: Any, options: Any = None, progress: Any = None) -> Any:
+    def refresh(self, sources: Any, options: Any = None, progress: Any = None, runner: str | None = None) -> Any:
         """Bring the database in line with ``sources`` (a folder or a list): new, changed, moved,
         deleted, failed-before and stale pins. With a ``model`` given to open_index that differs from
         the live one, the new model's generation is built and goes live when complete. Returns a
@@ -88,6 +96,13 @@ class PinIndex:
         from pinembed.ingestion.refresh import refresh
 
         srcs = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+        if runner is not None:
+            from dataclasses import replace
+
+            from pinembed.ingestion.refresh import RefreshOptions
+
+            options = options or RefreshOptions()
+            options = replace(options, ingest=replace(options.ingest, runner=runner))
         summary = refresh(srcs, self.uri, self._model, options, device=self._device, precision=self._precision,
                           storage_options=self._storage_options, progress=progress)
         self.reload()

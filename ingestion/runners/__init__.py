@@ -10,11 +10,14 @@ from typing import Any
 
 from pinembed.errors import UsageError
 
-NAMES = ("local",)
+NAMES = ("local", "ray")
 
 
 def get(name: str) -> Callable[..., Any]:
     """The ``run`` function of the runner called ``name``; UsageError for an unknown one."""
     if name not in NAMES:
         raise UsageError(f"unknown runner {name!r}", f"the runners are {', '.join(NAMES)}")
-    return importlib.import_module(f"{__name__}.{name}").run
+    module = importlib.import_module(f"{__name__}.{name}")
+    if hasattr(module, "require_ray"):
+        module.require_ray()  # before anything is planned: say how to install it
+    return module.run
