@@ -26,6 +26,7 @@ class RayOptions:
     workers: int | None = None  # embedding actors; None: the cluster's CPUs (or GPUs) / per-worker share
     cpus_per_worker: float = 1.0  # CPUs per embedding actor (also its torch threads)
     gpus_per_worker: float | None = None  # None: 1 when the cluster has GPUs, else 0
+    resources: dict[str, float] | None = None  # custom Ray resources per embedding actor (e.g. a node type)
 
 
 @dataclass

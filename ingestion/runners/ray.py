@@ -154,12 +154,15 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
     actors, cpus, gpus = plan_workers(ray.cluster_resources(), opts.ray)
     spec = ReadSpec(embedder.preprocessor(), opts.limits, replace(opts.video, target_side=embedder.image_size),
                     embedder.image_size if opts.fast_jpeg else None)
-    ds = ray.data.from_items([{"entry": pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL)} for e in todo])
+    rows = [{"entry": pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL)} for e in todo]
+    blocks = max(-(-len(rows) // READ_BATCH), min(len(rows), 2 * actors))  # enough blocks for every actor
+    ds = ray.data.from_items(rows, override_num_blocks=blocks)
     ds = ds.map_batches(_read_batch, fn_kwargs={"spec": spec}, batch_size=READ_BATCH, num_cpus=0.5)
     ds = ds.map_batches(_Embed, fn_constructor_kwargs={"model_spec": run.model_spec, "opts": opts,
                                                        "threads": max(1, int(cpus))},
                         batch_size=opts.batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
-                        num_cpus=cpus, num_gpus=gpus or None)
+                        num_cpus=cpus, num_gpus=gpus or None, **({"resources": opts.ray.resources}
+                                                                   if opts.ray.resources else {}))
     phase(progress, "embedding")
     done, total = 0, len(todo)
     if progress:
