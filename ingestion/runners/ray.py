@@ -107,13 +107,18 @@ class _Embed:
 
 
 def _init(ray: Any, cfg: RayOptions) -> None:
+    """Connect to ``cfg.address``, or start a local Ray instance for this run whose logical CPUs are
+    the usable CPUs + 1, so that read tasks overlap the model as the local runner's threads do."""
     if ray.is_initialized():
         return
     try:
         import logging
 
-        ray.init(address=cfg.address, include_dashboard=False, log_to_driver=False,
-                 ignore_reinit_error=True, logging_level=logging.WARNING)
+        from pinembed.embedders.device import cpu_count
+
+        where = {"address": cfg.address} if cfg.address else {"address": "local", "num_cpus": cpu_count() + 1}
+        ray.init(**where, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                 logging_level=logging.WARNING)
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
     except (ConnectionError, ValueError, RuntimeError) as e:

@@ -1,0 +1,161 @@
+"""The ray runner against the local runner, node scaling, and object storage, as one JSON object.
+
+- ray_over_local: the same JPEGs through `ingest` with the local runner and with the ray runner (a
+  local Ray instance, started before timing), end to end (model loads included), images/s;
+- two_nodes_over_one: a ray Cluster whose head (1 CPU) runs the read tasks and 1 or 2 worker nodes of
+  1 CPU each run one embedding actor each (one torch thread); steady-state images/s (from the first
+  landed batch to the last, so actor start-up is left out) and end to end;
+- s3_over_local: the local runner with the media and the database on moto's S3 server (127.0.0.1)
+  against both on local disk (the media part only where SRC may be an s3:// prefix).
+
+    python benchmarks/ingest_ray.py [--images 256] [--size 800x600] [--model vit-b-32|tiny|ID]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ingest_images import _photos  # noqa: E402
+
+
+class Clock:
+    """A progress callback that notes when each batch lands (for steady-state rates)."""
+
+    def __init__(self) -> None:
+        self.marks: list[tuple[float, int]] = []
+
+    def __call__(self, done: int, total: int) -> None:
+        if done:
+            self.marks.append((time.perf_counter(), done))
+
+    def steady(self) -> float | None:
+        """Images/s between the first and the last landed batch."""
+        if len(self.marks) < 2 or self.marks[-1][0] <= self.marks[0][0]:
+            return None
+        (t0, n0), (t1, n1) = self.marks[0], self.marks[-1]
+        return round((n1 - n0) / (t1 - t0), 2)
+
+
+def _ingest(db: str, src: str, model_id: str, opts, storage_options=None) -> tuple[float, float | None, object]:
+    import pinembed
+
+    clock = Clock()
+    t = time.perf_counter()
+    s = pinembed.open_index(db, model=model_id, storage_options=storage_options).ingest(src, opts, clock)
+    took = time.perf_counter() - t
+    assert s.failed == 0 and s.added > 0, s.to_dict()
+    return round(s.added / took, 2), clock.steady(), s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", type=int, default=256)
+    ap.add_argument("--size", default="800x600")
+    ap.add_argument("--model", default="vit-b-32")
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args()
+    logging.getLogger().setLevel(logging.ERROR)
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from pinembed.embedders.device import cpu_count
+    from pinembed.embedders.tiny import make_tiny_checkpoint
+    from pinembed.ingestion.options import IngestOptions, RayOptions
+
+    w, h = map(int, args.size.split("x"))
+    out: dict = {"benchmark": "ingest_ray", "model": args.model, "images": args.images, "size": args.size,
+                 "batch_size": args.batch_size, "cpus": cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        src = tmp / "photos"
+        _photos(src, args.images, w, h)
+        model_id = (make_tiny_checkpoint(tmp / "m.pt", arch="ViT-B-32") if args.model == "vit-b-32" else
+                    make_tiny_checkpoint(tmp / "m.pt") if args.model == "tiny" else args.model)
+        bs = args.batch_size
+        from pinembed.embedders import get_embedder
+
+        get_embedder(model_id)  # loaded once here, so no run below pays the first load alone
+
+        local, local_steady, _ = _ingest(str(tmp / "local.lance"), str(src), model_id, IngestOptions(batch_size=bs))
+        ray.init(address="local", num_cpus=cpu_count() + 1, include_dashboard=False, log_to_driver=False)
+        ray_opts = IngestOptions(batch_size=bs, runner="ray")
+        on_ray, ray_steady, s = _ingest(str(tmp / "ray.lance"), str(src), model_id, ray_opts)
+        out["local_vs_ray"] = {"local_images_per_s": local, "ray_images_per_s": on_ray,
+                               "local_steady": local_steady, "ray_steady": ray_steady,
+                               "ray_stage_s": s.stage_s}
+        out["ray_over_local"] = round(on_ray / local, 3)
+        ray.shutdown()
+
+        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+        try:
+            cluster.add_node(num_cpus=1, resources={"embedder": 1})
+            ray.init(address=cluster.address, log_to_driver=False)
+            runs = {}
+            for nodes in (1, 2):
+                if nodes == 2:
+                    cluster.add_node(num_cpus=1, resources={"embedder": 1})
+                    cluster.wait_for_nodes()
+                opts = IngestOptions(batch_size=bs, runner="ray",
+                                     ray=RayOptions(workers=nodes, cpus_per_worker=1, resources={"embedder": 1}))
+                e2e, steady, s = _ingest(str(tmp / f"nodes{nodes}.lance"), str(src), model_id, opts)
+                runs[nodes] = {"images_per_s": e2e, "steady_images_per_s": steady, "nodes_used": len(s.pins_by_node)}
+        finally:
+            ray.shutdown()
+            cluster.shutdown()
+        out["scaling"] = runs
+        s1, s2 = runs[1]["steady_images_per_s"], runs[2]["steady_images_per_s"]
+        out["two_nodes_over_one"] = round(s2 / s1, 3) if s1 and s2 else None
+        out["two_nodes_over_one_end_to_end"] = round(runs[2]["images_per_s"] / runs[1]["images_per_s"], 3)
+        out["s3"] = _s3(tmp, src, model_id, bs, local)
+        out["s3_over_local"] = out["s3"].get("s3_over_local")
+    json.dump(out, sys.stdout, indent=2)
+    print()
+
+
+def _s3(tmp: Path, src: Path, model_id: str, bs: int, local: float) -> dict:
+    """The local runner with the database (and, where supported, the media) on moto's S3 server."""
+    import socket
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    from pinembed.ingestion.options import IngestOptions
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        creds = {"aws_access_key_id": "bench", "aws_secret_access_key": "bench", "region_name": "us-east-1"}
+        s3 = boto3.client("s3", endpoint_url=endpoint, **creds)
+        s3.create_bucket(Bucket="bench")
+        opts = {"aws_endpoint": endpoint, "allow_http": "true", "aws_access_key_id": "bench",
+                "aws_secret_access_key": "bench", "aws_region": "us-east-1"}
+        media = str(src)
+        where = "database on S3, media on local disk"
+        try:
+            from pinembed.ingestion import media_store  # noqa: F401  (media on object storage)
+
+            for p in sorted(src.iterdir()):
+                s3.upload_file(str(p), "bench", f"photos/{p.name}")
+            media, where = "s3://bench/photos/", "database and media on S3"
+        except ImportError:
+            pass
+        on_s3, steady, _ = _ingest("s3://bench/pins.lance", media, model_id, IngestOptions(batch_size=bs), opts)
+        return {"where": where, "images_per_s": on_s3, "steady_images_per_s": steady,
+                "local_images_per_s": local, "s3_over_local": round(on_s3 / local, 3)}
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
