@@ -17,6 +17,7 @@ import os
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -37,7 +38,6 @@ def main() -> None:
     import pinembed
     from pinembed.store.db import now
     from pinembed.store.identity import space_identity
-    from pinembed.store.schema import KINDS
 
     rng = np.random.default_rng(0)
     n, dim = args.rows, args.dim
@@ -47,7 +47,7 @@ def main() -> None:
         e = min(n, s + 100_000)
         v = centers[rng.integers(0, args.centers, e - s)] + 0.5 * rng.normal(size=(e - s, dim)).astype(np.float32)
         vecs[s:e] = v / np.linalg.norm(v, axis=1, keepdims=True)
-    kinds = np.array(KINDS)[rng.choice(3, n, p=[0.8, 0.15, 0.05])]
+    kinds = np.array(["image", "video", "idea"])[rng.choice(3, n, p=[0.8, 0.15, 0.05])]
     widths = rng.choice([320, 640, 720, 1080, 1920, 3840], n).astype(np.int32)  # a metadata column
     out = {"benchmark": "query", "rows": n, "dim": dim, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,6 +78,8 @@ def main() -> None:
         t = time.perf_counter()
         out["index"] = store.ensure_index()
         out["index_build_s"] = round(time.perf_counter() - t, 1)
+        disk = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
+        out["disk_bytes_per_pin"] = round(disk / n)  # pins (vector, metadata), segments, indexes
         out["policy"] = {"exact_below": store.index_policy.exact_below, "nprobes": store.index_policy.nprobes,
                          "refine_factor_k10": store.index_policy.refine_factor(10),
                          "refine_factor_k1000": store.index_policy.refine_factor(1000),
