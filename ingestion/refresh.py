@@ -81,6 +81,7 @@ def refresh(sources: list[str | os.PathLike[str]], uri: str, model: str | None =
     the live one, build that model's generation beside it and switch when complete."""
     opts = opts or RefreshOptions()
     t0 = time.perf_counter()
+    runners.get(opts.ingest.runner)  # an unknown runner, or ray not installed: said before anything
     roots = _roots(sources)
     if opts.dry_run:
         return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
