@@ -53,6 +53,8 @@ class IngestSummary(RunSummary):
     embedded_images: int = 0  # images + video frames + page images through the image encoder
     elapsed_s: float = 0.0  # the whole run, model loading included
     items_per_s: float = 0.0  # pins written per second of the run
+    steady_items_per_s: float | None = None  # pins per second from the first embedded batch to the last
+    # (start-up and model loads left out; None with fewer than two batches)
     stage_s: dict[str, float] = field(default_factory=dict)  # model, read (summed over threads), embed, write, index
     index: str = "exact"  # the ANN index after the run: exact, built, rebuilt or current
     sources: list[dict[str, str]] = field(default_factory=list)  # root and id prefix of each source
@@ -75,6 +77,7 @@ class Run:
         self.keep: set[str] = set()  # uris that failed in this run: never cleared by a landing pin
         self.stage = {"model": 0.0, "read": 0.0, "embed": 0.0, "write": 0.0, "index": 0.0}
         self.writes = 0
+        self.marks: list[tuple[float, int]] = []  # (when a batch was embedded, its pins)
         self.model_spec: tuple[str, str | None, str | None] | None = None  # (model id, device, precision)
 
     @property
@@ -120,6 +123,8 @@ class Run:
                 self.store.compact()
         self.stage["write"] += time.perf_counter() - t
         s = self.summary
+        if batch.landed:
+            self.marks.append((batch.done_at or time.time(), len(batch.landed)))
         for p in batch.landed:
             if p.pin_id in self.known:
                 s.updated += 1
@@ -143,5 +148,8 @@ class Run:
         s = self.summary
         s.elapsed_s = round(time.perf_counter() - t0, 3)
         s.items_per_s = round((s.added + s.updated) / s.elapsed_s, 2) if s.elapsed_s > 0 else 0.0
+        marks = sorted(self.marks)
+        if len(marks) >= 2 and marks[-1][0] > marks[0][0]:
+            s.steady_items_per_s = round(sum(n for _, n in marks[1:]) / (marks[-1][0] - marks[0][0]), 2)
         s.stage_s = {k: round(v, 3) for k, v in self.stage.items()}
         return s

@@ -14,6 +14,7 @@ of tensors), so a runner may move it between processes or machines.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,6 +83,7 @@ class Embedded:
     failures: list[dict[str, Any]] = field(default_factory=list)  # ledger rows of inputs that failed
     failed: int = 0  # inputs that failed
     node: str = ""  # where it was embedded (a Ray node id; "" for this process)
+    done_at: float = 0.0  # wall-clock time the batch was embedded (for steady-state rates)
 
 
 def embed_items(items: list[Item], embedder: Embedder, opts: IngestOptions) -> Embedded:
@@ -106,6 +108,7 @@ def embed_items(items: list[Item], embedder: Embedder, opts: IngestOptions) -> E
         out.segments.extend(segs)
         out.warnings.extend(item.warnings)
         out.landed.append(Landed(e.pin_id, kind.name, kind.uris(e), bool(item.warnings), len(item.pixels)))
+    out.done_at = time.time()
     return out
 
 
