@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pickle
 import time
+import warnings
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -117,8 +118,10 @@ def _init(ray: Any, cfg: RayOptions) -> None:
         from pinembed.embedders.device import cpu_count
 
         where = {"address": cfg.address} if cfg.address else {"address": "local", "num_cpus": cpu_count() + 1}
-        ray.init(**where, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
-                 logging_level=logging.WARNING)
+        with warnings.catch_warnings():  # lancedb warns at every fork; Ray's processes exec at once
+            warnings.filterwarnings("ignore", message="lancedb fork support")
+            ray.init(**where, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True,
+                     logging_level=logging.WARNING)
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
     except (ConnectionError, ValueError, RuntimeError) as e:
