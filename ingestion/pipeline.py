@@ -31,7 +31,11 @@ __all__ = ["DEFAULT_IDEA_TEXT_WEIGHT", "IngestOptions", "IngestSummary", "Progre
 
 
 def source_root(src: str | os.PathLike[str]) -> str:
-    """The absolute path of a source folder; UsageError (before anything is created) when it is not one."""
+    """The absolute path of a source folder, or an object-storage prefix without its trailing slash
+    (listed later: one that holds nothing is refused then); UsageError (before anything is created)
+    when it is neither."""
+    if isinstance(src, str) and "://" in src:
+        return src.rstrip("/")
     root = os.path.abspath(os.fspath(src))
     if not os.path.isdir(root):
         raise UsageError(
@@ -57,7 +61,7 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Calla
     root = source_root(src)  # before the lock: a typo creates nothing
     with WriteLock(store.uri, "ingest", store.storage_options):
         (source,) = resolve([root], store.sources(), opts.id_prefix)
-        found = discover(root, source.prefix)
+        found = discover(root, source.prefix, store.storage_options)
         stored = {r["pin_id"]: r for r in store.pin_states(("pin_id", "kind", "uri", "source_sig")).to_pylist()}
         entries, taken = claim_ids(found.entries, stored, [root])
         run = Run(store, embedder, opts, {p: r["source_sig"] for p, r in stored.items()}, progress)
