@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import os
 
-from pinembed.errors import InputError, UsageError
+from pinembed.errors import InputError
 
 from . import kinds
 from .discover import SIDECAR_EXTS, _pin_id, _skip
 from .entry import Discovery, Entry, Problem, Skip
 from .idea import MANIFEST as IDEA_MANIFEST
 from .idea import read_listed_manifest
-from .media_store import Listed, MediaStore, norm_root
+from .media_store import Listed, MediaStore, empty_prefix, norm_root
 
 FOLDER_MARKER = "/"  # a zero-byte key ending in "/" (what consoles make for "Create folder"): no file
 
@@ -35,10 +35,7 @@ def discover_prefix(src: str, id_prefix: str = "", storage_options: dict[str, st
     media = MediaStore(norm_root(src), storage_options)
     objects = {o.rel: o for o in media.list() if o.rel and not o.rel.endswith(FOLDER_MARKER)}
     if not objects:
-        raise UsageError(
-            f"source prefix {media.root + '/'!r} holds no objects (a typo, or an emptied prefix?)",
-            "pass the prefix that holds your media, e.g. pinembed ingest s3://bucket/media/ ; nothing was changed",
-        )
+        raise empty_prefix(media.root)
     files: dict[str, dict[str, Listed]] = {}
     dirs: dict[str, set[str]] = {}
     for rel, o in objects.items():

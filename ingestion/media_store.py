@@ -110,6 +110,15 @@ class MediaStore:
                                   _ns(m["last_modified"])))
         return out
 
+    def check(self) -> None:
+        """UsageError when the prefix holds no objects (a typo, or an emptied prefix): for a cron job
+        that must not read as "everything was deleted". One listing request."""
+        import obstore
+
+        first = self._call(lambda: next(iter(obstore.list(self.store, chunk_size=1)), []))
+        if not first:
+            raise empty_prefix(self.root)
+
     def read(self, uri: str, limit: int) -> bytes:
         """The bytes of the object at ``uri``; InputError(too_large) when it is over ``limit`` bytes (from
         its size, before the body is read), OSError(ENOENT) when it is gone."""
@@ -187,6 +196,14 @@ class MediaStore:
             raise _translated(e, self.root) from e
         except Exception as e:
             raise _translated(e, self.root) from e
+
+
+def empty_prefix(root: str) -> UsageError:
+    """The error for a source prefix that holds no objects."""
+    return UsageError(
+        f"source prefix {root + '/'!r} holds no objects (a typo, or an emptied prefix?)",
+        "pass the prefix that holds your media, e.g. pinembed ingest s3://bucket/media/ ; nothing was changed",
+    )
 
 
 def _translated(e: BaseException, place: str) -> PinembedError:

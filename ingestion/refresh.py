@@ -81,19 +81,23 @@ def refresh(sources: list[str | os.PathLike[str]], uri: str, model: str | None =
     the live one, build that model's generation beside it and switch when complete."""
     opts = opts or RefreshOptions()
     t0 = time.perf_counter()
-    roots = _roots(sources)
+    roots = _roots(sources, storage_options)
     if opts.dry_run:
         return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
     with WriteLock(uri, "refresh", storage_options):
         return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
 
 
-def _roots(sources: list[str | os.PathLike[str]]) -> list[str]:
+def _roots(sources: list[str | os.PathLike[str]], storage_options: dict[str, str] | None = None) -> list[str]:
     if not sources:
         raise UsageError("refresh needs at least one source folder", "pinembed refresh ./media --db pins.lance")
     roots = [os.fspath(s).rstrip("/") if "://" in os.fspath(s) else os.path.abspath(os.fspath(s)) for s in sources]
-    for r in roots:  # an object-storage prefix is checked by its listing: one that holds nothing is refused
-        if "://" not in r and not os.path.isdir(r):  # an unmounted share must not read as "everything was deleted"
+    for r in roots:
+        if "://" in r:  # a prefix holding no objects is refused like a missing folder
+            from .media_store import MediaStore
+
+            MediaStore(r, storage_options).check()
+        elif not os.path.isdir(r):  # an unmounted share must not read as "everything was deleted"
             raise UsageError(f"source folder {r!r} does not exist or is not a folder",
                              "check the path (and that its disk is mounted); nothing was changed")
     return roots
