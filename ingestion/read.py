@@ -125,7 +125,13 @@ class Reader:
             raise InputError("empty file (0 bytes)", error="empty")
         try:
             with local_file(path, media, self.limits.max_video_bytes) as local:
-                frames = self.pool.decode(local, self.video)
+                try:
+                    frames = self.pool.decode(local, self.video)
+                except InputError as e:
+                    if media is not None:  # name the object, not its temporary copy
+                        e.message = e.message.replace(local, uri)
+                        e.args = (e.message,)
+                    raise
                 digest = file_digest(local)
         except OSError as e:
             raise InputError(f"cannot read file: {e.strerror}", error="unreadable") from e
