@@ -239,6 +239,7 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     A sidecar photo.json ({"title", "description"}) or photo.txt gives a title. Other files
     (camera RAW, documents) are skipped and named: --list-skipped or --json.
     Each source folder owns its pin ids (the path under it); a second folder needs --id-prefix.
+    SRC may be an object-storage prefix (s3://bucket/media/, gs://, az://; --storage-option applies).
     Nothing is deleted; `pinembed refresh` also follows moves and deletions.
 
     Exit codes: 0 clean, 3 some inputs failed, 4 another writer holds the database, 5 a fault of the

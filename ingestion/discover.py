@@ -54,8 +54,14 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def discover(root: str | os.PathLike[str], id_prefix: str = "") -> Discovery:
-    """Walk ``root`` recursively and return its entries (sorted by pin id), problems and skipped files."""
+def discover(root: str | os.PathLike[str], id_prefix: str = "",
+             storage_options: dict[str, str] | None = None) -> Discovery:
+    """Walk ``root`` recursively and return its entries (sorted by pin id), problems and skipped files.
+    An object-storage prefix (``s3://bucket/media/``) is listed instead (see ``discover_prefix``)."""
+    if isinstance(root, str) and "://" in root:
+        from .discover_prefix import discover_prefix
+
+        return discover_prefix(root, id_prefix, storage_options)
     root = Path(os.path.abspath(root))
     if not root.is_dir():
         raise UsageError(

@@ -17,30 +17,34 @@ class Entry:
 
     pin_id: str
     kind: str  # a name in kinds.NAMES
-    file: str  # absolute path
+    file: str  # absolute path, or the object's URI (``media`` set)
     size: int
     mtime_ns: int
-    sidecar: Path | None = None
+    sidecar: Path | str | None = None  # a URI when ``media`` is set
     sidecar_sig: str = ""  # size:mtime of the sidecar, or of every idea-pin page
     title: str | None = None  # idea pins: from the manifest
     description: str | None = None
     pages: tuple[Any, ...] = ()  # idea pins: idea.Page
     notes: tuple[Any, ...] = ()  # problems that do not stop the pin (an idea pin's unusable pages)
+    etag: str = ""  # object storage: the object's ETag
+    media: Any = None  # object storage: the source's media_store.MediaStore (None: a local file)
 
     @property
-    def path(self) -> Path:
-        """The media file or idea-pin folder."""
-        return Path(self.file)
+    def path(self) -> Path | str:
+        """The media file or idea-pin folder: a Path, or the URI string for object storage."""
+        return self.file if self.media is not None else Path(self.file)
 
     @property
     def uri(self) -> str:
-        """Where the pin's media lives (an absolute path)."""
+        """Where the pin's media lives (an absolute path or an object URI)."""
         return self.file
 
     @property
     def source_sig(self) -> str:
-        """What a change is judged by: size and mtime of the media and of its sidecar."""
-        return f"{self.size}:{self.mtime_ns}" + (f"|{self.sidecar_sig}" if self.sidecar_sig else "")
+        """What a change is judged by: size and mtime (and ETag on object storage) of the media and of
+        its sidecar."""
+        own = f"{self.size}:{self.mtime_ns}" + (f":{self.etag}" if self.etag else "")
+        return own + (f"|{self.sidecar_sig}" if self.sidecar_sig else "")
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class Discovery:
     entries: list[Entry]
     problems: list[Problem]
     skips: list[Skip] = field(default_factory=list)
+    listed: set[str] | None = None  # object storage: the URI of every object and folder listed
 
     @property
     def skipped(self) -> int:

@@ -30,8 +30,15 @@ __all__ = ["DEFAULT_IDEA_TEXT_WEIGHT", "IngestOptions", "IngestSummary", "Progre
            "entry_cost", "ingest", "needs_decode_pool", "phase", "read_ahead", "source_root"]
 
 
-def source_root(src: str | os.PathLike[str]) -> str:
-    """The absolute path of a source folder; UsageError (before anything is created) when it is not one."""
+def source_root(src: str | os.PathLike[str], storage_options: dict[str, str] | None = None) -> str:
+    """The absolute path of a source folder, or an object-storage prefix without its trailing slash;
+    UsageError (before anything is created) when it is not a folder, or a prefix holding no objects."""
+    if isinstance(src, str) and "://" in src:
+        from .media_store import MediaStore
+
+        media = MediaStore(src, storage_options)
+        media.check()
+        return media.root
     root = os.path.abspath(os.fspath(src))
     if not os.path.isdir(root):
         raise UsageError(
@@ -54,10 +61,10 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Calla
     opts = opts or IngestOptions()
     t0 = time.perf_counter()
     run_entries = runners.get(opts.runner)
-    root = source_root(src)  # before the lock: a typo creates nothing
+    root = source_root(src, store.storage_options)  # before the lock: a typo creates nothing
     with WriteLock(store.uri, "ingest", store.storage_options):
         (source,) = resolve([root], store.sources(), opts.id_prefix)
-        found = discover(root, source.prefix)
+        found = discover(root, source.prefix, store.storage_options)
         stored = {r["pin_id"]: r for r in store.pin_states(("pin_id", "kind", "uri", "source_sig")).to_pylist()}
         entries, taken = claim_ids(found.entries, stored, [root])
         run = Run(store, embedder, opts, {p: r["source_sig"] for p, r in stored.items()}, progress)

@@ -84,8 +84,13 @@ class RefreshPlan(Plan):
 
 
 def under(uri: str | None, roots: Sequence[str]) -> bool:
-    """Whether ``uri`` (an absolute path) lies inside one of ``roots``."""
-    return bool(uri) and any(uri == r or uri.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+    """Whether ``uri`` (an absolute path, or an object URI) lies inside one of ``roots`` (folders, or
+    object-storage prefixes: their separator is "/")."""
+    return bool(uri) and any(uri == r or uri.startswith(r.rstrip(_sep(r)) + _sep(r)) for r in roots)
+
+
+def _sep(root: str) -> str:
+    return "/" if "://" in root else os.sep
 
 
 def make_refresh_plan(

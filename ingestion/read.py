@@ -18,6 +18,7 @@ from .decode_pool import DecodePool
 from .entry import Entry
 from .images import DEFAULT_MAX_PIXELS, decode_image
 from .ledger import failure_row
+from .media_store import MediaStore, file_digest, local_file, read_file
 from .sidecar import read_sidecar
 from .video import VideoParams, is_blank
 
@@ -83,24 +84,25 @@ class Reader:
         item = kinds.get(entry.kind).read(self, entry)
         if entry.sidecar is not None:
             try:
-                item.title, item.description = read_sidecar(entry.sidecar)
+                item.title, item.description = read_sidecar(entry.sidecar, entry.media)
             except InputError as e:
                 item.warnings.append(failure_row(str(entry.sidecar), entry.pin_id, e))
         item.read_s = time.perf_counter() - t0
         return item
 
-    def read_bytes(self, path: Path, size: int) -> bytes:
-        """A media file's bytes, refused above the byte limit."""
+    def read_bytes(self, path: Path | str, size: int, media: MediaStore | None = None) -> bytes:
+        """A media file's bytes (an object's, given its ``media`` store), refused above the byte limit
+        (judged by the listed size, before anything is read)."""
         if size > self.limits.max_bytes:
             raise InputError(f"file is {size:,} bytes, over the limit of {self.limits.max_bytes:,}", error="too_large")
         try:
-            return path.read_bytes()
+            return read_file(path, media, self.limits.max_bytes)
         except OSError as e:
             raise InputError(f"cannot read file: {e.strerror}", error="unreadable") from e
 
-    def image_pixels(self, path: Path, size: int) -> tuple[Any, bytes, int, int]:
+    def image_pixels(self, path: Path | str, size: int, media: MediaStore | None = None) -> tuple[Any, bytes, int, int]:
         """(preprocessed pixels, the file's bytes, width, height) of a still image."""
-        data = self.read_bytes(path, size)
+        data = self.read_bytes(path, size, media)
         decoded = decode_image(data, self.limits.max_pixels, self.draft_size)
         return self.pre(decoded.image), data, decoded.width, decoded.height
 
@@ -111,8 +113,9 @@ class Reader:
         except Exception as e:
             raise InputError(f"preprocessing failed: {e}", stage="preprocess", error=type(e).__name__) from e
 
-    def frames(self, path: Path, size: int, uri: str, page: int | None = None):
-        """Sampled frames of a video file (in a decode process) as (Frames, pixels, parts)."""
+    def frames(self, path: Path | str, size: int, uri: str, page: int | None = None, media: MediaStore | None = None):
+        """Sampled frames of a video file (in a decode process) as (Frames, pixels, parts, content hash).
+        An object (``media`` given) is downloaded to a temporary file first and deleted after."""
         if self.pool is None:
             raise InputError("video decoding is not available in this run", error="unsupported")
         if size > self.limits.max_video_bytes:
@@ -120,12 +123,23 @@ class Reader:
                              error="too_large")
         if size == 0:
             raise InputError("empty file (0 bytes)", error="empty")
-        frames = self.pool.decode(str(path), self.video)
+        try:
+            with local_file(path, media, self.limits.max_video_bytes) as local:
+                try:
+                    frames = self.pool.decode(local, self.video)
+                except InputError as e:
+                    if media is not None:  # name the object, not its temporary copy
+                        e.message = e.message.replace(local, uri)
+                        e.args = (e.message,)
+                    raise
+                digest = file_digest(local)
+        except OSError as e:
+            raise InputError(f"cannot read file: {e.strerror}", error="unreadable") from e
         pixels, parts = [], []
         for f, t in zip(frames.frames, frames.times, strict=True):
             pixels.append(self.pre(Image.fromarray(f)))
             parts.append(Part(uri, page, t, is_blank(f)))
-        return frames, pixels, parts
+        return frames, pixels, parts, digest
 
 
 def content_hash(entry: Entry) -> str | None:

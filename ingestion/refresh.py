@@ -82,19 +82,23 @@ def refresh(sources: list[str | os.PathLike[str]], uri: str, model: str | None =
     opts = opts or RefreshOptions()
     t0 = time.perf_counter()
     runners.get(opts.ingest.runner)  # an unknown runner, or ray not installed: said before anything
-    roots = _roots(sources)
+    roots = _roots(sources, storage_options)
     if opts.dry_run:
         return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
     with WriteLock(uri, "refresh", storage_options):
         return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
 
 
-def _roots(sources: list[str | os.PathLike[str]]) -> list[str]:
+def _roots(sources: list[str | os.PathLike[str]], storage_options: dict[str, str] | None = None) -> list[str]:
     if not sources:
         raise UsageError("refresh needs at least one source folder", "pinembed refresh ./media --db pins.lance")
-    roots = [os.path.abspath(os.fspath(s)) for s in sources]
+    roots = [os.fspath(s).rstrip("/") if "://" in os.fspath(s) else os.path.abspath(os.fspath(s)) for s in sources]
     for r in roots:
-        if not os.path.isdir(r):  # an unmounted share must not read as "everything was deleted"
+        if "://" in r:  # a prefix holding no objects is refused like a missing folder
+            from .media_store import MediaStore
+
+            MediaStore(r, storage_options).check()
+        elif not os.path.isdir(r):  # an unmounted share must not read as "everything was deleted"
             raise UsageError(f"source folder {r!r} does not exist or is not a folder",
                              "check the path (and that its disk is mounted); nothing was changed")
     return roots
@@ -123,7 +127,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
             target = Store(uri, storage_options=storage_options, generation=gen) if gen else None
     model_id = model or (live.model_id if live is not None else DEFAULT_MODEL)
     summary.model_id = model_id
-    found = _discover(sources)
+    found = _discover(sources, storage_options)
     stored = (target.pin_states(("pin_id", "kind", "uri", "source_sig", "content_hash")).to_pylist()
               if target is not None else [])
     entries, taken = claim_ids(found.entries, {r["pin_id"]: r for r in stored}, roots)
@@ -164,7 +168,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     runners.get(opts.ingest.runner)(run, todo, progress)
     target.delete_pins(plan.deleted + plan.moved_from)
     summary.deleted = len(plan.deleted)
-    gone = [u for u in ledger if under(u.split("#", 1)[0], roots) and not os.path.exists(u.split("#", 1)[0])]
+    gone = [u for u in ledger if under(u.split("#", 1)[0], roots) and not _exists(u.split("#", 1)[0], found)]
     target.clear_failures(gone)
     r = run.finish(t0)
     summary.added, summary.updated, summary.failed, summary.warnings = r.added, r.updated, r.failed, r.warnings
@@ -180,14 +184,24 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     return summary
 
 
-def _discover(sources: list[Source]) -> Discovery:
+def _exists(path: str, found: Discovery) -> bool:
+    """Whether a ledger uri's file is still there: an object URI is looked up in the listing (never
+    os.path.exists, which would call every object gone)."""
+    if "://" in path:
+        return path in (found.listed or ())
+    return os.path.exists(path)
+
+
+def _discover(sources: list[Source], storage_options: dict[str, str] | None = None) -> Discovery:
     """Every source's entries; a pin id found under two roots is a problem (the first root keeps it)."""
     out = Discovery([], [])
     seen: dict[str, str] = {}
     for src in sources:
-        found = discover(src.root, src.prefix)
+        found = discover(src.root, src.prefix, storage_options)
         out.problems += found.problems
         out.skips += found.skips
+        if found.listed is not None:
+            out.listed = (out.listed or set()) | found.listed
         for e in found.entries:
             if e.pin_id in seen:
                 out.problems.append(Problem(e.path, e.pin_id, "duplicate_id",
@@ -212,7 +226,7 @@ def _reuse(store: Store, moves: list[Move], opts: IngestOptions, summary: Refres
         title, desc = (e.title, e.description) if e.kind == "idea" else (None, None)
         if e.sidecar is not None:
             try:
-                title, desc = read_sidecar(e.sidecar)
+                title, desc = read_sidecar(e.sidecar, e.media)
             except InputError:
                 title, desc = None, None
         if e.kind != "idea" and opts.text_weight and (title, desc) != (src.get("title"), src.get("description")):

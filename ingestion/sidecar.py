@@ -4,20 +4,24 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
+from typing import Any
 
 from pinembed.errors import InputError
+
+from .media_store import read_head
 
 MAX_SIDECAR_BYTES = 1 << 20
 MAX_TITLE_CHARS = 500
 MAX_DESCRIPTION_CHARS = 10_000
 
 
-def read_small(path: Path, limit: int, stage: str, what: str) -> bytes:
-    """The bytes of a small text file, never reading more than ``limit`` + 1 bytes of a huge one."""
+def read_small(path: Path | str, limit: int, stage: str, what: str, media: Any = None) -> bytes:
+    """The bytes of a small text file (an object URI when ``media``, its MediaStore, is given), never
+    reading more than ``limit`` + 1 bytes of a huge one."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(limit + 1)
+        raw = read_head(path, media, limit)
     except OSError as e:
         raise InputError(f"cannot read {what}: {e.strerror}", stage=stage, error="unreadable") from e
     if len(raw) > limit:
@@ -34,11 +38,12 @@ def clean_text(s: str | None, limit: int) -> str | None:
     return s[:limit] or None
 
 
-def read_sidecar(path: Path) -> tuple[str | None, str | None]:
-    """(title, description) from a sidecar file; InputError(stage="sidecar") when it is unusable."""
-    raw = read_small(path, MAX_SIDECAR_BYTES, "sidecar", "sidecar")
+def read_sidecar(path: Path | str, media: Any = None) -> tuple[str | None, str | None]:
+    """(title, description) from a sidecar file (or object: ``media``); InputError(stage="sidecar")
+    when it is unusable."""
+    raw = read_small(path, MAX_SIDECAR_BYTES, "sidecar", "sidecar", media)
     text = raw.decode("utf-8", errors="replace").lstrip("\ufeff")
-    if path.suffix.lower() == ".json":
+    if os.path.splitext(str(path))[1].lower() == ".json":
         try:
             doc = json.loads(text)
         except json.JSONDecodeError as e:

@@ -60,7 +60,7 @@ def resolve(roots: Sequence[str], known: Mapping[str, str], id_prefix: str | Non
             prefix = norm_prefix(id_prefix)
             other = owners.get(prefix)
             if other is not None and other != root:
-                name = os.path.basename(root.rstrip(os.sep)) or "src2"
+                name = os.path.basename(root.rstrip("/" if "://" in root else os.sep)) or "src2"
                 raise UsageError(
                     f"pin ids {_describe(prefix)} already belong to the source {other!r}; ingesting "
                     f"{root!r} there would take over its pins of the same name (e.g. IMG_0001.JPG)",

@@ -62,7 +62,7 @@ class Kind:
         """The content hash a read would record, computed without decoding (for finding moves and
         copies); None when the file cannot be read."""
         try:
-            return file_digest(entry.path)
+            return file_digest(entry.path, entry.media)
         except OSError:
             return None
 
@@ -95,10 +95,9 @@ def digest(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def file_digest(path: Path | str) -> str:
-    """The content hash of a file, read in chunks (the same as ``digest`` of its bytes)."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+def file_digest(path: Path | str, media: Any = None) -> str:
+    """The content hash of a file (or of an object, given its MediaStore), read in chunks (the same
+    as ``digest`` of its bytes)."""
+    from ..media_store import file_digest as digest_of
+
+    return digest_of(path, media)

@@ -12,6 +12,7 @@ import numpy as np
 from pinembed.errors import InputError
 
 from ..idea import MANIFEST, MAX_MANIFEST_BYTES, MAX_PAGES
+from ..media_store import join, read_file
 from ..pooling import pool, pool_frames
 from ..sidecar import read_small
 from .base import Kind, file_digest, segment, text_vector
@@ -44,22 +45,22 @@ class IdeaKind(Kind):
         from ..read import Item, Part
 
         h = hashlib.blake2b(digest_size=16)
-        h.update(read_small(entry.path / MANIFEST, MAX_MANIFEST_BYTES, "manifest", "pin.json"))
+        h.update(read_small(join(entry.path, MANIFEST), MAX_MANIFEST_BYTES, "manifest", "pin.json", entry.media))
         item = Item(entry, [], [], "", title=entry.title, description=entry.description)
         item.warnings.extend(problem_rows(entry.notes))  # pages the manifest check refused
         for page in entry.pages:
             uri = str(page.path)
             try:
                 if page.kind == "image":
-                    pixels, data, _, _ = reader.image_pixels(page.path, page.size)
+                    pixels, data, _, _ = reader.image_pixels(page.path, page.size, entry.media)
                     item.pixels.append(pixels)
                     item.parts.append(Part(uri, page.index))
                     h.update(data)
                 else:
-                    _, pixels, parts = reader.frames(page.path, page.size, uri, page.index)
+                    _, pixels, parts, page_digest = reader.frames(page.path, page.size, uri, page.index, entry.media)
                     item.pixels.extend(pixels)
                     item.parts.extend(parts)
-                    h.update(file_digest(page.path).encode())
+                    h.update(page_digest.encode())
             except InputError as e:
                 from ..ledger import failure_row
 
@@ -97,16 +98,17 @@ class IdeaKind(Kind):
         return pool(np.stack(page_vecs), text_vector(texts), opts.idea_text_weight), segs
 
     def uris(self, entry: Entry) -> list[str]:
-        manifest = str(entry.path / MANIFEST)
+        manifest = str(join(entry.path, MANIFEST))
         return [entry.uri, manifest, *(f"{manifest}#page={i}" for i in range(MAX_PAGES)),
                 *(str(p.path) for p in entry.pages)]
 
     def content_hash(self, entry: Entry) -> str | None:
         try:
             h = hashlib.blake2b(digest_size=16)
-            h.update(read_small(entry.path / MANIFEST, MAX_MANIFEST_BYTES, "manifest", "pin.json"))
+            h.update(read_small(join(entry.path, MANIFEST), MAX_MANIFEST_BYTES, "manifest", "pin.json", entry.media))
             for page in entry.pages:
-                h.update(page.path.read_bytes() if page.kind == "image" else file_digest(page.path).encode())
+                h.update(read_file(page.path, entry.media, page.size + 1) if page.kind == "image"
+                         else file_digest(page.path, entry.media).encode())
             return h.hexdigest()
         except (OSError, InputError):
             return None

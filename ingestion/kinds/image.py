@@ -43,7 +43,7 @@ class ImageKind(Kind):
         from ..read import Item, Part
         from . import get
 
-        data = reader.read_bytes(entry.path, entry.size)
+        data = reader.read_bytes(entry.path, entry.size, entry.media)
         im = open_image(data, reader.limits.max_pixels)
         if is_animated(im):
             return get("motion").read_opened(reader, entry, im, data)  # type: ignore[attr-defined]

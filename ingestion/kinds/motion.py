@@ -49,7 +49,7 @@ class MotionKind(Kind):
     def read(self, reader: Reader, entry: Entry) -> Item:
         from ..images import open_image
 
-        data = reader.read_bytes(entry.path, entry.size)
+        data = reader.read_bytes(entry.path, entry.size, entry.media)
         return self.read_opened(reader, entry, open_image(data, reader.limits.max_pixels), data)
 
     def read_opened(self, reader: Reader, entry: Entry, im: Image.Image, data: bytes) -> Item:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..pooling import pool, pool_frames
-from .base import Kind, file_digest, frame_segments, text_vector
+from .base import Kind, frame_segments, text_vector
 
 if TYPE_CHECKING:
     from ..entry import Entry
@@ -37,8 +37,8 @@ class VideoKind(Kind):
     def read(self, reader: Reader, entry: Entry) -> Item:
         from ..read import Item
 
-        frames, pixels, parts = reader.frames(entry.path, entry.size, entry.uri)
-        return Item(entry, pixels, parts, file_digest(entry.path), frames.width, frames.height,
+        frames, pixels, parts, digest = reader.frames(entry.path, entry.size, entry.uri, media=entry.media)
+        return Item(entry, pixels, parts, digest, frames.width, frames.height,
                     frames.duration_s, frames.fps)
 
     def pool(self, item: Item, vectors: np.ndarray, texts: Any, opts: IngestOptions):
