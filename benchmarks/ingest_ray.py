@@ -9,7 +9,7 @@
 - s3_over_local: the local runner with the media and the database on moto's S3 server (127.0.0.1)
   against both on local disk (the media part only where SRC may be an s3:// prefix).
 
-    python benchmarks/ingest_ray.py [--images 512] [--size 800x600] [--model vit-b-32|tiny|ID]
+    python benchmarks/ingest_ray.py [--images 512] [--size 800x600] [--model vit-b-32|tiny|ID] [--parts ray,cluster,s3]
 """
 
 from __future__ import annotations
@@ -42,14 +42,14 @@ def main() -> None:
     ap.add_argument("--size", default="800x600")
     ap.add_argument("--model", default="vit-b-32")
     ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--parts", default="ray,cluster,s3", help="which comparisons to run (comma-separated)")
     args = ap.parse_args()
+    parts = set(args.parts.split(","))
     logging.getLogger().setLevel(logging.ERROR)
-    import ray
-    from ray.cluster_utils import Cluster
 
     from pinembed.embedders.device import cpu_count
     from pinembed.embedders.tiny import make_tiny_checkpoint
-    from pinembed.ingestion.options import IngestOptions, RayOptions
+    from pinembed.ingestion.options import IngestOptions
 
     w, h = map(int, args.size.split("x"))
     out: dict = {"benchmark": "ingest_ray", "model": args.model, "images": args.images, "size": args.size,
@@ -66,40 +66,63 @@ def main() -> None:
         get_embedder(model_id)  # loaded once here, so no run below pays the first load alone
 
         local, local_steady, _ = _ingest(str(tmp / "local.lance"), str(src), model_id, IngestOptions(batch_size=bs))
-        ray.init(address="local", num_cpus=cpu_count() + 1, include_dashboard=False, log_to_driver=False)
-        ray_opts = IngestOptions(batch_size=bs, runner="ray")
-        on_ray, ray_steady, s = _ingest(str(tmp / "ray.lance"), str(src), model_id, ray_opts)
-        out["local_vs_ray"] = {"local_images_per_s": local, "ray_images_per_s": on_ray,
-                               "local_steady": local_steady, "ray_steady": ray_steady,
-                               "ray_stage_s": s.stage_s}
-        out["ray_over_local"] = round(ray_steady / local_steady, 3) if ray_steady and local_steady else None
-        out["ray_over_local_end_to_end"] = round(on_ray / local, 3)
-        ray.shutdown()
-
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-        try:
-            cluster.add_node(num_cpus=1, resources={"embedder": 1})
-            ray.init(address=cluster.address, log_to_driver=False)
-            runs = {}
-            for nodes in (1, 2):
-                if nodes == 2:
-                    cluster.add_node(num_cpus=1, resources={"embedder": 1})
-                    cluster.wait_for_nodes()
-                opts = IngestOptions(batch_size=bs, runner="ray",
-                                     ray=RayOptions(workers=nodes, cpus_per_worker=1, resources={"embedder": 1}))
-                e2e, steady, s = _ingest(str(tmp / f"nodes{nodes}.lance"), str(src), model_id, opts)
-                runs[nodes] = {"images_per_s": e2e, "steady_images_per_s": steady, "nodes_used": len(s.pins_by_node)}
-        finally:
-            ray.shutdown()
-            cluster.shutdown()
-        out["scaling"] = runs
-        s1, s2 = runs[1]["steady_images_per_s"], runs[2]["steady_images_per_s"]
-        out["two_nodes_over_one"] = round(s2 / s1, 3) if s1 and s2 else None
-        out["two_nodes_over_one_end_to_end"] = round(runs[2]["images_per_s"] / runs[1]["images_per_s"], 3)
-        out["s3"] = _s3(tmp, src, model_id, bs, local)
-        out["s3_over_local"] = out["s3"].get("s3_over_local")
+        out["local_images_per_s"] = local
+        if "ray" in parts:
+            _vs_ray(out, tmp, src, model_id, bs, local, local_steady)
+        if "cluster" in parts:
+            _cluster(out, tmp, src, model_id, bs)
+        if "s3" in parts:
+            out["s3"] = _s3(tmp, src, model_id, bs, local)
+            out["s3_over_local"] = out["s3"].get("s3_over_local")
     json.dump(out, sys.stdout, indent=2)
     print()
+
+
+def _vs_ray(out: dict, tmp: Path, src: Path, model_id: str, bs: int, local: float, local_steady: float | None) -> None:
+    """The same images through the ray runner on a local Ray instance."""
+    import ray
+
+    from pinembed.embedders.device import cpu_count
+    from pinembed.ingestion.options import IngestOptions
+
+    ray.init(address="local", num_cpus=cpu_count() + 1, include_dashboard=False, log_to_driver=False)
+    ray_opts = IngestOptions(batch_size=bs, runner="ray")
+    on_ray, ray_steady, s = _ingest(str(tmp / "ray.lance"), str(src), model_id, ray_opts)
+    out["local_vs_ray"] = {"local_images_per_s": local, "ray_images_per_s": on_ray,
+                           "local_steady": local_steady, "ray_steady": ray_steady,
+                           "ray_stage_s": s.stage_s}
+    out["ray_over_local"] = round(ray_steady / local_steady, 3) if ray_steady and local_steady else None
+    out["ray_over_local_end_to_end"] = round(on_ray / local, 3)
+    ray.shutdown()
+
+
+def _cluster(out: dict, tmp: Path, src: Path, model_id: str, bs: int) -> None:
+    """1 vs 2 worker nodes of 1 CPU each (a ray Cluster on this machine; the head reads)."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from pinembed.ingestion.options import IngestOptions, RayOptions
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    try:
+        cluster.add_node(num_cpus=1, resources={"embedder": 1})
+        ray.init(address=cluster.address, log_to_driver=False)
+        runs = {}
+        for nodes in (1, 2):
+            if nodes == 2:
+                cluster.add_node(num_cpus=1, resources={"embedder": 1})
+                cluster.wait_for_nodes()
+            opts = IngestOptions(batch_size=bs, runner="ray",
+                                 ray=RayOptions(workers=nodes, cpus_per_worker=1, resources={"embedder": 1}))
+            e2e, steady, s = _ingest(str(tmp / f"nodes{nodes}.lance"), str(src), model_id, opts)
+            runs[nodes] = {"images_per_s": e2e, "steady_images_per_s": steady, "nodes_used": len(s.pins_by_node)}
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    out["scaling"] = runs
+    s1, s2 = runs[1]["steady_images_per_s"], runs[2]["steady_images_per_s"]
+    out["two_nodes_over_one"] = round(s2 / s1, 3) if s1 and s2 else None
+    out["two_nodes_over_one_end_to_end"] = round(runs[2]["images_per_s"] / runs[1]["images_per_s"], 3)
 
 
 def _s3(tmp: Path, src: Path, model_id: str, bs: int, local: float) -> dict:
