@@ -75,15 +75,7 @@ def discover(root: str | os.PathLike[str], id_prefix: str = "",
         while stack:
             folder, rel = stack.pop()
             _scan_folder(folder, rel, id_prefix, seen_dirs, stack, found)
-    found.entries.sort(key=lambda e: (e.pin_id, e.file))
-    unique: list[Entry] = []
-    for e in found.entries:  # one pin per id: a manifest "id" may repeat another pin's id
-        if unique and unique[-1].pin_id == e.pin_id:
-            found.problems.append(Problem(e.path, e.pin_id, "duplicate_id",
-                                          f"pin id {e.pin_id!r} is already taken by {unique[-1].uri}", "discover"))
-            continue
-        unique.append(e)
-    found.entries = unique
+    found.keep_unique_ids()
     return found
 
 

@@ -51,15 +51,7 @@ def discover_prefix(src: str, id_prefix: str = "", storage_options: dict[str, st
     while stack:
         rel = stack.pop()
         _scan(media, rel, id_prefix, files.get(rel, {}), dirs.get(rel, set()), objects, stack, found)
-    found.entries.sort(key=lambda e: (e.pin_id, e.file))
-    unique: list[Entry] = []
-    for e in found.entries:  # one pin per id: a manifest "id" may repeat another pin's id
-        if unique and unique[-1].pin_id == e.pin_id:
-            found.problems.append(Problem(e.path, e.pin_id, "duplicate_id",
-                                          f"pin id {e.pin_id!r} is already taken by {unique[-1].uri}", "discover"))
-            continue
-        unique.append(e)
-    found.entries = unique
+    found.keep_unique_ids()
     return found
 
 

@@ -80,6 +80,19 @@ class Discovery:
     skips: list[Skip] = field(default_factory=list)
     listed: set[str] | None = None  # object storage: the URI of every object and folder listed
 
+    def keep_unique_ids(self) -> None:
+        """Sort entries by pin id and keep one per id; the others become ``duplicate_id`` problems (a
+        manifest "id" may repeat another pin's id)."""
+        self.entries.sort(key=lambda e: (e.pin_id, e.file))
+        unique: list[Entry] = []
+        for e in self.entries:
+            if unique and unique[-1].pin_id == e.pin_id:
+                self.problems.append(Problem(e.path, e.pin_id, "duplicate_id",
+                                             f"pin id {e.pin_id!r} is already taken by {unique[-1].uri}", "discover"))
+                continue
+            unique.append(e)
+        self.entries = unique
+
     @property
     def skipped(self) -> int:
         """How many files were skipped (each is named in ``skips``)."""

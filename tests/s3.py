@@ -12,6 +12,18 @@ REGION = "us-east-1"
 KEY_ID, SECRET = "testing-key-id", "testing-secret-value"
 
 
+#: AWS variables a test must not inherit from the machine (the tests give their own options).
+AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT", "AWS_ALLOW_HTTP",
+            "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION")
+
+
+def isolate(tmp_path, monkeypatch, *more: str) -> None:
+    """No AWS_* (nor ``more``) variables from the machine; object-storage lock files under tmp_path."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for k in (*AWS_VARS, *more):
+        monkeypatch.delenv(k, raising=False)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on (right now)."""
     with socket.socket() as s:

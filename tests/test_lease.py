@@ -25,12 +25,10 @@ from pinembed.store.lease import LEASE_NAME, Lease, LeaseLostError
 from pinembed.store.lock import WriteLock
 
 from helpers import save_image
-from s3 import moto_server
+from s3 import AWS_VARS, isolate, moto_server
 
 BUCKET = "leases"
 EXE = os.path.join(os.path.dirname(sys.executable), "pinembed")
-AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT", "AWS_ALLOW_HTTP",
-            "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION")
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +40,7 @@ def s3():
 
 @pytest.fixture(autouse=True)
 def _clean_env(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for k in (*AWS_VARS, "PINEMBED_LEASE_TTL_S", "PINEMBED_LEASE_RENEW_S", "PINEMBED_FAILPOINT"):
-        monkeypatch.delenv(k, raising=False)
+    isolate(tmp_path, monkeypatch, "PINEMBED_LEASE_TTL_S", "PINEMBED_LEASE_RENEW_S", "PINEMBED_FAILPOINT")
 
 
 @pytest.fixture(scope="module")

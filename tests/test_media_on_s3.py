@@ -16,7 +16,7 @@ from pinembed.cli.main import cli
 from pinembed.ingestion import media_store
 
 from helpers import save_image, truncated_jpeg, write, write_idea, write_sidecar, write_video
-from s3 import moto_server
+from s3 import isolate, moto_server
 
 BUCKET = "pins"
 SRC = f"s3://{BUCKET}/media/"
@@ -32,10 +32,7 @@ def s3():
 
 @pytest.fixture(autouse=True)
 def _env(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT", "AWS_ALLOW_HTTP",
-              "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(k, raising=False)
+    isolate(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")

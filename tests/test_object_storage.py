@@ -11,7 +11,7 @@ import pinembed
 from pinembed.cli.main import cli
 
 from helpers import save_image
-from s3 import moto_server
+from s3 import isolate, moto_server
 
 DUMPS = ("Rust", "LanceError", "Debug", "RetryError", "Location", "backtrace", "Traceback", "please report")
 
@@ -25,10 +25,7 @@ def s3():
 
 @pytest.fixture(autouse=True)
 def _lock_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # object-storage write locks live here
-    for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT", "AWS_ALLOW_HTTP",
-              "AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
-        monkeypatch.delenv(k, raising=False)
+    isolate(tmp_path, monkeypatch)
 
 
 @pytest.fixture(scope="module")

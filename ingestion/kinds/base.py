@@ -70,6 +70,27 @@ class Kind:
         return f"<kind {self.name}>"
 
 
+class FramesKind(Kind):
+    """A kind whose pin is sampled frames (video, motion): the sampling settings are part of its
+    signature, the pin vector pools the non-blank frames, and every frame is a segment with its time."""
+
+    timed = True
+
+    def cost(self, entry: Entry, video: VideoParams) -> int:
+        return video.max_frames
+
+    def settings(self, entry: Entry, opts: IngestOptions) -> list[str]:
+        v = opts.video
+        return [f"fps={v.max_fps:g},mf={v.max_frames}", *super().settings(entry, opts)]
+
+    def pool(self, item: Item, vectors: np.ndarray, texts: Texts, opts: IngestOptions
+             ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        from ..pooling import pool, pool_frames
+
+        blank = [p.blank for p in item.parts]
+        return pool(pool_frames(vectors, blank), text_vector(texts), opts.text_weight), frame_segments(item, vectors)
+
+
 def text_vector(texts: Texts) -> np.ndarray | None:
     """The normalised mean of text vectors, or None."""
     from pinembed.embedders.base import l2_normalise

@@ -11,7 +11,7 @@ image (the image kind hands over only when the bytes show several frames).
 from __future__ import annotations
 
 import bisect
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -19,32 +19,21 @@ from PIL import Image
 from pinembed.errors import InputError
 
 from ..images import to_rgb
-from ..pooling import pool, pool_frames
 from ..video import is_blank, sample_times
-from .base import Kind, digest, frame_segments, text_vector
+from .base import FramesKind, digest
 
 if TYPE_CHECKING:
     from ..entry import Entry
-    from ..pipeline import IngestOptions
     from ..read import Item, Reader
-    from ..video import VideoParams
 
 MAX_FRAMES_SCANNED = 5_000  # frames whose durations are read; a longer animation is cut there
 MIN_FRAME_MS = 20  # browsers show frames of 0-10 ms for 100 ms; so do we
 DEFAULT_FRAME_MS = 100
 
 
-class MotionKind(Kind):
+class MotionKind(FramesKind):
     name = "motion"
     extensions = frozenset()  # claimed by content: the image kind hands animated files over
-    timed = True
-
-    def cost(self, entry: Entry, video: VideoParams) -> int:
-        return video.max_frames
-
-    def settings(self, entry: Entry, opts: IngestOptions) -> list[str]:
-        v = opts.video
-        return [f"fps={v.max_fps:g},mf={v.max_frames}", *super().settings(entry, opts)]
 
     def read(self, reader: Reader, entry: Entry) -> Item:
         from ..images import open_image
@@ -75,9 +64,6 @@ class MotionKind(Kind):
         return Item(entry, pixels, parts, digest(data), im.size[0], im.size[1], round(duration_s, 3),
                     round(n / duration_s, 3) if duration_s > 0 else None, kind=self.name)
 
-    def pool(self, item: Item, vectors: np.ndarray, texts: Any, opts: IngestOptions):
-        blank = [p.blank for p in item.parts]
-        return pool(pool_frames(vectors, blank), text_vector(texts), opts.text_weight), frame_segments(item, vectors)
 
 
 def frame_starts(im: Image.Image) -> tuple[list[float], float]:

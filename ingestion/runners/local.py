@@ -3,6 +3,7 @@ this process, one batch at a time. Memory is bounded by a read-ahead window coun
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -18,7 +19,7 @@ from ..entry import Entry
 from ..options import Progress, phase
 from ..read import Item, Reader
 from ..run import Run
-from ..stages import embed_items, entry_cost, failure_rows, needs_decode_pool
+from ..stages import embed_items, entry_cost, needs_decode_pool, read_entry
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -85,13 +86,12 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
             run.stage["embed"] += time.perf_counter() - t
             run.land(embedded)
 
-        for entry, item, err in read_ahead(todo, reader, opts.workers, window, lambda e: entry_cost(e, video)):
-            if err is not None:
-                from pinembed.errors import UsageError
-
-                if isinstance(err, UsageError):  # an unknown kind: a bug, not a bad input
-                    raise err
-                run.fail(failure_rows(entry, err))
+        read = functools.partial(read_entry, reader)
+        for _, (item, rows), err in read_ahead(todo, read, opts.workers, window, lambda e: entry_cost(e, video)):
+            if err is not None:  # read_entry raises only for what is no bad input (an unknown kind)
+                raise err
+            if item is None:
+                run.fail(rows)
             else:
                 failpoints.hit("read")
                 batch.append(item)
