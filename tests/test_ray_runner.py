@@ -97,9 +97,14 @@ def test_a_driver_killed_mid_job_is_finished_by_a_rerun(local_ray, mixed, tmp_pa
     assert len(ids) == len(set(ids)) == 9
 
 
-def test_two_worker_nodes_both_embed(tmp_path, tiny_model_id):
+def test_two_worker_nodes_both_embed(tmp_path):
     from ray.cluster_utils import Cluster
 
+    from pinembed.embedders.tiny import make_tiny_checkpoint
+
+    # a model that takes real time per batch, so a block arrives while the first actor is still busy
+    # (with the tiny model one actor kept up with the reads alone and the other stayed idle)
+    model_id = make_tiny_checkpoint(tmp_path / "vitb32.pt", arch="ViT-B-32")
     src = tmp_path / "media"
     for i in range(40):
         save_image(src / f"{i:02d}.jpg", colour=(6 * i, 250 - 6 * i, 120), size=(64, 48))
@@ -110,7 +115,7 @@ def test_two_worker_nodes_both_embed(tmp_path, tiny_model_id):
     try:
         ray.init(address=cluster.address, log_to_driver=False)
         opts = IngestOptions(batch_size=2, runner="ray", ray=RayOptions(workers=2, resources={"embedder": 1}))
-        s = pinembed.open_index(str(tmp_path / "pins.lance"), model=tiny_model_id).ingest(src, opts)
+        s = pinembed.open_index(str(tmp_path / "pins.lance"), model=model_id).ingest(src, opts)
         assert s.added == 40
         assert set(s.pins_by_node) == {n.node_id for n in nodes}  # both worker nodes embedded pins
     finally:
