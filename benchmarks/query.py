@@ -33,22 +33,13 @@ def main() -> None:
     ap.add_argument("--exact-slice-below", type=int, default=None, help="override the policy's exact-slice threshold")
     args = ap.parse_args()
 
-    import pyarrow as pa
-
     import pinembed
-    from pinembed.store.db import now
-    from pinembed.store.identity import space_identity
 
-    rng = np.random.default_rng(0)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import synthetic
+
+    rng = np.random.default_rng(1)
     n, dim = args.rows, args.dim
-    centers = rng.normal(size=(args.centers, dim)).astype(np.float32)
-    vecs = np.empty((n, dim), np.float32)
-    for s in range(0, n, 100_000):
-        e = min(n, s + 100_000)
-        v = centers[rng.integers(0, args.centers, e - s)] + 0.5 * rng.normal(size=(e - s, dim)).astype(np.float32)
-        vecs[s:e] = v / np.linalg.norm(v, axis=1, keepdims=True)
-    kinds = np.array(["image", "video", "idea"])[rng.choice(3, n, p=[0.8, 0.15, 0.05])]
-    widths = rng.choice([320, 640, 720, 1080, 1920, 3840], n).astype(np.int32)  # a metadata column
     out = {"benchmark": "query", "rows": n, "dim": dim, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         idx = pinembed.open_index(os.path.join(tmp, "q.lance"))
@@ -61,23 +52,10 @@ def main() -> None:
                                          refine_candidates=args.refine or p.refine_candidates,
                                          exact_slice_below=p.exact_slice_below if args.exact_slice_below is None
                                          else args.exact_slice_below)
-        store.ensure_space(space_identity({"model_id": "synthetic", "dim": dim, "weights_digest": "-", "preprocess": {}}))
+        world = synthetic.build(store, n, dim, args.centers)
+        vecs, kinds, widths, centers = world.vecs, world.kinds, world.widths, world.centers
         table = store._pins()
-        t = time.perf_counter()
-        stamp = now()
-        for s in range(0, n, 50_000):
-            e = min(n, s + 50_000)
-            ids = [f"pin{i:07d}" for i in range(s, e)]
-            cols = {f.name: pa.nulls(e - s, f.type) for f in table.schema}
-            cols.update(pin_id=pa.array(ids), kind=pa.array(kinds[s:e].tolist()), n_segments=pa.array([0] * (e - s), pa.int32()),
-                        width=pa.array(widths[s:e], pa.int32()),
-                        vector=pa.FixedSizeListArray.from_arrays(pa.array(vecs[s:e].ravel()), dim),
-                        embedded_at=pa.array([stamp] * (e - s), pa.timestamp("us", tz="UTC")))
-            table.add(pa.Table.from_pydict(cols, schema=table.schema))
-        out["write_s"] = round(time.perf_counter() - t, 1)
-        t = time.perf_counter()
-        out["index"] = store.ensure_index()
-        out["index_build_s"] = round(time.perf_counter() - t, 1)
+        out["write_s"], out["index"], out["index_build_s"] = world.write_s, world.index_state, world.index_s
         disk = sum(f.stat().st_size for f in Path(tmp).rglob("*") if f.is_file())
         out["disk_bytes_per_pin"] = round(disk / n)  # pins (vector, metadata), segments, indexes
         out["policy"] = {"exact_below": store.index_policy.exact_below, "nprobes": store.index_policy.nprobes,
@@ -116,11 +94,8 @@ def main() -> None:
         m = max(1, n // 1000)
         fresh = centers[rng.integers(0, args.centers, m)] + 0.5 * rng.normal(size=(m, dim)).astype(np.float32)
         fresh /= np.linalg.norm(fresh, axis=1, keepdims=True)
-        cols = {f.name: pa.nulls(m, f.type) for f in table.schema}
-        cols.update(pin_id=pa.array([f"new{i:07d}" for i in range(m)]), kind=pa.array(["image"] * m),
-                    n_segments=pa.array([0] * m, pa.int32()), embedded_at=pa.array([stamp] * m, pa.timestamp("us", tz="UTC")),
-                    vector=pa.FixedSizeListArray.from_arrays(pa.array(fresh.ravel()), dim))
-        table.add(pa.Table.from_pydict(cols, schema=table.schema))
+        synthetic.write(store, synthetic.World(fresh, np.array(["image"] * m), np.zeros(m, np.int32), centers),
+                        prefix="new")
         all_vecs = np.concatenate([vecs, fresh])
 
         def found_fresh():

@@ -97,6 +97,31 @@ def test_a_driver_killed_mid_job_is_finished_by_a_rerun(local_ray, mixed, tmp_pa
     assert len(ids) == len(set(ids)) == 9
 
 
+def test_ray_reads_media_from_object_storage(local_ray, mixed, tmp_path, tiny_model_id, monkeypatch):
+    """SRC on S3 (moto's server), read in Ray tasks: the same pins, ledger and vectors as the local
+    runner over the same prefix. The workers get the endpoint and credentials from the storage options
+    the entries carry (no AWS_* variables anywhere)."""
+    from s3 import isolate, moto_server
+
+    isolate(tmp_path, monkeypatch)
+    with moto_server() as s3:
+        s3.create_bucket("media")
+        client = s3.client()
+        for p in sorted(mixed.rglob("*")):
+            if p.is_file():
+                client.upload_file(str(p), "media", "in/" + p.relative_to(mixed).as_posix())
+        states = {}
+        for runner in ("local", "ray"):
+            db = str(tmp_path / f"{runner}.lance")
+            idx = pinembed.open_index(db, model=tiny_model_id, storage_options=s3.options())
+            s = idx.ingest("s3://media/in/", IngestOptions(batch_size=4, runner=runner, ray=RayOptions(workers=1)))
+            assert (s.added, s.failed, s.warnings, s.skipped) == (9, 2, 1, 1), s.to_dict()
+            states[runner] = _state(db)
+    (pins_l, vec_l, ledger_l), (pins_r, vec_r, ledger_r) = states["local"], states["ray"]
+    assert pins_r == pins_l and ledger_r == ledger_l and "clip.mp4" in pins_r and "idea" in pins_r
+    assert min(float(vec_l[p] @ vec_r[p]) for p in pins_l) >= 0.9999
+
+
 def test_two_worker_nodes_both_embed(tmp_path):
     from ray.cluster_utils import Cluster
 
