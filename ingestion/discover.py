@@ -55,13 +55,15 @@ def gc_paused() -> Iterator[None]:
 
 
 def discover(root: str | os.PathLike[str], id_prefix: str = "",
-             storage_options: dict[str, str] | None = None) -> Discovery:
+             storage_options: dict[str, str] | None = None, database: str | None = None) -> Discovery:
     """Walk ``root`` recursively and return its entries (sorted by pin id), problems and skipped files.
-    An object-storage prefix (``s3://bucket/media/``) is listed instead (see ``discover_prefix``)."""
+    An object-storage prefix (``s3://bucket/media/``) is listed instead (see ``discover_prefix``).
+    ``database``: the pin database's location; when it lies inside ``root`` it is one skip
+    (``database``), never walked (``pinembed ingest . --db pins.lance`` is a common call)."""
     if isinstance(root, str) and "://" in root:
         from .discover_prefix import discover_prefix
 
-        return discover_prefix(root, id_prefix, storage_options)
+        return discover_prefix(root, id_prefix, storage_options, database)
     root = Path(os.path.abspath(root))
     if not root.is_dir():
         raise UsageError(
@@ -70,17 +72,19 @@ def discover(root: str | os.PathLike[str], id_prefix: str = "",
         )
     found = Discovery([], [])
     seen_dirs: set[tuple[int, int]] = set()
+    db = _identity(database) if database is not None and "://" not in database else None
     stack: list[tuple[Path, str]] = [(root, "")]
     with gc_paused():  # ~100k small objects per 100k files: the cyclic GC would re-scan them many times
         while stack:
             folder, rel = stack.pop()
-            _scan_folder(folder, rel, id_prefix, seen_dirs, stack, found)
+            _scan_folder(folder, rel, id_prefix, seen_dirs, stack, found, db)
     found.keep_unique_ids()
     return found
 
 
 def _scan_folder(
-    folder: Path, rel: str, prefix: str, seen_dirs: set[tuple[int, int]], stack: list, found: Discovery
+    folder: Path, rel: str, prefix: str, seen_dirs: set[tuple[int, int]], stack: list, found: Discovery,
+    db: tuple[int, int] | None = None,
 ) -> None:
     here = _pin_id(rel, prefix)
     try:
@@ -113,6 +117,9 @@ def _scan_folder(
         except OSError:
             is_dir = False
         if is_dir:
+            if db is not None and _identity(d) == db:
+                found.skips.append(DATABASE_SKIP(f"{base}{os.sep}{name}"))
+                continue
             stack.append((folder / name, child_rel))
             continue
         stem, ext = split[name]
@@ -137,6 +144,20 @@ def _scan_folder(
             continue
         sidecar, sig = _sidecar(folder, stem, names) if sidecars else (None, "")
         found.entries.append(Entry(pin_id, kind.name, f"{base}{os.sep}{name}", s.st_size, s.st_mtime_ns, sidecar, sig))
+
+
+def DATABASE_SKIP(path: str) -> Skip:  # noqa: N802 (reads as a constant)
+    """The skip of a pin database found inside the source."""
+    return Skip(path, "database", "the pin database itself (--db) lies inside the source; its files are not media")
+
+
+def _identity(path: str | os.DirEntry) -> tuple[int, int] | None:
+    """(device, inode) of a folder, None when it cannot be stat'ed."""
+    try:
+        info = path.stat(follow_symlinks=True) if isinstance(path, os.DirEntry) else os.stat(path)
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _skip(path: str, ext: str) -> Skip:

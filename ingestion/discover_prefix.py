@@ -20,7 +20,7 @@ import os
 from pinembed.errors import InputError
 
 from . import kinds
-from .discover import SIDECAR_EXTS, _pin_id, _skip
+from .discover import DATABASE_SKIP, SIDECAR_EXTS, _pin_id, _skip
 from .entry import Discovery, Entry, Problem, Skip
 from .idea import MANIFEST as IDEA_MANIFEST
 from .idea import read_listed_manifest
@@ -29,13 +29,20 @@ from .media_store import Listed, MediaStore, empty_prefix, norm_root
 FOLDER_MARKER = "/"  # a zero-byte key ending in "/" (what consoles make for "Create folder"): no file
 
 
-def discover_prefix(src: str, id_prefix: str = "", storage_options: dict[str, str] | None = None) -> Discovery:
+def discover_prefix(src: str, id_prefix: str = "", storage_options: dict[str, str] | None = None,
+                    database: str | None = None) -> Discovery:
     """List ``src`` (an object-storage prefix) and return its entries (sorted by pin id), problems,
-    skipped objects and the URI of every object and folder listed (``Discovery.listed``)."""
+    skipped objects and the URI of every object and folder listed (``Discovery.listed``). A pin
+    ``database`` under the prefix is one skip (``database``); its objects are not looked at."""
     media = MediaStore(norm_root(src), storage_options)
     objects = {o.rel: o for o in media.list() if o.rel and not o.rel.endswith(FOLDER_MARKER)}
     if not objects:
         raise empty_prefix(media.root)
+    db_rel = _inside(media.root, database)
+    if db_rel:
+        objects = {r: o for r, o in objects.items() if r != db_rel and not r.startswith(db_rel + "/")}
+        if not objects:  # only the database: for a cron job that reads as "all deleted", so refuse
+            raise empty_prefix(media.root)
     files: dict[str, dict[str, Listed]] = {}
     dirs: dict[str, set[str]] = {}
     for rel, o in objects.items():
@@ -45,6 +52,8 @@ def discover_prefix(src: str, id_prefix: str = "", storage_options: dict[str, st
         for i, part in enumerate(parts):
             dirs.setdefault("/".join(parts[:i]), set()).add(part)
     found = Discovery([], [])
+    if db_rel:
+        found.skips.append(DATABASE_SKIP(media.uri(db_rel)))
     found.listed = {media.uri(r) for r in objects} | {
         media.uri(f"{d}/{n}" if d else n) for d, names in dirs.items() for n in names}
     stack = [""]
@@ -53,6 +62,14 @@ def discover_prefix(src: str, id_prefix: str = "", storage_options: dict[str, st
         _scan(media, rel, id_prefix, files.get(rel, {}), dirs.get(rel, set()), objects, stack, found)
     found.keep_unique_ids()
     return found
+
+
+def _inside(root: str, database: str | None) -> str | None:
+    """The database's key relative to ``root`` when it lies under it (same scheme and bucket)."""
+    if not database or "://" not in database:
+        return None
+    db, base = database.rstrip("/"), root.rstrip("/") + "/"
+    return db[len(base):] if db.startswith(base) and len(db) > len(base) else None
 
 
 def _scan(media: MediaStore, rel: str, prefix: str, here: dict[str, Listed], subdirs: set[str],

@@ -64,7 +64,7 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Calla
     root = source_root(src, store.storage_options)  # before the lock: a typo creates nothing
     with WriteLock(store.uri, "ingest", store.storage_options):
         (source,) = resolve([root], store.sources(), opts.id_prefix)
-        found = discover(root, source.prefix, store.storage_options)
+        found = discover(root, source.prefix, store.storage_options, database=store.uri)
         stored = {r["pin_id"]: r for r in store.pin_states(("pin_id", "kind", "uri", "source_sig")).to_pylist()}
         entries, taken = claim_ids(found.entries, stored, [root])
         run = Run(store, embedder, opts, {p: r["source_sig"] for p, r in stored.items()}, progress)

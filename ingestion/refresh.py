@@ -127,7 +127,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
             target = Store(uri, storage_options=storage_options, generation=gen) if gen else None
     model_id = model or (live.model_id if live is not None else DEFAULT_MODEL)
     summary.model_id = model_id
-    found = _discover(sources, storage_options)
+    found = _discover(sources, storage_options, uri)
     stored = (target.pin_states(("pin_id", "kind", "uri", "source_sig", "content_hash")).to_pylist()
               if target is not None else [])
     entries, taken = claim_ids(found.entries, {r["pin_id"]: r for r in stored}, roots)
@@ -192,12 +192,13 @@ def _exists(path: str, found: Discovery) -> bool:
     return os.path.exists(path)
 
 
-def _discover(sources: list[Source], storage_options: dict[str, str] | None = None) -> Discovery:
+def _discover(sources: list[Source], storage_options: dict[str, str] | None = None,
+              database: str | None = None) -> Discovery:
     """Every source's entries; a pin id found under two roots is a problem (the first root keeps it)."""
     out = Discovery([], [])
     seen: dict[str, str] = {}
     for src in sources:
-        found = discover(src.root, src.prefix, storage_options)
+        found = discover(src.root, src.prefix, storage_options, database)
         out.problems += found.problems
         out.skips += found.skips
         if found.listed is not None:

@@ -68,3 +68,25 @@ def test_non_utf8_name_is_a_problem_not_a_crash(tmp_path):
 def test_missing_source_is_a_usage_error(tmp_path):
     with pytest.raises(UsageError):
         discover(tmp_path / "nope")
+
+
+def test_a_database_inside_the_source_is_one_named_skip(tmp_path, tiny_model_id):
+    """`pinembed ingest . --db pins.lance`: the database's own files are neither pins nor a pile of
+    not_media skips; the folder is named once, with the reason, in the first run and the re-run."""
+    import json
+
+    from click.testing import CliRunner
+
+    from pinembed.cli.main import cli
+
+    save_image(tmp_path / "a.jpg")
+    db = tmp_path / "pins.lance"
+    for _ in range(2):
+        r = CliRunner().invoke(cli, ["ingest", str(tmp_path), "--db", str(db), "--model", tiny_model_id, "--json"])
+        assert r.exit_code == 0, r.output
+        out = json.loads(r.stdout)
+        assert out["added"] + out["unchanged"] == 1
+        assert out["skipped_files"] == [] or [f["reason"] for f in out["skipped_files"]] == ["database"]
+    assert out["skipped_files"] == [{"path": str(db), "reason": "database",
+                                     "message": out["skipped_files"][0]["message"]}]
+    assert "--db" in out["skipped_files"][0]["message"]

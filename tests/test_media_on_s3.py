@@ -151,3 +151,20 @@ def test_entries_read_in_another_process(s3, folder):
     assert copy.media.read(copy.uri, 1 << 20) == (folder / "red.jpg").read_bytes()
     with pytest.raises(ValueError):
         copy.media.read(f"s3://{BUCKET}/pins.lance/x", 10)  # only what lies under the source prefix
+
+
+def test_a_database_under_the_media_prefix_is_one_named_skip(s3, folder, tiny_model_id):
+    """The database kept under the media prefix is named once as skipped; its objects are not listed
+    as not_media, and a prefix holding only the database is refused like an empty one."""
+    client = s3.client()
+    client.upload_file(str(folder / "red.jpg"), BUCKET, "solo/red.jpg")
+    db = f"s3://{BUCKET}/solo/pins.lance"
+    for _ in range(2):
+        r = run("ingest", f"s3://{BUCKET}/solo/", "--db", db, "--model", tiny_model_id, "--json", *s3.cli_options())
+        assert r.exit_code == 0, r.output
+        s = json.loads(r.stdout)
+        assert s["added"] + s["unchanged"] == 1
+    assert [(f["path"], f["reason"]) for f in s["skipped_files"]] == [(db, "database")]
+    client.delete_object(Bucket=BUCKET, Key="solo/red.jpg")
+    r = run("refresh", f"s3://{BUCKET}/solo/", "--db", db, "--json", *s3.cli_options())
+    assert r.exit_code == 2 and "holds no objects" in r.output, r.output
