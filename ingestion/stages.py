@@ -44,13 +44,15 @@ def needs_decode_pool(entry: Entry) -> bool:
 
 def read_entry(reader: Reader, entry: Entry) -> tuple[Item | None, list[dict[str, Any]]]:
     """The read stage: (the Item, []) or (None, the ledger rows of its failure). Never raises for bad
-    input (an unknown kind is not bad input: it raises)."""
+    input. What is not about this input raises and stops the run: a usage error (an unknown kind, a
+    storage option the object store refuses) and an unreachable object store (FaultError, exit 5:
+    every later read would fail too, and a ledger row per input would hide the outage)."""
     try:
         return reader(entry), []
     except Exception as e:
-        from pinembed.errors import UsageError
+        from pinembed.errors import FaultError, UsageError
 
-        if isinstance(e, UsageError):
+        if isinstance(e, UsageError) or (isinstance(e, FaultError) and e.reason == "unreachable"):
             raise
         return None, failure_rows(entry, e)
 

@@ -168,3 +168,29 @@ def test_a_database_under_the_media_prefix_is_one_named_skip(s3, folder, tiny_mo
     client.delete_object(Bucket=BUCKET, Key="solo/red.jpg")
     r = run("refresh", f"s3://{BUCKET}/solo/", "--db", db, "--json", *s3.cli_options())
     assert r.exit_code == 2 and "holds no objects" in r.output, r.output
+
+
+def test_an_unreachable_store_stops_the_read_stage_and_a_gone_object_is_its_ledger_row(folder, monkeypatch):
+    """A read that fails because the object store went away stops the run (FaultError, exit 5), not a
+    ledger row per remaining input; an object deleted since the listing is that input's ledger row."""
+    from pinembed.errors import FaultError
+    from pinembed.ingestion.discover import discover
+    from pinembed.ingestion.read import Reader, ReadLimits
+    from pinembed.ingestion.stages import read_entry
+    from pinembed.ingestion.video import VideoParams
+
+    monkeypatch.setattr(media_store, "RETRY_S", 1.0)  # give up on the dead endpoint quickly
+    with moto_server() as own:
+        own.create_bucket("gone")
+        client = own.client()
+        for name in ("red.jpg", "green.png"):
+            client.upload_file(str(folder / name), "gone", f"m/{name}")
+        found = discover("s3://gone/m/", "", own.options())
+        client.delete_object(Bucket="gone", Key="m/green.png")
+        reader = Reader(lambda im: im, ReadLimits(), VideoParams(), None)
+        by_id = {e.pin_id: e for e in found.entries}
+        item, rows = read_entry(reader, by_id["green.png"])
+        assert item is None and rows[0]["pin_id"] == "green.png"
+    with pytest.raises(FaultError) as err:  # the server is stopped now
+        read_entry(reader, by_id["red.jpg"])
+    assert err.value.exit_code == 5 and "unreachable" in err.value.message

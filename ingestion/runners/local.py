@@ -88,7 +88,7 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
 
         read = functools.partial(read_entry, reader)
         for _, (item, rows), err in read_ahead(todo, read, opts.workers, window, lambda e: entry_cost(e, video)):
-            if err is not None:  # read_entry raises only for what is no bad input (an unknown kind)
+            if err is not None:  # read_entry raises only for what is no bad input (see its docstring)
                 raise err
             if item is None:
                 run.fail(rows)
