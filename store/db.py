@@ -64,6 +64,23 @@ def to_arrow(rows: Sequence[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pydict(cols, schema=schema)
 
 
+def arrow_of(query: Any) -> pa.Table:
+    """A LanceDB query's result as an Arrow table, run without the synchronous builder's checks for
+    blob columns: they read the table's schema two to three times per query (~0.6 ms each, the
+    largest fixed cost of a related() at 1M pins, docs/performance.md), and our tables have no blob
+    columns. Falls back to the builder where its internals differ."""
+    table = getattr(query, "_table", None)
+    execute = getattr(table, "_execute_query", None)
+    if execute is None or not hasattr(query, "to_query_object"):
+        return query.to_arrow()
+    return execute(query.to_query_object()).read_all()
+
+
+def rows_of(query: Any) -> list[dict[str, Any]]:
+    """A LanceDB query's result rows as dicts (see ``arrow_of``)."""
+    return arrow_of(query).to_pylist()
+
+
 class Store:
     """Tables ``pins``, ``segments`` and ``failures`` of one database, and the space they belong to."""
 
@@ -321,7 +338,7 @@ class Store:
         when there is none. Related-pin queries ask for the vector alone: each column is a read."""
         cols = [*(columns if columns is not None else [*RESULT_COLUMNS, "description"])]
         cols += ["vector"] if with_vector else []
-        rows = self._pins().search().where(filters.eq("pin_id", pin_id)).select(cols).limit(1).to_list()
+        rows = rows_of(self._pins().search().where(filters.eq("pin_id", pin_id)).select(cols).limit(1))
         if not rows:
             raise PinNotFoundError(
                 f"no pin with id {pin_id!r} in {self.uri!r}",
@@ -390,7 +407,7 @@ class Store:
             q = self._tune(q, where_sql, k + len(skip))
         if where_sql is not None:
             q = q.where(where_sql, prefilter=True)
-        rows = q.limit(k + len(skip)).to_list()
+        rows = rows_of(q.limit(k + len(skip)))
         out = []
         for r in rows:
             if r["pin_id"] in skip:
@@ -478,7 +495,7 @@ class Store:
         t = self._table(SEGMENTS)
         if t is None or not pin_ids:
             return []
-        return t.search().where(filters.is_in("pin_id", pin_ids)).limit(t.count_rows() or 1).to_list()
+        return rows_of(t.search().where(filters.is_in("pin_id", pin_ids)).limit(t.count_rows() or 1))
 
     # -- writing -----------------------------------------------------------------------------
     @faults.translated
