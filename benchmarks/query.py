@@ -1,7 +1,7 @@
 """related() latency and recall against exact search, as one JSON object.
 
 Clustered synthetic 512-d vectors (generated), written as pins, then the store's index policy is
-applied (exact below its threshold, IVF_PQ above). For sampled query pins: p50/p95 latency of
+applied (exact below its threshold, IVF_SQ above). For sampled query pins: p50/p95 latency of
 related() at k=10 and k=1000, with and without filters (kind, a metadata column, both; the store's
 scalar indexes on), recall@10 against exact
 (numpy brute force over all vectors, the query pin left out).
@@ -61,7 +61,7 @@ def main() -> None:
         out["policy"] = {"exact_below": store.index_policy.exact_below, "nprobes": store.index_policy.nprobes,
                          "refine_factor_k10": store.index_policy.refine_factor(10),
                          "refine_factor_k1000": store.index_policy.refine_factor(1000),
-                         "partitions": store.index_policy.partitions(n), "sub_vectors": store.index_policy.sub_vectors(dim)}
+                         "partitions": store.index_policy.partitions(n)}
         qs = rng.choice(n, args.queries, replace=False)
 
         def run(k, kinds_filter=None, where=None, mask=None):

@@ -1,5 +1,5 @@
 """A synthetic pin database for query benchmarks: clustered 512-d vectors written as pins through the
-store, then the store's own index policy (IVF_PQ above its threshold, scalar indexes).
+store, then the store's own index policy (IVF_SQ above its threshold, scalar indexes).
 
 Used by ``query.py`` and ``serve.py``; ``build()`` returns the vectors and metadata the recall checks
 need, and ``ids()`` the pin ids.

@@ -1,9 +1,13 @@
 """Table upkeep: the ANN index policy, scalar indexes, and compaction of small fragments.
 
 One place decides when to build or rebuild the vector index, with which parameters, and how to
-query it so that related() keeps recall@10 >= 0.95 against exact search (refine re-ranks the PQ
-candidates with full vectors). Rows added after a build are still searched (flat) until they pass
-1% of the table or the table outgrows the index's partitions; then the index is rebuilt. Every
+query it so that related() keeps recall@10 >= 0.95 against exact search. The index is IVF_SQ (each
+vector scalar-quantized to int8 within its partition): its distances are close enough to exact that
+re-ranking 4k candidates with full vectors gives recall@10 1.0 at 1M, where IVF_PQ needed 40k
+candidates for 0.97 and 2-3x the query time (benchmarks/query.py; docs/performance.md). It costs
+dim bytes per pin (512 B at 512-d) against IVF_PQ's 64. Rows added after a build are still searched
+(flat) until they pass 1% of the table or the table outgrows the index's partitions; then the index
+is rebuilt. Every
 writer (ingest, refresh) ends with ``maintain``; long runs call ``compact`` on the way, so fragments
 (one per committed batch) never pile up in tables without a vector index.
 """
@@ -26,10 +30,10 @@ class IndexPolicy:
     """Thresholds and query parameters; defaults measured with benchmarks/query.py."""
 
     exact_below: int = 50_000  # flat search over 50k x 512-d takes ~0.2 s here; above it, an index
-    nprobes: int = 20  # at 1M, 20 and 30 probes (400 re-ranked) both gave recall@10 0.974; 20 is 15% faster
+    nprobes: int = 20  # of ~1000 partitions at 1M: recall@10 1.0 with 10 or 20 (IVF_SQ); 20 leaves room for filters
     exact_slice_below: int = 1_000  # a filter selecting fewer pins is searched exactly on its slice (a 3k-pin
     # slice: exact 38 ms, index with all partitions probed 26 ms, recall 0.97; benchmarks/query.py)
-    refine_candidates: int = 400  # PQ candidates re-ranked with full vectors: refine = this / k (2..40)
+    refine_candidates: int = 40  # SQ candidates re-ranked with full vectors: refine = this / k (2..40)
     reindex_unindexed: float = 0.01  # rebuild once rows added since the build pass this share
     scalar_index_above: int = 10_000  # B-tree on pin_id (lookups, merge_insert) and a bitmap on kind
     compact_fragments: int = 32  # compact once this many small fragments have piled up
@@ -41,8 +45,8 @@ class IndexPolicy:
         return cls(exact_below=max(1, int(raw))) if raw and raw.isdigit() else cls()
 
     def refine_factor(self, k: int) -> int:
-        """Refine factor for a query of ``k`` results (k=10 -> 40; k=1000 -> 2). At 1M x 512-d,
-        400 re-ranked candidates gave recall@10 0.97-0.98 (nprobes 20, refine 10: 0.81)."""
+        """Refine factor for a query of ``k`` results (k=10 -> 4; k=1000 -> 2). At 1M x 512-d, IVF_SQ
+        with 22 re-ranked candidates gave recall@10 1.0, without re-ranking 0.94."""
         return int(max(2, min(40, math.ceil(self.refine_candidates / max(1, k)))))
 
     @staticmethod
@@ -51,10 +55,9 @@ class IndexPolicy:
         return int(min(4096, max(16, round(math.sqrt(n_rows)))))
 
     @staticmethod
-    def sub_vectors(dim: int) -> int:
-        """PQ sub-vectors: 8 dimensions each (512-d -> 64), or the largest divisor of dim up to dim / 8."""
-        target = max(1, dim // 8)
-        return next(s for s in range(target, 0, -1) if dim % s == 0)
+    def index_name(n_partitions: int) -> str:
+        """The vector index's name: its kind and partitions (``vector_idx_sq_p1000``)."""
+        return f"vector_idx_sq_p{n_partitions}"
 
 
 def vector_index(table: Any) -> Any | None:
@@ -66,9 +69,15 @@ def vector_index(table: Any) -> Any | None:
 
 
 def built_partitions(idx: Any, table: Any) -> int:
-    """IVF partitions an index was built with (kept in its name, ``vector_idx_p<N>``)."""
-    m = re.fullmatch(r"vector_idx_p(\d+)", str(idx.name))
+    """IVF partitions an index was built with (kept in its name, ``vector_idx_sq_p<N>``)."""
+    m = re.fullmatch(r"vector_idx_(?:sq_)?p(\d+)", str(idx.name))
     return int(m.group(1)) if m else IndexPolicy.partitions(table.index_stats(idx.name).num_indexed_rows or 1)
+
+
+def current_kind(idx: Any) -> bool:
+    """Whether a vector index is of the kind the policy builds (IVF_SQ); an IVF_PQ index of an older
+    pinembed is rebuilt by the next upkeep (ingest, refresh or gc)."""
+    return str(idx.name).startswith("vector_idx_sq_p")
 
 
 def ensure_index(table: Any, dim: int, policy: IndexPolicy = IndexPolicy()) -> str:
@@ -78,24 +87,24 @@ def ensure_index(table: Any, dim: int, policy: IndexPolicy = IndexPolicy()) -> s
     of the table, or the table outgrows the index (the policy asks for twice its partitions); then the
     index is rebuilt. The new index is committed before the old one is dropped, so queries never lose
     it. Small fragments are compacted just before a (re)build, never under a live index: LanceDB's
-    optimize() of an IVF_PQ table cut recall@10 from 0.98 to 0.77 at 1M rows (measured here)."""
+    optimize() of an indexed table (IVF_PQ) cut recall@10 from 0.98 to 0.77 at 1M rows (measured here)."""
     n = table.count_rows()
     if n < policy.exact_below:
         return "exact"
     old = vector_index(table)
     parts = policy.partitions(n)
-    if old is not None:
+    if old is not None and current_kind(old):
         outgrown = parts >= 2 * built_partitions(old, table)
         unindexed = table.index_stats(old.name).num_unindexed_rows
         if not outgrown and unindexed <= policy.reindex_unindexed * n:
             return "current"
-    from lancedb.index import IvfPq
+    from lancedb.index import IvfSq
 
     if small_fragments(table) >= policy.compact_fragments:
         table.optimize()
     failpoints.hit("index")
-    name = f"vector_idx_p{parts}"
-    config = IvfPq(distance_type="cosine", num_partitions=parts, num_sub_vectors=policy.sub_vectors(dim))
+    name = policy.index_name(parts)
+    config = IvfSq(distance_type="cosine", num_partitions=parts)
     table.create_index(VECTOR, config=config, replace=True, name=name)
     for idx in table.list_indices():
         if VECTOR in getattr(idx, "columns", []) and idx.name != name:

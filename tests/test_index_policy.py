@@ -23,8 +23,8 @@ def _clustered(n, dim, rng, centers=40):
 
 def test_policy_parameters():
     assert IndexPolicy.partitions(1_000_000) == 1000 and IndexPolicy.partitions(100) == 16
-    assert IndexPolicy.sub_vectors(512) == 64 and IndexPolicy.sub_vectors(64) == 8 and IndexPolicy.sub_vectors(100) == 10
-    assert IndexPolicy().refine_factor(10) == 40 and IndexPolicy().refine_factor(1000) == 2
+    assert IndexPolicy().refine_factor(10) == 4 and IndexPolicy().refine_factor(1000) == 2
+    assert IndexPolicy.index_name(1000) == "vector_idx_sq_p1000"
 
 
 def test_index_built_above_threshold_keeps_recall_and_finds_new_rows(db):
@@ -90,5 +90,22 @@ def test_an_outgrown_index_is_rebuilt_and_replaces_the_old_one(db):
     store.write(_rows(vecs[3000:], 3000))
     assert store.ensure_index() == "rebuilt"  # 71 partitions asked: twice the 33 it was built with
     names = [i.name for i in store._pins().list_indices() if "vector" in i.columns]
-    assert names == ["vector_idx_p71"]
+    assert names == ["vector_idx_sq_p71"]
     assert store.search(vecs[4321], 1)[0]["pin_id"] == "p04321"
+
+
+def test_an_ivf_pq_index_of_an_older_pinembed_is_rebuilt_as_ivf_sq(db):
+    from lancedb.index import IvfPq
+
+    rng = np.random.default_rng(3)
+    store = Store(db, index_policy=IndexPolicy(exact_below=1000))
+    store.ensure_space(space_identity({"model_id": "m", "dim": 16, "weights_digest": "d", "preprocess": {}}))
+    vecs = _clustered(1500, 16, rng)
+    store.write(_rows(vecs))
+    store._pins().create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=39, num_sub_vectors=2),
+                               name="vector_idx_p39")
+    assert store.ensure_index() == "rebuilt"
+    names = [i.name for i in store._pins().list_indices() if "vector" in i.columns]
+    assert names == ["vector_idx_sq_p39"]
+    assert store.ensure_index() == "current"
+    assert store.search(vecs[1234], 1)[0]["pin_id"] == "p01234"
