@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -96,6 +97,35 @@ def _vs_ray(out: dict, tmp: Path, src: Path, model_id: str, bs: int, local: floa
     ray.shutdown()
 
 
+def _cpu_seconds() -> dict[str, float]:
+    """CPU seconds used so far by every process on this machine (Linux /proc), grouped by role: the
+    embedding actors, the read tasks, Ray's daemons (raylet, gcs, agents), the driver, and the rest."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    me = os.getpid()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        role = ("driver" if int(pid) == me else "embed_actors" if "_Embed" in cmd or "MapWorker" in cmd
+                else "read_tasks" if "_read_batch" in cmd or "ReadTask" in cmd or "ray::IDLE" in cmd
+                else "ray_daemons" if any(d in cmd for d in ("raylet", "gcs_server", "dashboard", "ray/_private",
+                                                            "runtime_env", "log_monitor", "monitor.py"))
+                else "ray_workers_other" if cmd.startswith("ray::") else "other")
+        out[role] = out.get(role, 0.0) + cpu
+    return out
+
+
+def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: round(after.get(k, 0.0) - before.get(k, 0.0), 1) for k in sorted(set(before) | set(after))
+            if after.get(k, 0.0) - before.get(k, 0.0) >= 0.05}
+
+
 def _cluster(out: dict, tmp: Path, src: Path, model_id: str, bs: int) -> None:
     """1 vs 2 worker nodes of 1 CPU each (a ray Cluster on this machine; the head reads)."""
     import ray
@@ -114,8 +144,10 @@ def _cluster(out: dict, tmp: Path, src: Path, model_id: str, bs: int) -> None:
                 cluster.wait_for_nodes()
             opts = IngestOptions(batch_size=bs, runner="ray",
                                  ray=RayOptions(workers=nodes, cpus_per_worker=1, resources={"embedder": 1}))
+            before = _cpu_seconds()
             e2e, steady, s = _ingest(str(tmp / f"nodes{nodes}.lance"), str(src), model_id, opts)
-            runs[nodes] = {"images_per_s": e2e, "steady_images_per_s": steady, "nodes_used": len(s.pins_by_node)}
+            runs[nodes] = {"images_per_s": e2e, "steady_images_per_s": steady, "nodes_used": len(s.pins_by_node),
+                           "seconds": round(s.added / e2e, 1), "cpu_s": _cpu_delta(before, _cpu_seconds())}
     finally:
         ray.shutdown()
         cluster.shutdown()
