@@ -18,7 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pinembed.errors import PinembedError
+from pinembed.errors import InputError, PinembedError
 
 from . import cards, params
 from .errors import ApiError, bad_request, from_pinembed
@@ -277,7 +277,11 @@ class _Api:
         def run() -> bytes:
             media = resolve(idx.pin(pin), idx.sources(), page)
             key = (media.pin_id, media.content_hash, media.page, None if t is None else round(t, 1), size)
-            return self.thumbs.get_or_make(key, lambda: make_thumb(media, t, size, self.settings.max_pixels))
+            try:
+                return self.thumbs.get_or_make(key, lambda: make_thumb(media, t, size, self.settings.max_pixels))
+            except InputError as e:  # the stored file changed or broke since it was ingested
+                raise ApiError(404, "no_thumbnail", f"no thumbnail: {e.message}",
+                               "the next `pinembed refresh` re-reads the file") from None
 
         data = await self.blocking(run)
         return Response(data, media_type="image/jpeg", headers={"cache-control": "private, max-age=300"})

@@ -93,9 +93,11 @@ class LiveIndex:
                 if old is not None:
                     log.warning("reloading %s failed, still serving the previous state: %s", self.uri, e.message)
                 return False
-            except PinembedError as e:
-                self._error = f"the database could not be opened: {e.message}"
-                log.warning("reloading %s failed: %s", self.uri, e.message)
+            except Exception as e:  # a PinembedError, or LanceDB failing to read a table
+                from pinembed.store.faults import short
+
+                self._error = f"the database could not be opened: {e.message if isinstance(e, PinembedError) else short(e)}"
+                log.warning("reloading %s failed: %s", self.uri, self._error)
                 return False
             # a commit after the fingerprint is seen next time (the tables' names are part of it, so the
             # first check after a model switch takes the new generation's versions and swaps once more,

@@ -209,6 +209,18 @@ def test_thumbnails_are_small_jpegs_and_cached(api):
     error_of(api.get("/api/thumb", params={"pin": IDEA, "page": "9"}), 404)
 
 
+def test_thumbnail_cache_is_bounded_in_bytes():
+    from pinembed.serve.thumbs import ThumbCache
+
+    cache = ThumbCache(max_bytes=250)
+    for i in range(10):
+        assert cache.get_or_make(("pin", f"hash{i}"), lambda i=i: bytes([i]) * 100) == bytes([i]) * 100
+    assert cache.size_bytes == 200 and cache.misses == 10
+    assert cache.get_or_make(("pin", "hash9"), lambda: b"never made") == bytes([9]) * 100  # kept: the newest
+    assert cache.get_or_make(("pin", "hash0"), lambda: b"made again") == b"made again"  # evicted: the oldest
+    assert cache.get_or_make(("big",), lambda: b"x" * 1000) == b"x" * 1000 and cache.size_bytes <= 250
+
+
 def test_media_is_served_with_ranges(api, source):
     whole = api.get("/api/media", params={"pin": VIDEO})
     assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
@@ -325,6 +337,9 @@ def test_token_is_required_for_the_api_only(base_db):
         error_of(c.get("/api/media", params={"pin": IMAGE, "token": "s3cret"}), 401)
         page = c.get("/")
         assert page.status_code == 200 and "html" in page.headers["content-type"]
+        assert c.get("/static/index.html").status_code == 200
+        error_of(c.get("/static/"), 404)  # no directory listing
+        assert c.get("/static/../pyproject.toml").status_code == 404
 
 
 def test_loopback_server_refuses_other_host_names(api):
