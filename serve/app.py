@@ -11,7 +11,6 @@ import functools
 import json
 import logging
 import math
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -90,7 +89,7 @@ class _Api:
         self.live = live
         self.settings = settings
         self.thumbs = thumbs
-        self.embed_lock = threading.Lock()
+        self.embed_lock = live.embed_lock
 
     def wrap(self, fn: Handler, timed: bool = True) -> Handler:
         """A handler with the time limit (504) and every error as a JSON error response."""

@@ -46,6 +46,9 @@ class LiveIndex:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._check_lock = threading.Lock()
+        #: held around every use of an embedder (it is not safe for concurrent calls): the app's text and
+        #: image embedding and the warm-ups here
+        self.embed_lock = threading.Lock()
         self.swaps = 0  # how many times a new index replaced the current one
 
     # -- what requests use ------------------------------------------------------------------
@@ -59,8 +62,9 @@ class LiveIndex:
 
     # -- keeping it current -----------------------------------------------------------------
     def start(self) -> None:
-        """Open the index now (errors are kept for ``get``), then keep checking in a daemon thread."""
-        self.check()
+        """Open the index now (errors are kept for ``get``), then load its model and keep checking in a
+        daemon thread (so the server listens before the model is loaded: related pins need none)."""
+        self.check(load_model=False)
         self._thread = threading.Thread(target=self._loop, name="pinembed-live", daemon=True)
         self._thread.start()
 
@@ -71,14 +75,17 @@ class LiveIndex:
             self._thread.join(timeout=5)
 
     def _loop(self) -> None:
+        if self._current is not None:
+            self._warm(self._current)
         while not self._stop.wait(self.settings.reload_interval_s):
             try:
                 self.check()
             except Exception:  # never let the checker die: log it and try again next time
                 log.exception("checking %s for changes failed", self.uri)
 
-    def check(self) -> bool:
-        """Swap in a new index when the database changed since the last check; True when swapped."""
+    def check(self, load_model: bool = True) -> bool:
+        """Swap in a new index when the database changed since the last check; True when swapped.
+        ``load_model``: load a new model before the swap (else the first search loads it)."""
         with self._check_lock:
             old = self._current
             names = _tables(old)
@@ -87,7 +94,7 @@ class LiveIndex:
                 return False
             t0 = time.perf_counter()
             try:
-                new = self._open(old)
+                new = self._open(old, load_model)
             except ApiError as e:
                 self._error = e.message
                 if old is not None:
@@ -119,7 +126,7 @@ class LiveIndex:
             log.warning("cannot read the versions of %s: %s", self.uri, e)
             return None
 
-    def _open(self, old: PinIndex | None) -> PinIndex:
+    def _open(self, old: PinIndex | None, load_model: bool = True) -> PinIndex:
         """A new PinIndex of the database, warmed; ApiError 503 when it has no pins (yet)."""
         import numpy as np
 
@@ -132,12 +139,18 @@ class LiveIndex:
         idx.store.count()
         probe = np.ones(idx.store.dim, np.float32)
         idx.search_vector(probe, k=1)  # opens the tables and their indexes
-        if old is None or not idx.share_embedder(old):
-            try:  # load the model before the swap, so the first text search does not wait for it
-                idx.embedder.embed_texts(["warm up"])
-            except PinembedError as e:  # related pins still work; searches say why they cannot
-                log.warning("the model %s could not be loaded: %s", idx.model_id, e.message)
+        if (old is None or not idx.share_embedder(old)) and load_model:
+            self._warm(idx)  # the model is loaded before the swap: the first search does not wait for it
         return idx
+
+    def _warm(self, idx: PinIndex) -> None:
+        """Load ``idx``'s model and run it once (a model that cannot load is logged: related pins still
+        work, and searches say why they cannot)."""
+        try:
+            with self.embed_lock:
+                idx.embedder.embed_texts(["warm up"])
+        except PinembedError as e:
+            log.warning("the model %s could not be loaded: %s", idx.model_id, e.message)
 
 
 def _tables(idx: PinIndex | None) -> tuple[str | None, str | None]:

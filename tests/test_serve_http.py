@@ -373,7 +373,6 @@ def test_cli_refuses_a_public_bind_without_a_token(tmp_path, base_db):
     assert r.exit_code == 2 and "no database" in r.output
 
 
-@pytest.mark.slow
 def test_cli_prints_the_url_and_stops_on_sigterm(base_db):
     proc = subprocess.Popen([sys.executable, "-m", "pinembed.cli.main", "serve", "--db", base_db, "--port", "0",
                              "--token", "tok en"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
