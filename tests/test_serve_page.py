@@ -27,6 +27,7 @@ SCREENSHOT = REPO / "docs" / "images" / "serve.png"
 # A slice of sample_media/ with every kind: two shapes of images, two videos, two idea pins.
 SUBSET = ["images/star", "images/circle", "videos/red-circle-moving-on-white.mp4",
           "videos/yellow-star-moving-on-black.mp4", "ideas/blue-star-ideas", "ideas/red-triangle-ideas"]
+TOKEN = "page-test-token"  # the server runs with --token: the page must send it on fetch and media URLs
 HOW_TO_GET_ONE = ("no Chromium for the browser test: `apt-get install chromium` (Debian, as root; `make test` "
                   "does it), or point PINEMBED_CHROMIUM at a Chromium or Chrome binary")
 
@@ -60,7 +61,8 @@ def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float =
         if proc.poll() is not None:
             pytest.fail(f"pinembed serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
         try:
-            with urllib.request.urlopen(base + "/api/health", timeout=2) as r:
+            req = urllib.request.Request(base + "/api/health", headers={"Authorization": f"Bearer {TOKEN}"})
+            with urllib.request.urlopen(req, timeout=2) as r:
                 if r.status == 200:
                     return
         except (urllib.error.URLError, OSError):
@@ -71,7 +73,8 @@ def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float =
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """`pinembed serve` (the real CLI, a subprocess) on 127.0.0.1 over sample media ingested with nano."""
+    """`pinembed serve --token` (the real CLI, a subprocess) on 127.0.0.1 over sample media ingested with
+    nano; yields its base URL."""
     _browser_or_skip()
     root = tmp_path_factory.mktemp("page")
     media = root / "media"
@@ -91,7 +94,8 @@ def server(tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     log = root / "serve.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([*PINEMBED, "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([*PINEMBED, "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port),
+                                 "--token", TOKEN],
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_healthy(base, proc, log)
@@ -104,23 +108,33 @@ def server(tmp_path_factory):
             proc.kill()
 
 
-@pytest.fixture()
-def page(server):
+@pytest.fixture(scope="module")
+def browser(server):
+    """Chromium, launched once for the module (Debian's binary: Playwright downloads nothing)."""
     exe = _browser_or_skip()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=exe)
+        b = pw.chromium.launch(executable_path=exe)
         try:
-            context = browser.new_context(viewport={"width": 1280, "height": 800})
-            context.set_default_timeout(20_000)
-            pg = context.new_page()
-            pg.problems = []  # uncaught errors and console errors (a failed image, a 404) fail the test
-            pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
-            pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
-            yield pg
+            yield b
         finally:
-            browser.close()
+            b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    """A fresh page (its own context: no cookies or cache shared between tests) of 1280x800."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(60_000)  # the first text query loads the model: slow on a busy machine
+    pg = context.new_page()
+    pg.problems = []  # uncaught errors and console errors (a failed image, a 404) fail the test
+    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
+    pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
+    try:
+        yield pg
+    finally:
+        context.close()
 
 
 def _settled(page) -> None:
@@ -151,7 +165,7 @@ def _query(page) -> dict[str, list[str]]:
 
 
 def test_search_related_share_and_session(page, server):
-    page.goto(server + "/")
+    page.goto(server + f"/#token={TOKEN}")
     page.wait_for_selector("#health:not(:empty)")
     assert page.locator("#error").is_hidden()
 
@@ -172,6 +186,17 @@ def test_search_related_share_and_session(page, server):
     assert page.locator("#results .card.kind-idea .pages img").count() >= 2  # idea cards show their pages
     assert _images_loaded(page, "#results") >= 20
 
+    # a video card plays its file from the best-matching frame on hover
+    video = page.locator("#results .card.kind-video").first
+    best_t = float(video.get_attribute("data-best-t-s"))
+    video.hover()
+    played = page.wait_for_function(  # the first moment it can show a frame: where it starts
+        "() => { const v = document.querySelector('#results video.preview');"
+        " return v && (v.error || (v.readyState >= 2 && !v.seeking))"
+        " && {error: v.error && v.error.message, t: v.currentTime} }").json_value()
+    assert played["error"] is None and abs(played["t"] - best_t) < 0.25, (played, best_t)
+    page.mouse.move(0, 0)
+
     # two pins into the session tray
     page.locator("#results .card .add").nth(0).click()
     page.locator("#results .card .add").nth(1).click()
@@ -179,7 +204,6 @@ def test_search_related_share_and_session(page, server):
     assert len(_query(page)["s"]) == 2
 
     # a click on a video card shows its related pins
-    video = page.locator("#results .card.kind-video").first
     video_id = video.get_attribute("data-pin-id")
     video.locator(".open").click()
     page.wait_for_selector(f'#query .card[data-pin-id="{video_id}"]')
@@ -227,8 +251,35 @@ def test_search_related_share_and_session(page, server):
     assert not page.problems, page.problems
 
 
+def test_search_by_uploaded_and_dropped_image(page, server):
+    page.goto(server + f"/?k=5#token={TOKEN}")
+    page.set_input_files("#image", str(REPO / "sample_media/images/star/red-star-on-white.jpg"))
+    page.wait_for_selector("#results .card")
+    _settled(page)
+    assert _card_ids(page)[0] == "images/star/red-star-on-white.jpg"  # itself, at the top
+    assert page.locator("#query img.upload").count() == 1
+    _images_loaded(page, "#results")
+
+    # a file dropped anywhere on the page
+    data = (REPO / "sample_media/images/circle/blue-circle-on-black.jpg").read_bytes()
+    page.evaluate("""async (bytes) => {
+        const file = new File([new Uint8Array(bytes)], "dropped.jpg", {type: "image/jpeg"});
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        document.body.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", list(data))
+    page.wait_for_function("() => document.querySelector('#results .card')?.dataset.pinId"
+                           " === 'images/circle/blue-circle-on-black.jpg'")
+    assert "dropped.jpg" in page.locator("#query").text_content()
+    assert not page.problems, page.problems
+
+
 def test_api_errors_show_in_a_banner(page, server):
-    page.goto(server + "/?pin=no/such/pin.jpg")
+    page.goto(server + f"/?pin=no/such/pin.jpg#token={TOKEN}")  # an unknown pin: 404 with a message
     page.wait_for_selector("#error:not([hidden])")
-    assert page.locator("#error-message").text_content().strip()
+    assert "no/such/pin.jpg" in page.locator("#error-message").text_content()
     assert page.locator("#results .card").count() == 0
+
+    page.goto(server + "/?q=a+red+star")  # no token: 401, and the banner says how to give one
+    page.wait_for_selector("#error:not([hidden])")
+    assert "token" in page.locator("#error").text_content().lower()

@@ -188,7 +188,7 @@ function card(r, { withScore = true, query = false } = {}) {
   const kind = KINDS.includes(r.kind) ? r.kind : "pin";
   const media = el("div", { class: "media" }, thumbImg(r.thumb, title));
   const node = el("article", { class: `card kind-${kind}` + (query ? " query" : ""), "data-pin-id": r.pin_id,
-    "data-kind": kind, title: r.pin_id });
+    "data-kind": kind, "data-best-t-s": Number.isFinite(r.best_t_s) ? r.best_t_s : null, title: r.pin_id });
   const open = el("button", { type: "button", class: "open", "aria-label": `Related to ${title}` }, media);
   open.addEventListener("click", () => showRelated(r.pin_id));
   node.append(open);
