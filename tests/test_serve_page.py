@@ -160,6 +160,15 @@ def _images_loaded(page, where: str) -> int:
     return n
 
 
+def _shrink_png(path: Path) -> None:
+    """256 colours (median cut): the README's screenshot stays well under 300 kB."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
 def _query(page) -> dict[str, list[str]]:
     return parse_qs(urlsplit(page.url).query)
 
@@ -221,6 +230,7 @@ def test_search_related_share_and_session(page, server):
         out.parent.mkdir(parents=True, exist_ok=True)
         page.mouse.move(0, 0)
         page.screenshot(path=str(out))
+        _shrink_png(out)
 
     # the URL is the view: reloading it shows the same pins, query and tray
     url = page.url
