@@ -257,6 +257,16 @@ def test_search_related_share_and_session(page, server):
     together = _card_ids(page)
     assert together and not set(together) & set(session)
     _images_loaded(page, "#results")
+
+    # the controls narrow the same view, and say so in the URL
+    page.check("#kinds input[value=video]")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('kinds') === 'video'")
+    _settled(page)
+    assert set(page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.kind)")) == {"video"}
+    page.check("#dedupe-on")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('dedupe') === '0.95'")
+    _settled(page)
+    assert _query(page)["view"] == ["session"] and page.locator("#results .card").count() >= 1
     assert page.locator("#error").is_hidden()
     assert not page.problems, page.problems
 
