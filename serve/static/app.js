@@ -292,7 +292,7 @@ function renderQuery(label, node) {
 
 // ---- views ----
 
-async function run(label, request) {
+async function run(request) {
   const mine = ++seq;
   clearError();
   $("#results").setAttribute("aria-busy", "true");
@@ -317,7 +317,7 @@ function render() {
   const s = state;
   if (s.pin) {
     renderQuery("Related to", known.has(s.pin) ? card(known.get(s.pin), { withScore: false, query: true }) : null);
-    run("related", async () => {
+    run(async () => {
       const p = commonParams(s);
       p.set("pin", s.pin);
       const body = await api("api/related?" + p);
@@ -326,7 +326,7 @@ function render() {
     });
   } else if (s.view === "session" && s.session.length) {
     renderQuery(`Related to the session (${s.session.length} pins)`);
-    run("session", () => api("api/session", {
+    run(() => api("api/session", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ pins: s.session, k: s.k, kinds: s.kinds.length ? s.kinds : null, dedupe: s.dedupe,
@@ -336,7 +336,7 @@ function render() {
     searchImage(imageFile);
   } else if (s.q) {
     renderQuery("");
-    run("search", () => {
+    run(() => {
       const p = commonParams(s);
       p.set("text", s.q);
       return api("api/search?" + p);
@@ -359,7 +359,7 @@ function searchImage(file) {
   imageFile = file;
   const preview = el("img", { src: URL.createObjectURL(file), alt: file.name, class: "upload" });
   renderQuery(`Pins like ${file.name}`, preview);
-  run("image", () => {
+  run(() => {
     const form = new FormData();
     form.append("image", file, file.name);
     const p = commonParams(state);
