@@ -621,6 +621,43 @@ def eval_(db: str, labels: str, as_json: bool) -> None:
     click.echo(f"hubs: {h['share_over_1pct']:.1%} of pins in >1% of top-10 lists; p90 {h['p90']:.0f}, max {h['max']:.0f}")
 
 
+@cli.command()
+@db_option
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on. Anything but 127.0.0.1/localhost/::1 needs --token (or --insecure).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+@click.option("--token", default=None, envvar="PINEMBED_TOKEN",
+              help="Every /api request must carry it (Authorization: Bearer T).  [env PINEMBED_TOKEN]")
+@click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without a token.")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
+              help="Allow cross-origin requests from ORIGIN (repeatable); CORS is off by default.")
+@click.option("--max-upload-mb", default=20, show_default=True, type=click.IntRange(1, 1024),
+              help="Largest request body (search by image).")
+@click.option("--time-limit", default=30.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds a request may take before it is answered 504.")
+@click.option("--device", default=None, help="torch device for text and image search (default: cuda when present).")
+@handle_errors
+def serve(db: str, host: str, port: int, token: str | None, insecure: bool, cors_origins: tuple[str, ...],
+          max_upload_mb: int, time_limit: float, device: str | None) -> None:
+    """Serve the database over HTTP: JSON endpoints (related, session, search, pin, thumb, media,
+    health, stats; /api/openapi.json describes them) and a page to browse it.
+
+    A refresh or a model switch by the cron job is picked up within about a second, without a restart.
+    Stop with Ctrl-C. See docs/serve.md.
+    """
+    from pinembed.serve.security import LOOPBACK, check_bind
+    from pinembed.serve.server import run
+    from pinembed.serve.settings import ServeSettings
+
+    check_bind(host, token, insecure)
+    _open_existing(db)
+    settings = ServeSettings(token=token or None, cors_origins=cors_origins, loopback_only=host in LOOPBACK,
+                             max_upload_bytes=max_upload_mb * 1024 * 1024, time_limit_s=time_limit, device=device,
+                             storage_options=_storage_options())
+    run(db, host, port, settings, on_ready=lambda url: click.echo(f"serving {db} at {url}", nl=True))
+    click.echo("stopped", err=True)
+
+
 def _is_file(path: str) -> bool:
     """``path`` names an existing file (False for strings that are no path at all, e.g. with a NUL)."""
     try:

@@ -149,6 +149,38 @@ def decode_video(path: str, params: VideoParams) -> Frames:
                   round(duration, 3), round(fps, 3))
 
 
+def frame_at(path: str, t_s: float | None, target_side: int = 512,
+             max_pixels: int = DEFAULT_MAX_VIDEO_PIXELS) -> tuple[np.ndarray, float]:
+    """One RGB frame (h, w, 3) of a video at ``t_s`` seconds (None: the middle), decoded with the
+    shorter side at most ``target_side``, and the time it was shown (clamped to the clip). The same
+    probe and pixel guard as ``decode_video``; InputError on anything unusable."""
+    decord = _decord()
+
+    width, height, codec = probe(path)
+    if width <= 0 or height <= 0 or width * height > max_pixels:
+        raise InputError(f"video frames are {width}x{height}, not decodable within the limit of {max_pixels:,} pixels",
+                         error="too_large")
+    w, h = reduced_size(width, height, target_side)
+    try:
+        vr = decord.VideoReader(path, ctx=decord.cpu(0), width=w, height=h, num_threads=1)
+        n_frames, fps = len(vr), float(vr.get_avg_fps() or 0.0)
+    except Exception as e:
+        raise InputError(f"cannot decode {codec} video: {_first_line(e)}", error="undecodable") from e
+    if n_frames <= 0:
+        raise InputError("video has no frames", error="empty")
+    fps = fps if fps > 0 and math.isfinite(fps) else 25.0
+    t = n_frames / fps / 2 if t_s is None or not math.isfinite(t_s) else t_s
+    [i] = frame_indices([t], fps, n_frames)
+    try:
+        frame = vr[i].asnumpy()
+    except Exception as e:
+        frames = _decode_pyav(path, [i], fps, w, h)
+        if frames is None:
+            raise InputError(f"cannot decode a frame of {codec} video: {_first_line(e)}", error="truncated") from e
+        frame = frames[0]
+    return np.ascontiguousarray(frame), round(i / fps, 3)
+
+
 def _decode_pyav(path: str, indices: list[int], fps: float, w: int, h: int) -> np.ndarray | None:
     """The frames at ``indices`` decoded in one pass with PyAV, or None when it fails too."""
     import av

@@ -400,6 +400,67 @@ class PinIndex:
         """Counts by kind, segments, failures and the model that built the database."""
         return self.store.stats()
 
+    # -- for the HTTP service (serve/) -------------------------------------------------------
+    def pin(self, pin_id: str) -> dict[str, Any]:
+        """One pin's stored fields (no vector) and its ``segments`` (seq, kind, t_s, page, uri; no
+        vectors), by exact id; PinNotFoundError when there is none. ``pages``: the number of pages of
+        an idea pin (None for other kinds)."""
+        cols = ["pin_id", "kind", "uri", "content_hash", "title", "description", "width", "height", "duration_s",
+                "fps", "n_segments", "model_id"]
+        have = set(self.store.schema("pins").names) if self.store.schema("pins") is not None else set(cols)
+        row = self.store.get_pin(pin_id, with_vector=False, columns=[c for c in cols if c in have])
+        segs = sorted(self.store.segments_of([pin_id]) if row.get("n_segments") else [], key=lambda s: s["seq"])
+        row["segments"] = [{k: s.get(k) for k in ("seq", "kind", "t_s", "page", "uri")} for s in segs]
+        pages = {s["page"] for s in segs if s["kind"] == "page" and s.get("page") is not None}
+        row["pages"] = len(pages) if row["kind"] == "idea" else None
+        return row
+
+    def pin_extras(self, pin_ids: Any) -> dict[str, dict[str, Any]]:
+        """For cards: pin id -> ``kind``, ``uri``, ``title``, ``duration_s``, ``content_hash`` and ``pages``
+        (idea pins: how many pages; else None) of the given ids, in two queries. Unknown ids are left
+        out (so this is also an exact-id existence check that never reads the file system)."""
+        ids = list(dict.fromkeys(pin_ids))
+        if not ids:
+            return {}
+        from pinembed.ingestion import kinds
+
+        paged = {k.name for k in kinds.all_kinds() if k.paged}
+        out: dict[str, dict[str, Any]] = {}
+        ideas = []
+        cols = ("pin_id", "kind", "uri", "title", "duration_s", "content_hash")
+        for b in self.iter_pins(1024, cols, where={"pin_id": ids}):
+            for r in b.to_pylist():
+                out[r["pin_id"]] = {**r, "pages": None}
+                if r["kind"] in paged:
+                    ideas.append(r["pin_id"])
+        if ideas:
+            from pinembed.store.filters import eq, is_in
+
+            pages: dict[str, set[int]] = {pid: set() for pid in ideas}
+            sql = f"({is_in('pin_id', ideas)}) AND ({eq('kind', 'page')})"
+            for b in self.store.iter_batches("segments", ["pin_id", "page"], sql):
+                for r in b.to_pylist():
+                    if r["page"] is not None:
+                        pages[r["pin_id"]].add(r["page"])
+            for pid, p in pages.items():
+                out[pid]["pages"] = len(p)
+        return out
+
+    def share_embedder(self, other: PinIndex) -> bool:
+        """Use ``other``'s already loaded embedder when it is of this database's space (a newer view of
+        the same database after a refresh), so this index needs no model load. True when shared."""
+        emb = other._embedder
+        if emb is None or self._embedder is not None or other.model_id != self.model_id:
+            return False
+        from pinembed.store.identity import space_identity
+
+        try:
+            self.store.check_space(space_identity(emb.identity()))
+        except PinembedError:
+            return False
+        self._embedder = emb
+        return True
+
 
 def _terms(terms: Any) -> list[Any]:
     if isinstance(terms, str | os.PathLike) or (isinstance(terms, tuple) and len(terms) == 2

@@ -1,0 +1,369 @@
+"""The Starlette app: routes of the HTTP contract (docs/serve.md) over a live PinIndex.
+
+Every handler parses its parameters (``params``), runs the blocking query in a worker thread under
+the request time limit, and answers JSON. The embedder is not safe for concurrent calls, so text and
+image embedding hold one lock; LanceDB queries run in parallel.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from pinembed.errors import PinembedError
+
+from . import cards, params
+from .errors import ApiError, bad_request, from_pinembed
+from .live import LiveIndex, generation
+from .security import BodyTooLarge, Guard
+from .settings import ServeSettings
+
+log = logging.getLogger("pinembed.serve")
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_T_S = 1e7
+MAX_PAGE = 1000
+
+Handler = Callable[[Any], Awaitable[Any]]
+
+
+def create_app(db: str, settings: ServeSettings | None = None, live: LiveIndex | None = None) -> Any:
+    """The app serving database ``db`` with ``settings`` (defaults: loopback, no token, no CORS)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    from .thumbs import ThumbCache
+
+    settings = settings or ServeSettings()
+    live = live or LiveIndex(db, settings)
+    api = _Api(live, settings, ThumbCache(settings.thumb_cache_bytes))
+
+    @asynccontextmanager
+    async def lifespan(app: Any):
+        import anyio
+
+        await anyio.to_thread.run_sync(live.start)
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(live.stop)
+
+    routes = [
+        Route("/", _page, methods=["GET", "HEAD"]),
+        Route("/api/health", api.wrap(api.health), methods=["GET"]),
+        Route("/api/stats", api.wrap(api.stats), methods=["GET"]),
+        Route("/api/related", api.wrap(api.related), methods=["GET"]),
+        Route("/api/session", api.wrap(api.session), methods=["GET", "POST"]),
+        Route("/api/search", api.wrap(api.search), methods=["GET", "POST"]),
+        Route("/api/pin", api.wrap(api.pin), methods=["GET"]),
+        Route("/api/thumb", api.wrap(api.thumb), methods=["GET"]),
+        Route("/api/media", api.wrap(api.media, timed=False), methods=["GET", "HEAD"]),
+        Route("/api/openapi.json", api.wrap(_openapi), methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=STATIC, check_dir=False), name="static"),
+    ]
+    middleware = [Middleware(Guard, settings=settings)]
+    if settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                                     allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
+    handlers = {Exception: _internal, 404: _http_error, 405: _http_error, 400: _http_error, 413: _http_error}
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
+    app.state.live = live
+    app.state.thumbs = api.thumbs
+    return app
+
+
+class _Api:
+    """The /api handlers, sharing the live index, the settings, the thumbnail cache and the embed lock."""
+
+    def __init__(self, live: LiveIndex, settings: ServeSettings, thumbs: Any) -> None:
+        self.live = live
+        self.settings = settings
+        self.thumbs = thumbs
+        self.embed_lock = threading.Lock()
+
+    def wrap(self, fn: Handler, timed: bool = True) -> Handler:
+        """A handler with the time limit (504) and every error as a JSON error response."""
+
+        @functools.wraps(fn)
+        async def handler(request: Any) -> Any:
+            import anyio
+
+            try:
+                if not timed:
+                    return await fn(request)
+                with anyio.fail_after(self.settings.time_limit_s):
+                    return await fn(request)
+            except TimeoutError:
+                return _error(ApiError(504, "timeout", f"the request took over {self.settings.time_limit_s:g} s",
+                                       "ask for fewer results (k) or a simpler filter, or try again"))
+            except ApiError as e:
+                return _error(e)
+            except BodyTooLarge:
+                return _error(_too_large(self.settings))
+            except PinembedError as e:
+                return _error(from_pinembed(e))
+
+        return handler
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """``fn(*args, **kw)`` in a worker thread; a request past its time limit stops waiting for it."""
+        import anyio
+
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kw), abandon_on_cancel=True)
+
+    # -- endpoints ---------------------------------------------------------------------------
+    async def health(self, request: Any) -> Any:
+        """GET /api/health: status, pins, model and generation."""
+        idx = self.live.get()
+        n = await self.blocking(idx.store.count)
+        return _json({"status": "ok", "pins": n, "model_id": idx.model_id, "generation": generation(idx)})
+
+    async def stats(self, request: Any) -> Any:
+        """GET /api/stats: PinIndex.stats()."""
+        idx = self.live.get()
+        return _json(await self.blocking(idx.stats))
+
+    async def related(self, request: Any) -> Any:
+        """GET /api/related?pin=ID&k=&kinds=&dedupe=&diversity=&where=."""
+        q = request.query_params
+        pin = params.pin_id(params.one(q, "pin") or "")
+        controls = params.query_controls(q)
+        idx = self.live.get()
+
+        def run() -> dict[str, Any]:
+            t0 = time.perf_counter()
+            known = _existing(idx, [pin])
+            rows = idx.related(pin, **controls)
+            extras = idx.pin_extras([r.pin_id for r in rows])
+            took = (time.perf_counter() - t0) * 1000
+            p = known[pin]
+            return {"query": cards.card(pin, p["kind"], p["uri"], p["title"], p), "results": cards.results(rows, extras),
+                    "took_ms": round(took, 2)}
+
+        return _json(await self.blocking(run))
+
+    async def session(self, request: Any) -> Any:
+        """POST /api/session {"pins", "weights"?, k, kinds, dedupe, diversity, where}; or GET with
+        repeated pin= (and weight=)."""
+        if request.method == "POST":
+            doc = params.json_body(await request.body())
+            pins = params.pin_ids(doc.get("pins"))
+            weights = params.weights(doc.get("weights"), len(pins))
+            controls = params.json_controls(doc)
+        else:
+            q = request.query_params
+            pins = params.pin_ids(q.getlist("pin"), "pin")
+            raw = q.getlist("weight")
+            weights = params.weights([params.number(w, "weight", 0, 1e6) for w in raw], len(pins)) if raw else None
+            controls = params.query_controls(q)
+        idx = self.live.get()
+
+        def run() -> dict[str, Any]:
+            t0 = time.perf_counter()
+            _existing(idx, pins)
+            rows = idx.related_to_session(pins, weights=weights, **controls)
+            extras = idx.pin_extras([r.pin_id for r in rows])
+            return {"results": cards.results(rows, extras), "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
+
+        return _json(await self.blocking(run))
+
+    async def search(self, request: Any) -> Any:
+        """GET /api/search?text=&negative=&pin=&k=...; POST multipart with image files too."""
+        images: list[bytes] = []
+        if request.method == "POST":
+            ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+                raise ApiError(415, "unsupported_media_type", "POST /api/search takes multipart/form-data",
+                               "send fields image (files), text, negative, pin, k, kinds, dedupe, diversity, where")
+            form = await self._form(request)
+            fields = form
+            for item in form.getlist("image"):
+                if isinstance(item, str):
+                    raise ApiError(422, "bad_type", "image must be a file upload, not a text field")
+                images.append(await item.read())
+            if len(images) > params.MAX_TERMS:
+                raise bad_request(f"at most {params.MAX_TERMS} images")
+        else:
+            fields = request.query_params
+        texts = params.texts(fields.getlist("text"), "text")
+        negatives = params.texts(fields.getlist("negative"), "negative")
+        pins = fields.getlist("pin")
+        pins = params.pin_ids(pins, "pin", params.MAX_TERMS) if pins else []
+        if not (texts or images or pins):
+            raise bad_request("a search needs at least one positive term: text, image or pin",
+                              "e.g. /api/search?text=red+circle")
+        controls = params.controls(lambda name: params.one(fields, name))
+        idx = self.live.get()
+
+        def run() -> dict[str, Any]:
+            t0 = time.perf_counter()
+            vec = self._query_vector(idx, texts, negatives, images, pins)
+            rows = idx.search_vector(vec, **controls)
+            extras = idx.pin_extras([r.pin_id for r in rows])
+            return {"results": cards.results(rows, extras), "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
+
+        return _json(await self.blocking(run))
+
+    async def _form(self, request: Any) -> Any:
+        from starlette.exceptions import HTTPException
+        from starlette.formparsers import MultiPartException
+
+        try:
+            return await request.form(max_files=params.MAX_TERMS, max_fields=200, max_part_size=64 * 1024)
+        except MultiPartException as e:
+            raise bad_request(f"cannot read the form: {e.message}") from None
+        except HTTPException as e:  # starlette's own wrapping of a multipart error
+            raise bad_request(f"cannot read the form: {e.detail}") from None
+        except (ValueError, AssertionError, KeyError) as e:  # malformed multipart framing
+            raise bad_request(f"cannot read the form: {str(e)[:200] or type(e).__name__}") from None
+
+    def _query_vector(self, idx: Any, texts: list[str], negatives: list[str], images: list[bytes],
+                      pins: list[str]) -> Any:
+        """``normalise(sum of positive terms - sum of negative texts)``: texts and images embedded (one
+        at a time through the embedder), pins by their stored vectors."""
+        import numpy as np
+
+        from pinembed.ingestion.images import decode_image
+
+        pictures = [decode_image(data, self.settings.max_pixels).image for data in images]  # 415/413 first
+        vec = np.zeros(idx.store.dim, np.float32)
+        for pid in pins:
+            vec += idx.store.get_pin(pid, columns=[])["vector"]
+        if texts or negatives or pictures:
+            with self.embed_lock:
+                emb = idx.embedder
+                if texts or negatives:
+                    tv = emb.embed_texts(texts + negatives)
+                    vec += tv[: len(texts)].sum(axis=0) - tv[len(texts):].sum(axis=0)
+                if pictures:
+                    vec += emb.embed_images(pictures).sum(axis=0)
+        norm = float(np.linalg.norm(vec))
+        if not math.isfinite(norm) or norm < 1e-6:
+            raise bad_request("the terms cancel out (the query vector is zero)", "leave out a negative term")
+        return vec / norm
+
+    async def pin(self, request: Any) -> Any:
+        """GET /api/pin?pin=ID: the pin's card, description, size, duration and segments."""
+        pin = params.pin_id(params.one(request.query_params, "pin") or "")
+        idx = self.live.get()
+        return _json(cards.details(await self.blocking(idx.pin, pin)))
+
+    async def thumb(self, request: Any) -> Any:
+        """GET /api/thumb?pin=ID[&t=][&page=][&size=]: a JPEG."""
+        from starlette.responses import Response
+
+        from .media import resolve
+        from .thumbs import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, make_thumb
+
+        q = request.query_params
+        pin = params.pin_id(params.one(q, "pin") or "")
+        t = params.number(params.one(q, "t"), "t", 0.0, MAX_T_S)
+        page = _int(params.one(q, "page"), "page", 0, MAX_PAGE)
+        size = _int(params.one(q, "size"), "size", MIN_SIZE, MAX_SIZE)
+        size = DEFAULT_SIZE if size is None else size
+        idx = self.live.get()
+
+        def run() -> bytes:
+            media = resolve(idx.pin(pin), idx.sources(), page)
+            key = (media.pin_id, media.content_hash, media.page, None if t is None else round(t, 1), size)
+            return self.thumbs.get_or_make(key, lambda: make_thumb(media, t, size, self.settings.max_pixels))
+
+        data = await self.blocking(run)
+        return Response(data, media_type="image/jpeg", headers={"cache-control": "private, max-age=300"})
+
+    async def media(self, request: Any) -> Any:
+        """GET /api/media?pin=ID[&page=N]: the pin's file; Range requests answer 206."""
+        import anyio
+        from starlette.responses import FileResponse
+
+        from .media import resolve
+
+        q = request.query_params
+        pin = params.pin_id(params.one(q, "pin") or "")
+        page = _int(params.one(q, "page"), "page", 0, MAX_PAGE)
+        idx = self.live.get()
+        with anyio.fail_after(self.settings.time_limit_s):
+            media = await self.blocking(lambda: resolve(idx.pin(pin), idx.sources(), page))
+        return FileResponse(media.path, media_type=media.content_type, content_disposition_type="inline",
+                            headers={"cache-control": "private, max-age=300",
+                                     "content-security-policy": "sandbox; default-src 'none'"})
+
+
+def _existing(idx: Any, pins: list[str]) -> dict[str, dict[str, Any]]:
+    """The pins' card facts by exact id; 404 naming the first unknown one (never looked up as a path)."""
+    known = idx.pin_extras(pins)
+    for p in pins:
+        if p not in known:
+            raise ApiError(404, "pin_not_found", f"no pin with id {p[:300]!r}",
+                           "pin ids are paths under the ingested folder, e.g. images/red.jpg; "
+                           "`pinembed pins --db DB` lists them")
+    return known
+
+
+def _int(value: str | None, name: str, lo: int, hi: int) -> int | None:
+    if value is None or value == "":
+        return None
+    v = value.strip()
+    if not v.isdigit() or len(v) > 9 or not lo <= int(v) <= hi:
+        raise bad_request(f"{name} must be an integer from {lo} to {hi}, not {value[:40]!r}")
+    return int(v)
+
+
+def _json(obj: Any, status: int = 200) -> Any:
+    from starlette.responses import Response
+
+    body = json.dumps(obj, default=str, ensure_ascii=False).encode()
+    return Response(body, status_code=status, media_type="application/json", headers={"cache-control": "no-store"})
+
+
+def _error(e: ApiError) -> Any:
+    return _json(e.body(), e.status)
+
+
+def _too_large(settings: ServeSettings) -> ApiError:
+    return ApiError(413, "too_large", f"the request body is over the limit of {settings.max_upload_bytes // (1 << 20)} MB",
+                    "send a smaller image")
+
+
+async def _openapi(request: Any) -> Any:
+    from .openapi import openapi
+
+    return _json(openapi())
+
+
+async def _page(request: Any) -> Any:
+    from starlette.responses import FileResponse
+
+    return FileResponse(STATIC / "index.html", media_type="text/html")
+
+
+async def _http_error(request: Any, exc: Any) -> Any:
+    """Starlette's own errors (no such route, method not allowed) as JSON."""
+    status = getattr(exc, "status_code", 400)
+    codes = {404: ("not_found", "no such endpoint", "GET /api/openapi.json lists the endpoints"),
+             405: ("method_not_allowed", f"{request.method} is not allowed on {request.url.path}", ""),
+             413: ("too_large", "the request is too large", "")}
+    code, message, hint = codes.get(status, ("bad_request", str(getattr(exc, "detail", "bad request")), ""))
+    if status == 404 and request.url.path.startswith("/static/"):
+        message = "no such file"
+    return _json({"error": {"code": code, "message": message, "hint": hint}}, status)
+
+
+async def _internal(request: Any, exc: Exception) -> Any:
+    """A bug: logged with its traceback; the client gets a JSON error without one."""
+    if isinstance(exc, BodyTooLarge):
+        return _json({"error": {"code": "too_large", "message": "the request body is too large", "hint": ""}}, 413)
+    log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    return _json({"error": {"code": "internal", "message": f"unexpected {type(exc).__name__}",
+                            "hint": "the server log has the details; please report it"}}, 500)

@@ -1,0 +1,60 @@
+"""The JSON shapes of pins: ``PIN_CARD`` (and ``RESULT``, a card with a score) with relative,
+percent-encoded URLs of the pin's thumbnail and media."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+TIMED = ("video", "motion")
+
+
+def url(path: str, **params: Any) -> str:
+    """``path?a=b`` with the parameters that are not None, percent-encoded (pin ids hold / and &)."""
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"{path}?{query}" if query else path
+
+
+def card(pin_id: str, kind: str, uri: str | None, title: str | None, extras: dict[str, Any] | None = None,
+         best_t_s: float | None = None, best_page: int | None = None, score: float | None = None) -> dict[str, Any]:
+    """A pin card; ``extras`` from ``PinIndex.pin_extras`` (duration, pages, content hash)."""
+    extras = extras or {}
+    t = best_t_s if kind in TIMED else None
+    out: dict[str, Any] = {"pin_id": pin_id, "kind": kind}
+    if score is not None:
+        out["score"] = score
+    out |= {
+        "title": title, "uri": uri, "best_t_s": best_t_s, "best_page": best_page,
+        "thumb": url("/api/thumb", pin=pin_id, t=t, page=best_page if kind == "idea" else None),
+        "media": url("/api/media", pin=pin_id),
+        "pages": extras.get("pages"), "duration_s": _round(extras.get("duration_s")),
+    }
+    return out
+
+
+def results(rows: list[Any], extras: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """RESULT cards of ``Related`` results."""
+    return [card(r.pin_id, r.kind, r.uri, r.title, extras.get(r.pin_id), r.best_t_s, r.best_page, r.score)
+            for r in rows]
+
+
+def details(pin: dict[str, Any]) -> dict[str, Any]:
+    """The card of ``PinIndex.pin`` plus description, size, duration and segments (each with its
+    thumbnail: frames at their time, pages by number; text segments have none)."""
+    out = card(pin["pin_id"], pin["kind"], pin.get("uri"), pin.get("title"), pin)
+    segs = []
+    for s in pin.get("segments", []):
+        thumb = None
+        if s["kind"] == "frame":
+            thumb = url("/api/thumb", pin=pin["pin_id"], t=_round(s.get("t_s")))
+        elif s["kind"] == "page" and s.get("page") is not None:
+            thumb = url("/api/thumb", pin=pin["pin_id"], page=s["page"])
+        segs.append({"seq": s["seq"], "kind": s["kind"], "t_s": _round(s.get("t_s")), "page": s.get("page"),
+                     "thumb": thumb})
+    out |= {"description": pin.get("description"), "width": pin.get("width"), "height": pin.get("height"),
+            "segments": segs}
+    return out
+
+
+def _round(v: Any) -> float | None:
+    return None if v is None else round(float(v), 3)

@@ -1,0 +1,145 @@
+"""The OpenAPI 3 description of the service (served at /api/openapi.json), written out by hand so
+that every endpoint and parameter is listed with its limits."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from pinembed import __version__
+from pinembed.ingestion.kinds import NAMES as KINDS
+
+from . import params
+from .thumbs import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE
+
+
+def _q(name: str, schema: dict[str, Any], description: str, required: bool = False, repeat: bool = False) -> dict[str, Any]:
+    if repeat:
+        schema = {"type": "array", "items": schema}
+    return {"name": name, "in": "query", "required": required, "description": description, "schema": schema,
+            **({"style": "form", "explode": True} if repeat else {})}
+
+
+_PIN = _q("pin", {"type": "string", "maxLength": params.MAX_PIN_ID_CHARS},
+          "A pin id (a path under the ingested folder, e.g. images/red.jpg). Never a file path.", required=True)
+_CONTROLS = [
+    _q("k", {"type": "integer", "minimum": 1, "maximum": params.MAX_K, "default": params.DEFAULT_K}, "How many results."),
+    _q("kinds", {"type": "string"}, f"Comma list of pin kinds to keep: {', '.join(KINDS)}."),
+    _q("dedupe", {"type": "number", "exclusiveMinimum": -1, "maximum": 1},
+       "Drop results within this cosine of the query or of a result above (e.g. 0.95)."),
+    _q("diversity", {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
+       "Maximal marginal relevance: 0 plain similarity, 1 most diverse."),
+    _q("where", {"type": "string"}, "A JSON object filter, e.g. {\"kind\": \"video\", \"title\": {\"contains\": \"pasta\"}, "
+       f"\"width\": {{\"gte\": 640}}}}. Operators: {', '.join(params.WHERE_OPS)}. Columns: "
+       + ", ".join(sorted(params.column_names())) + "."),
+]
+_TOKEN = _q("token", {"type": "string"}, "The server's token, when it has one and no Authorization header is sent.")
+
+_CARD = {"type": "object", "properties": {
+    "pin_id": {"type": "string"}, "kind": {"type": "string", "enum": list(KINDS)}, "score": {"type": "number"},
+    "title": {"type": "string", "nullable": True}, "uri": {"type": "string", "nullable": True},
+    "best_t_s": {"type": "number", "nullable": True}, "best_page": {"type": "integer", "nullable": True},
+    "thumb": {"type": "string", "description": "Relative URL of a JPEG thumbnail."},
+    "media": {"type": "string", "description": "Relative URL of the pin's file."},
+    "pages": {"type": "integer", "nullable": True}, "duration_s": {"type": "number", "nullable": True}}}
+_RESULTS = {"type": "object", "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/Card"}},
+                                             "took_ms": {"type": "number"}}}
+_ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
+    "code": {"type": "string"}, "message": {"type": "string"}, "hint": {"type": "string"}}}}}
+
+
+def _ok(schema: Any, ctype: str = "application/json") -> dict[str, Any]:
+    errors = {str(s): {"description": d, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+              for s, d in ((400, "bad parameter"), (401, "token missing or wrong"), (404, "unknown pin"),
+                           (413, "upload too large"), (415, "not an image"), (422, "valid JSON of the wrong shape"),
+                           (503, "no database yet, or reloading failed"), (504, "took too long"))}
+    return {"200": {"description": "OK", "content": {ctype: {"schema": schema}}}, **errors}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+@functools.cache
+def openapi() -> dict[str, Any]:
+    """The OpenAPI document."""
+    session_body = {"type": "object", "required": ["pins"], "properties": {
+        "pins": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": params.MAX_SESSION_PINS,
+                 "description": "The session's pins, oldest first."},
+        "weights": {"type": "array", "items": {"type": "number", "minimum": 0},
+                    "description": "One weight per pin (default: recency)."},
+        "k": {"type": "integer", "minimum": 1, "maximum": params.MAX_K}, "kinds": {"type": "array", "items": {"type": "string"}},
+        "dedupe": {"type": "number"}, "diversity": {"type": "number"}, "where": {"type": "object"}}}
+    search_form = {"type": "object", "properties": {
+        "image": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "Query images."},
+        "text": {"type": "array", "items": {"type": "string"}}, "negative": {"type": "array", "items": {"type": "string"}},
+        "pin": {"type": "array", "items": {"type": "string"}}, "k": {"type": "integer"}, "kinds": {"type": "string"},
+        "dedupe": {"type": "number"}, "diversity": {"type": "number"}, "where": {"type": "string"}}}
+    search_terms = [
+        _q("text", {"type": "string", "maxLength": params.MAX_TEXT_CHARS}, "A text query (repeatable: added).", repeat=True),
+        _q("negative", {"type": "string"}, "A text to subtract (repeatable).", repeat=True),
+        _q("pin", {"type": "string"}, "A stored pin whose vector is added (repeatable).", repeat=True),
+    ]
+    paths = {
+        "/api/health": {"get": {"summary": "Status, pin count, model and generation", "parameters": [_TOKEN],
+                                "responses": _ok({"type": "object", "properties": {
+                                    "status": {"type": "string"}, "pins": {"type": "integer"},
+                                    "model_id": {"type": "string"}, "generation": {"type": "integer"}}})}},
+        "/api/stats": {"get": {"summary": "Counts by kind, segments, failures, sources, the model",
+                               "parameters": [_TOKEN], "responses": _ok({"type": "object"})}},
+        "/api/related": {"get": {"summary": "Pins related to a pin", "parameters": [_PIN, *_CONTROLS, _TOKEN],
+                                 "responses": _ok({"type": "object", "properties": {
+                                     "query": _ref("Card"), "results": _RESULTS["properties"]["results"],
+                                     "took_ms": {"type": "number"}}})}},
+        "/api/session": {
+            "get": {"summary": "Related pins of a session (shareable URL form)",
+                    "parameters": [{**_PIN, "schema": {"type": "array", "items": {"type": "string"}}, "explode": True,
+                                    "description": "The session's pins, oldest first (repeat pin=)."},
+                                   _q("weight", {"type": "number", "minimum": 0}, "One weight per pin.", repeat=True),
+                                   *_CONTROLS, _TOKEN],
+                    "responses": _ok(_RESULTS)},
+            "post": {"summary": "Related pins of a session", "parameters": [_TOKEN],
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": session_body}}},
+                     "responses": _ok(_RESULTS)}},
+        "/api/search": {
+            "get": {"summary": "Search by texts and stored pins: normalise(sum positive - sum negative)",
+                    "parameters": [*search_terms, *_CONTROLS, _TOKEN], "responses": _ok(_RESULTS)},
+            "post": {"summary": "Search by uploaded images, texts and pins", "parameters": [_TOKEN],
+                     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": search_form}}},
+                     "responses": _ok(_RESULTS)}},
+        "/api/pin": {"get": {"summary": "A pin's card, description, size, duration and segments",
+                             "parameters": [_PIN, _TOKEN], "responses": _ok({"allOf": [_ref("Card"), {
+                                 "type": "object", "properties": {
+                                     "description": {"type": "string", "nullable": True},
+                                     "width": {"type": "integer", "nullable": True},
+                                     "height": {"type": "integer", "nullable": True},
+                                     "segments": {"type": "array", "items": {"type": "object", "properties": {
+                                         "seq": {"type": "integer"}, "kind": {"type": "string", "enum": ["frame", "page", "text"]},
+                                         "t_s": {"type": "number", "nullable": True},
+                                         "page": {"type": "integer", "nullable": True},
+                                         "thumb": {"type": "string", "nullable": True}}}}}}]})}},
+        "/api/thumb": {"get": {"summary": "A JPEG thumbnail: an image, a video frame at t, an idea pin's page",
+                               "parameters": [
+                                   _PIN, _q("t", {"type": "number", "minimum": 0}, "Seconds into a video or animation "
+                                            "(default: the middle of a video, the first frame of an animation)."),
+                                   _q("page", {"type": "integer", "minimum": 0}, "An idea pin's page (default: the first)."),
+                                   _q("size", {"type": "integer", "minimum": MIN_SIZE, "maximum": MAX_SIZE,
+                                               "default": DEFAULT_SIZE}, "Longest side in pixels."), _TOKEN],
+                               "responses": _ok({"type": "string", "format": "binary"}, "image/jpeg")}},
+        "/api/media": {"get": {"summary": "The pin's file (or an idea pin's page file); Range requests give 206",
+                               "parameters": [_PIN, _q("page", {"type": "integer", "minimum": 0},
+                                                       "An idea pin's page (default: the first)."), _TOKEN],
+                               "responses": {**_ok({"type": "string", "format": "binary"}, "application/octet-stream"),
+                                             "206": {"description": "Partial content (a Range request)"}}}},
+        "/api/openapi.json": {"get": {"summary": "This description", "parameters": [_TOKEN],
+                                      "responses": _ok({"type": "object"})}},
+    }
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "pinembed serve", "version": __version__,
+                 "description": "Related pins, sessions, search, pin details, thumbnails and media of one pinembed "
+                                "database. Errors: {\"error\": {\"code\", \"message\", \"hint\"}}."},
+        "paths": paths,
+        "components": {"schemas": {"Card": _CARD, "Error": _ERROR},
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }

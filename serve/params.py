@@ -1,0 +1,221 @@
+"""Request parameters -> PinIndex arguments. Everything here is hostile input: each value is checked
+for type, size and range, and anything wrong is a 400 (422 for valid JSON of the wrong shape) that
+says which parameter and what it takes. A ``where`` filter is checked here and compiled only by
+``store.filters`` (the one module that writes SQL)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pinembed.errors import UsageError
+from pinembed.ingestion.kinds import NAMES as KINDS
+
+from .errors import ApiError, bad_request
+
+MAX_K = 1000
+DEFAULT_K = 20
+MAX_PIN_ID_CHARS = 4096
+MAX_SESSION_PINS = 500
+MAX_TERMS = 16  # texts, negatives, pins and images of one search, each
+MAX_TEXT_CHARS = 1000
+MAX_WHERE_CHARS = 10_000
+WHERE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains")
+_WHERE_HINT = ('a JSON object, e.g. {"kind": "video", "title": {"contains": "pasta"}, "width": {"gte": 640}}; '
+               f"operators: {', '.join(WHERE_OPS)}")
+
+
+def one(params: Any, name: str) -> str | None:
+    """The single value of query parameter ``name`` (None when absent); 400 when given twice."""
+    values = params.getlist(name)
+    if len(values) > 1:
+        raise bad_request(f"{name} is given {len(values)} times; it takes one value")
+    return values[0] if values else None
+
+
+def pin_id(value: Any, name: str = "pin") -> str:
+    """A pin id: a non-empty string without NUL, at most MAX_PIN_ID_CHARS. Never used as a path."""
+    if not isinstance(value, str):
+        raise ApiError(422, "bad_type", f"{name} must be a pin id (a string), not {_type(value)}")
+    if not value:
+        raise bad_request(f"{name} is empty", "pin ids are like images/red.jpg; GET /api/stats lists the sources")
+    if "\x00" in value or len(value) > MAX_PIN_ID_CHARS:
+        raise bad_request(f"{name} is not a pin id (a NUL character, or over {MAX_PIN_ID_CHARS} characters)")
+    return value
+
+
+def pin_ids(values: Any, name: str = "pins", limit: int = MAX_SESSION_PINS) -> list[str]:
+    """A list of pin ids (at least one, at most ``limit``)."""
+    if not isinstance(values, list):
+        raise ApiError(422, "bad_type", f"{name} must be a list of pin ids, not {_type(values)}")
+    if not values:
+        raise bad_request(f"{name} is empty: give at least one pin id")
+    if len(values) > limit:
+        raise bad_request(f"{name} holds {len(values)} pin ids; at most {limit}")
+    return [pin_id(v, name) for v in values]
+
+
+def k(value: Any) -> int:
+    """``k``: an integer from 1 to MAX_K (DEFAULT_K when absent)."""
+    if value is None or value == "":
+        return DEFAULT_K
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit() or len(value) > 9:
+            raise bad_request(f"k must be an integer from 1 to {MAX_K}, not {value[:40]!r}")
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiError(422, "bad_type", f"k must be an integer from 1 to {MAX_K}, not {_type(value)}")
+    if not 1 <= value <= MAX_K:
+        raise bad_request(f"k must be an integer from 1 to {MAX_K}, not {value}")
+    return value
+
+
+def kinds(value: Any) -> list[str] | None:
+    """``kinds``: a comma list (or a JSON list) of image, motion, video, idea; None (all) when absent."""
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, str):
+        items = [v.strip() for v in value.split(",") if v.strip()]
+    elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        items = [v.strip() for v in value]
+    else:
+        raise ApiError(422, "bad_type", f"kinds must be a comma list or a list of strings, not {_type(value)}")
+    bad = [v for v in items if v not in KINDS]
+    if bad:
+        raise bad_request(f"unknown kind(s): {', '.join(repr(b[:40]) for b in bad[:5])}", f"kinds are {', '.join(KINDS)}")
+    return sorted(set(items)) or None
+
+
+def number(value: Any, name: str, lo: float, hi: float, lo_open: bool = False) -> float | None:
+    """A finite number in [lo, hi] (``(lo, hi]`` when ``lo_open``), or None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip()[:64])
+        except ValueError:
+            raise bad_request(f"{name} must be a number, not {value[:40]!r}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ApiError(422, "bad_type", f"{name} must be a number, not {_type(value)}")
+    if not math.isfinite(value) or value > hi or value < lo or (lo_open and value == lo):
+        span = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+        raise bad_request(f"{name} must be in {span}, not {value!r}")
+    return float(value)
+
+
+def where(value: Any) -> dict[str, Any] | None:
+    """``where``: a JSON object (a string of one, from a query parameter) in the shape of
+    ``store.filters.compile_where``, checked and compiled here so that a bad one is a 400."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        if len(value) > MAX_WHERE_CHARS:
+            raise bad_request(f"where is over {MAX_WHERE_CHARS} characters")
+        try:
+            value = json.loads(value)
+        except (ValueError, RecursionError):
+            raise bad_request("where is not valid JSON", _WHERE_HINT) from None
+    if not isinstance(value, dict):
+        raise ApiError(422, "bad_type", f"where must be a JSON object, not {_type(value)}", _WHERE_HINT)
+    for column, cond in value.items():
+        if isinstance(cond, dict):
+            for op, v in cond.items():
+                if op not in WHERE_OPS:
+                    raise bad_request(f"where: unknown operator {op[:40]!r} for {column[:40]!r}", _WHERE_HINT)
+                ok = isinstance(v, list) and all(map(_scalar, v)) if op == "in" else _scalar(v)
+                if not ok:
+                    raise ApiError(422, "bad_type", f"where: {column[:40]}.{op} takes "
+                                   + ("a list of numbers or strings" if op == "in" else "a number or a string"))
+        elif not (_scalar(cond) or (isinstance(cond, list) and all(map(_scalar, cond)))):
+            raise ApiError(422, "bad_type", f"where: {column[:40]!r} takes a number, a string, a list of them "
+                           "or an object of operators", _WHERE_HINT)
+    from pinembed.store.filters import compile_where
+
+    try:
+        compile_where(value)
+    except UsageError as e:
+        raise bad_request(f"where: {e.message}", e.hint or _WHERE_HINT) from None
+    return value or None
+
+
+def texts(values: list[Any], name: str) -> list[str]:
+    """Query texts (each non-empty, at most MAX_TEXT_CHARS; at most MAX_TERMS of them)."""
+    if len(values) > MAX_TERMS:
+        raise bad_request(f"{name} is given {len(values)} times; at most {MAX_TERMS}")
+    out = []
+    for v in values:
+        if not isinstance(v, str):
+            raise ApiError(422, "bad_type", f"{name} must be text, not {_type(v)}")
+        if not v.strip():
+            raise bad_request(f"{name} is empty", "pass some words, e.g. text=red circle")
+        if len(v) > MAX_TEXT_CHARS or "\x00" in v:
+            raise bad_request(f"{name} is over {MAX_TEXT_CHARS} characters or holds a NUL")
+        out.append(v)
+    return out
+
+
+def controls(get: Any) -> dict[str, Any]:
+    """k, kinds, dedupe, diversity and where, read through ``get(name)`` (a query parameter or a JSON
+    field), as keyword arguments of PinIndex's queries."""
+    return {
+        "k": k(get("k")),
+        "kinds": kinds(get("kinds")),
+        "dedupe": number(get("dedupe"), "dedupe", -1.0, 1.0, lo_open=True),
+        "diversity": number(get("diversity"), "diversity", 0.0, 1.0) or 0.0,
+        "where": where(get("where")),
+    }
+
+
+def json_controls(doc: dict[str, Any]) -> dict[str, Any]:
+    """``controls`` from a JSON body, where numbers must be JSON numbers (a string is a 422)."""
+    for name in ("k", "dedupe", "diversity"):
+        if isinstance(doc.get(name), str):
+            raise ApiError(422, "bad_type", f"{name} must be a JSON number, not a string")
+    return controls(doc.get)
+
+
+def query_controls(params: Any) -> dict[str, Any]:
+    """``controls`` from query parameters."""
+    return controls(lambda name: one(params, name))
+
+
+def json_body(raw: bytes) -> dict[str, Any]:
+    """A request body that must be one JSON object."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise bad_request("the body is not valid JSON", 'send a JSON object, e.g. {"pins": ["a.jpg"], "k": 20}',
+                          code="bad_json") from None
+    if not isinstance(doc, dict):
+        raise ApiError(422, "bad_type", f"the body must be a JSON object, not {_type(doc)}")
+    return doc
+
+
+def weights(value: Any, n: int) -> list[float] | None:
+    """Session weights: one non-negative number per pin, not all zero (None when absent)."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(w, int | float) and not isinstance(w, bool) for w in value):
+        raise ApiError(422, "bad_type", "weights must be a list of numbers, one per pin")
+    if len(value) != n or not all(math.isfinite(w) and w >= 0 for w in value) or not any(w > 0 for w in value):
+        raise bad_request(f"weights must be {n} non-negative numbers (one per pin), not all zero")
+    return [float(w) for w in value]
+
+
+def _scalar(v: Any) -> bool:
+    return isinstance(v, str | int | float) and not isinstance(v, bool) and (not isinstance(v, str) or len(v) <= 1000)
+
+
+def _type(v: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", type(None): "null",
+            int: "an integer", float: "a number"}.get(type(v), type(v).__name__)
+
+
+def column_names() -> Mapping[str, str]:
+    """The columns a where filter may name (for the OpenAPI description)."""
+    from pinembed.store.filters import FILTER_COLUMNS
+
+    return FILTER_COLUMNS

@@ -1,0 +1,27 @@
+"""What a ``pinembed serve`` process is allowed to do: one frozen object, built by the CLI or by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pinembed.ingestion.images import DEFAULT_MAX_PIXELS
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+TIME_LIMIT_S = 30.0
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Limits and switches of the service (defaults are the CLI's)."""
+
+    token: str | None = None  # every /api request needs it (Bearer header or ?token=)
+    cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are named
+    loopback_only: bool = True  # bound to 127.0.0.1/::1: refuse other Host headers (DNS rebinding)
+    max_upload_bytes: int = MAX_UPLOAD_BYTES  # a request body larger than this is a 413
+    max_pixels: int = DEFAULT_MAX_PIXELS  # an uploaded image with more pixels is a 413 (the ingestion rule)
+    time_limit_s: float = TIME_LIMIT_S  # a request taking longer is a 504
+    reload_interval_s: float = 1.0  # how often the database is checked for a refresh or a model switch
+    thumb_cache_bytes: int = 64 * 1024 * 1024  # thumbnails kept in memory (LRU)
+    device: str | None = None
+    precision: str | None = None
+    storage_options: dict[str, str] | None = field(default=None, hash=False)

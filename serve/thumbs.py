@@ -1,0 +1,99 @@
+"""JPEG thumbnails made on demand: an image, an animation's or a video's frame at a time, an idea
+pin's page. Decoded with the project's own readers (``ingestion.images``, ``ingestion.video``), under
+the same pixel limits as ingestion, and kept in memory by a least-recently-used cache bounded in
+bytes. The cache key holds the pin's content hash, so a refreshed pin gets a new thumbnail."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+
+from .media import MediaFile
+
+DEFAULT_SIZE = 256
+MAX_SIZE = 512
+MIN_SIZE = 16
+MAX_IMAGE_FILE_BYTES = 256 * 1024 * 1024  # an image file larger than this is not read for a thumbnail
+
+
+class ThumbCache:
+    """Least-recently-used bytes, at most ``max_bytes`` in all (an entry larger than that is not kept)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get_or_make(self, key: Hashable, make: Callable[[], bytes]) -> bytes:
+        """The cached value of ``key``, or ``make()`` (called outside the lock), cached."""
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return data
+            self.misses += 1
+        data = make()
+        if len(data) <= self.max_bytes:
+            with self._lock:
+                if key not in self._items:
+                    self._items[key] = data
+                    self._bytes += len(data)
+                while self._bytes > self.max_bytes:
+                    _, old = self._items.popitem(last=False)
+                    self._bytes -= len(old)
+        return data
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes held now."""
+        return self._bytes
+
+
+def make_thumb(media: MediaFile, t_s: float | None, size: int, max_pixels: int) -> bytes:
+    """A JPEG of ``media`` with its longest side at most ``size`` (a frame at ``t_s`` for videos and
+    animations: the middle when None). InputError when the file cannot be decoded."""
+    from PIL import Image
+
+    if media.media_kind == "video":
+        from pinembed.ingestion.video import frame_at
+
+        frame, _ = frame_at(media.path, t_s, target_side=size)
+        im = Image.fromarray(frame)
+    else:
+        im = _image(media, t_s, max_pixels, size)
+    im.thumbnail((size, size), Image.Resampling.LANCZOS)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=85, optimize=True)
+    return buf.getvalue()
+
+
+def _image(media: MediaFile, t_s: float | None, max_pixels: int, size: int):
+    """An image file's (upright, RGB) picture; for an animation the frame shown at ``t_s``."""
+    import os
+
+    from pinembed.errors import InputError
+    from pinembed.ingestion.images import decode_opened, open_image, to_rgb
+
+    if os.path.getsize(media.path) > MAX_IMAGE_FILE_BYTES:
+        raise InputError(f"the image file is over {MAX_IMAGE_FILE_BYTES // (1 << 20)} MB", error="too_large")
+    with open(media.path, "rb") as f:
+        data = f.read()
+    im = open_image(data, max_pixels)
+    if media.media_kind == "motion" and t_s is not None:
+        from pinembed.ingestion.kinds.motion import frame_starts
+
+        starts, _ = frame_starts(im)
+        n = max(i for i, s in enumerate(starts) if s <= t_s) if starts and starts[0] <= t_s else 0
+        try:
+            for i in range(n + 1):  # in order: each frame is composed on the last
+                im.seek(i)
+                frame = im.convert("RGBA")
+        except Exception as e:
+            raise InputError(f"cannot decode the animation's frame {n}: {e}", error="truncated") from e
+        return to_rgb(frame)
+    return decode_opened(im, draft_size=size).image
