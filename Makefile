@@ -7,7 +7,7 @@ PIP    := $(PY) -m pip install --quiet --disable-pip-version-check
 DEMO   := .demo
 DEMO_PINS := images/star/red-star-on-white.jpg videos/blue-square-moving-on-black.mp4 ideas/green-circle-ideas
 
-.PHONY: demo test test-all lint bench nano-model quality clean
+.PHONY: demo test test-all lint bench nano-model quality clean browser
 NANO_EPOCHS ?= 30
 
 $(PY):
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 
 $(VENV)/.installed-dev: pyproject.toml | $(PY)
 	$(PIP) -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
-	$(PY) -c "import pinembed, open_clip, lancedb, decord, pytest, av" && touch $@ $(VENV)/.installed
+	$(PY) -c "import pinembed, open_clip, lancedb, decord, pytest, av, playwright" && touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
 	@echo "== pinembed demo: ingest sample_media/ (images, videos, idea pins) into $(DEMO)/pins.lance =="
@@ -32,10 +32,22 @@ demo: $(VENV)/.installed
 	done
 	@echo; echo "== search --text 'a yellow star'"; $(BIN)/pinembed search --text "a yellow star" --db $(DEMO)/pins.lance -k 5
 
-test: $(VENV)/.installed-dev
+# The page's browser test drives Debian's Chromium (no browser download): installed here when missing
+# and we are root on a Debian-like machine; elsewhere the test skips and says how to get one.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x "$(CHROMIUM)" ] && [ -z "$$PINEMBED_CHROMIUM" ] && command -v apt-get >/dev/null 2>&1 \
+	    && [ "$$(id -u)" = 0 ]; then \
+	  echo "== installing chromium (apt-get) for the browser test"; \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium fonts-liberation; } >/dev/null 2>&1 \
+	    || echo "   chromium could not be installed: the browser test will skip (and fail in CI)"; \
+	fi
+
+test: $(VENV)/.installed-dev browser
 	$(PY) -m pytest -q
 
-test-all: $(VENV)/.installed-dev
+test-all: $(VENV)/.installed-dev browser
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: $(VENV)/.installed-dev

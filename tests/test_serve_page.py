@@ -1,0 +1,305 @@
+"""The page of `pinembed serve` in a real browser: Playwright drives Debian's Chromium against the real CLI.
+
+Search by text, open a result's related pins, share the view by its URL, fill the session tray and show
+its related pins; every card image must have loaded. `make test` installs Chromium (Debian, as root);
+in CI (PINEMBED_REQUIRE_BROWSER=1) a missing browser is a failure, elsewhere a skip that says how to get
+one. PINEMBED_SCREENSHOT=1 saves the README's screenshot to docs/images/serve.png (or to a given path).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PINEMBED = [sys.executable, "-m", "pinembed.cli"]
+SCREENSHOT = REPO / "docs" / "images" / "serve.png"
+# A slice of sample_media/ with every kind: two shapes of images, two videos, two idea pins.
+SUBSET = ["images/star", "images/circle", "videos/red-circle-moving-on-white.mp4",
+          "videos/yellow-star-moving-on-black.mp4", "ideas/blue-star-ideas", "ideas/red-triangle-ideas"]
+TOKEN = "page-test-token"  # the server runs with --token: the page must send it on fetch and media URLs
+HOW_TO_GET_ONE = ("no Chromium for the browser test: `apt-get install chromium` (Debian, as root; `make test` "
+                  "does it), or point PINEMBED_CHROMIUM at a Chromium or Chrome binary")
+
+
+def _browser_or_skip() -> str:
+    """The Chromium binary, or a skip (a failure where PINEMBED_REQUIRE_BROWSER=1, as in CI)."""
+    exe = os.environ.get("PINEMBED_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    missing = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "the playwright package is missing: pip install -e '.[dev]'"
+    if missing is None and not (os.path.isfile(exe) and os.access(exe, os.X_OK)):
+        missing = HOW_TO_GET_ONE + f" ({exe} is not there)"
+    if missing:
+        if os.environ.get("PINEMBED_REQUIRE_BROWSER") == "1":
+            pytest.fail(missing + "; PINEMBED_REQUIRE_BROWSER=1 makes this a failure")
+        pytest.skip(missing)
+    return exe
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(base: str, proc: subprocess.Popen, log: Path, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"pinembed serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            req = urllib.request.Request(base + "/api/health", headers={"Authorization": f"Bearer {TOKEN}"})
+            with urllib.request.urlopen(req, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"pinembed serve did not answer /api/health in {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`pinembed serve --token` (the real CLI, a subprocess) on 127.0.0.1 over sample media ingested with
+    nano; yields its base URL."""
+    _browser_or_skip()
+    root = tmp_path_factory.mktemp("page")
+    media = root / "media"
+    for rel in SUBSET:
+        src, dst = REPO / "sample_media" / rel, media / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy2(src, dst)
+            if src.with_suffix(".json").exists():  # the video's sidecar: its title
+                shutil.copy2(src.with_suffix(".json"), dst.with_suffix(".json"))
+    db = root / "pins.lance"
+    subprocess.run([*PINEMBED, "ingest", str(media), "--db", str(db), "--model", "nano"], check=True,
+                   capture_output=True, timeout=300)
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = root / "serve.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([*PINEMBED, "serve", "--db", str(db), "--host", "127.0.0.1", "--port", str(port),
+                                 "--token", TOKEN],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(base, proc, log)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser(server):
+    """Chromium, launched once for the module (Debian's binary: Playwright downloads nothing)."""
+    exe = _browser_or_skip()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=exe)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    """A fresh page (its own context: no cookies or cache shared between tests) of 1280x800."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(60_000)  # the first text query loads the model: slow on a busy machine
+    pg = context.new_page()
+    pg.problems = []  # uncaught errors and console errors (a failed image, a 404) fail the test
+    pg.on("pageerror", lambda e: pg.problems.append(f"page error: {e}"))
+    pg.on("console", lambda m: m.type == "error" and pg.problems.append(f"console: {m.text}"))
+    try:
+        yield pg
+    finally:
+        context.close()
+
+
+def _settled(page) -> None:
+    """Wait until the latest request has rendered."""
+    page.wait_for_function("() => !document.querySelector('#results').hasAttribute('aria-busy')")
+
+
+def _card_ids(page, where: str = "#results") -> list[str]:
+    return page.eval_on_selector_all(f"{where} .card", "cs => cs.map(c => c.dataset.pinId)")
+
+
+def _images_loaded(page, where: str) -> int:
+    """Scroll every image under ``where`` into view (they load lazily), wait for them, and check that each
+    one decoded to a real picture. Returns how many there were."""
+    imgs = page.locator(f"{where} img")
+    n = imgs.count()
+    for i in range(n):
+        imgs.nth(i).scroll_into_view_if_needed()
+    page.wait_for_function("sel => [...document.querySelectorAll(sel)].every(i => i.complete)", arg=f"{where} img")
+    broken = page.eval_on_selector_all(f"{where} img", "is => is.filter(i => !(i.naturalWidth > 0)).map(i => i.src)")
+    assert not broken, f"images that did not load: {broken}"
+    page.evaluate("() => window.scrollTo(0, 0)")
+    return n
+
+
+def _shrink_png(path: Path) -> None:
+    """256 colours (median cut): the README's screenshot stays well under 300 kB."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
+def _query(page) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(page.url).query)
+
+
+def test_search_related_share_and_session(page, server):
+    page.goto(server + f"/#token={TOKEN}")
+    page.wait_for_selector("#health:not(:empty)")
+    assert page.locator("#error").is_hidden()
+
+    # search by text
+    page.fill("#q", "a red star")
+    page.press("#q", "Enter")
+    page.wait_for_selector("#results .card")
+    _settled(page)
+    found = _card_ids(page)
+    assert len(found) == 20 and "images/star/red-star-on-white.jpg" in found[:4], found
+    assert _query(page)["q"] == ["a red star"]
+    first = page.locator("#results .card").first
+    assert first.locator(".badge").text_content() == "image"
+    assert first.locator(".score").text_content().count(".") == 1
+    assert len(first.locator(".score").text_content().split(".")[1]) == 3  # three decimals
+    kinds = set(page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.kind)"))
+    assert kinds == {"image", "video", "idea"}, kinds
+    assert page.locator("#results .card.kind-idea .pages img").count() >= 2  # idea cards show their pages
+    assert _images_loaded(page, "#results") >= 20
+
+    # a video card plays its file from the best-matching frame on hover
+    video = page.locator("#results .card.kind-video").first
+    best_t = float(video.get_attribute("data-best-t-s"))
+    video.hover()
+    played = page.wait_for_function(  # the first moment it can show a frame: where it starts
+        "() => { const v = document.querySelector('#results video.preview');"
+        " return v && (v.error || (v.readyState >= 2 && !v.seeking))"
+        " && {error: v.error && v.error.message, t: v.currentTime} }").json_value()
+    assert played["error"] is None and abs(played["t"] - best_t) < 0.25, (played, best_t)
+    page.mouse.move(0, 0)
+
+    # two pins into the session tray
+    page.locator("#results .card .add").nth(0).click()
+    page.locator("#results .card .add").nth(1).click()
+    assert page.locator("#tray-pins li").count() == 2
+    assert len(_query(page)["s"]) == 2
+
+    # a click on a video card shows its related pins
+    video_id = video.get_attribute("data-pin-id")
+    video.locator(".open").click()
+    page.wait_for_selector(f'#query .card[data-pin-id="{video_id}"]')
+    _settled(page)
+    related = _card_ids(page)
+    assert related and video_id not in related
+    assert _images_loaded(page, "#results") >= len(related)
+    assert _images_loaded(page, "#query") == 1
+    state = _query(page)
+    assert state["pin"] == [video_id] and "q" not in state and len(state["s"]) == 2
+
+    if os.environ.get("PINEMBED_SCREENSHOT"):
+        path = os.environ["PINEMBED_SCREENSHOT"]
+        out = SCREENSHOT if path == "1" else Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(out))
+        _shrink_png(out)
+
+    # the URL is the view: reloading it shows the same pins, query and tray
+    url = page.url
+    page.reload()
+    page.wait_for_selector(f'#query .card[data-pin-id="{video_id}"]')
+    _settled(page)
+    assert page.url == url
+    assert _card_ids(page) == related
+    assert page.locator("#tray-pins li").count() == 2
+    _images_loaded(page, "#tray")
+
+    # back goes to the search, forward to the related pins again
+    page.go_back()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('q') === 'a red star'")
+    _settled(page)
+    assert page.input_value("#q") == "a red star"
+    assert _card_ids(page) == found
+
+    # the session's related pins
+    session = page.eval_on_selector_all("#tray-pins li", "ls => ls.map(l => l.dataset.pinId)")
+    page.click("#tray-related")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('view') === 'session'")
+    _settled(page)
+    together = _card_ids(page)
+    assert together and not set(together) & set(session)
+    _images_loaded(page, "#results")
+
+    # the controls narrow the same view, and say so in the URL
+    page.check("#kinds input[value=video]")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('kinds') === 'video'")
+    _settled(page)
+    assert set(page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.kind)")) == {"video"}
+    page.check("#dedupe-on")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('dedupe') === '0.95'")
+    _settled(page)
+    assert _query(page)["view"] == ["session"] and page.locator("#results .card").count() >= 1
+    assert page.locator("#error").is_hidden()
+    assert not page.problems, page.problems
+
+
+def test_search_by_uploaded_and_dropped_image(page, server):
+    page.goto(server + f"/?k=5#token={TOKEN}")
+    page.set_input_files("#image", str(REPO / "sample_media/images/star/red-star-on-white.jpg"))
+    page.wait_for_selector("#results .card")
+    _settled(page)
+    assert _card_ids(page)[0] == "images/star/red-star-on-white.jpg"  # itself, at the top
+    assert page.locator("#query img.upload").count() == 1
+    _images_loaded(page, "#results")
+
+    # a file dropped anywhere on the page
+    data = (REPO / "sample_media/images/circle/blue-circle-on-black.jpg").read_bytes()
+    page.evaluate("""async (bytes) => {
+        const file = new File([new Uint8Array(bytes)], "dropped.jpg", {type: "image/jpeg"});
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        document.body.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, bubbles: true, cancelable: true}));
+    }""", list(data))
+    page.wait_for_function("() => document.querySelector('#results .card')?.dataset.pinId"
+                           " === 'images/circle/blue-circle-on-black.jpg'")
+    assert "dropped.jpg" in page.locator("#query").text_content()
+    assert not page.problems, page.problems
+
+
+def test_api_errors_show_in_a_banner(page, server):
+    page.goto(server + f"/?pin=no/such/pin.jpg#token={TOKEN}")  # an unknown pin: 404 with a message
+    page.wait_for_selector("#error:not([hidden])")
+    assert "no/such/pin.jpg" in page.locator("#error-message").text_content()
+    assert page.locator("#results .card").count() == 0
+
+    page.goto(server + "/?q=a+red+star")  # no token: 401, and the banner says how to give one
+    page.wait_for_selector("#error:not([hidden])")
+    assert "token" in page.locator("#error").text_content().lower()
