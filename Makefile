@@ -45,7 +45,7 @@ browser:
 	fi
 
 test: $(VENV)/.installed-dev browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
 
 test-all: $(VENV)/.installed-dev browser
 	$(PY) -m pytest -q -m "slow or not slow"
