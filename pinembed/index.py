@@ -307,8 +307,10 @@ class PinIndex:
         return rel.near_duplicate_clusters(self.store, dedupe, neighbours, batch_size)
 
     def search_vector(self, vector: Any, k: int = 10, kinds: Any = None, where: Any = None,
-                      dedupe: float | None = None, diversity: float = 0.0) -> list[Related]:
-        """Pins nearest to a vector of this database's space (normalised here; no model is loaded)."""
+                      dedupe: float | None = None, diversity: float = 0.0, exclude: Any = ()) -> list[Related]:
+        """Pins nearest to a vector of this database's space (normalised here; no model is loaded),
+        leaving out the pin ids in ``exclude`` (``related(p)`` is ``search_vector(vector of p,
+        exclude=[p])``)."""
         import numpy as np
 
         k = _check_k(k)
@@ -318,7 +320,8 @@ class PinIndex:
         dim = self.store.dim
         if vec.shape[0] != dim or not np.all(np.isfinite(vec)) or not np.any(vec):
             raise UsageError(f"the query vector must be {dim} finite numbers, not all zero (got {vec.shape[0]})")
-        return self._ranked(vec / np.linalg.norm(vec), k, kinds, where, dedupe, diversity, exclude=[])
+        skip = [exclude] if isinstance(exclude, str) else list(exclude)
+        return self._ranked(vec / np.linalg.norm(vec), k, kinds, where, dedupe, diversity, exclude=skip)
 
     def _results(self, query: Any, rows: list[dict[str, Any]]) -> list[Related]:
         """Results, with the best-matching frame time of videos and best page of idea pins."""
@@ -330,7 +333,10 @@ class PinIndex:
         paged = {k.name for k in kinds.all_kinds() if k.paged}
         multi = [r["pin_id"] for r in rows if r["kind"] in timed | paged and r.get("n_segments")]
         best: dict[str, tuple[float, dict[str, Any]]] = {}
+        pages: dict[str, set[int]] = {}
         for seg in self.store.segments_of(multi):
+            if seg["kind"] == "page" and seg.get("page") is not None:
+                pages.setdefault(seg["pin_id"], set()).add(seg["page"])
             if seg["kind"] == "frame" or (seg["kind"] in ("page", "text") and seg.get("page") is not None):
                 score = float(np.dot(np.asarray(seg["vector"], np.float32), query))
                 if seg["pin_id"] not in best or score > best[seg["pin_id"]][0]:
@@ -339,7 +345,8 @@ class PinIndex:
         for r in rows:
             seg = best.get(r["pin_id"], (0.0, {}))[1]
             out.append(Related.from_row(r, best_t_s=seg.get("t_s") if r["kind"] in timed else None,
-                                        best_page=seg.get("page") if r["kind"] in paged else None))
+                                        best_page=seg.get("page") if r["kind"] in paged else None,
+                                        pages=len(pages.get(r["pin_id"], ())) if r["kind"] in paged else None))
         return out
 
     def iter_pins(self, batch_size: int = 1024, columns: Any = EXPORT_COLUMNS, kinds: Any = None,
@@ -415,33 +422,25 @@ class PinIndex:
         row["pages"] = len(pages) if row["kind"] == "idea" else None
         return row
 
-    def pin_extras(self, pin_ids: Any) -> dict[str, dict[str, Any]]:
-        """For cards: pin id -> ``kind``, ``uri``, ``title``, ``duration_s``, ``content_hash`` and ``pages``
-        (idea pins: how many pages; else None) of the given ids, in two queries. Unknown ids are left
-        out (so this is also an exact-id existence check that never reads the file system)."""
+    def pin_extras(self, pin_ids: Any, vectors: bool = False) -> dict[str, dict[str, Any]]:
+        """For cards: pin id -> ``kind``, ``uri``, ``title``, ``duration_s``, ``content_hash``, ``pages``
+        (idea pins: how many pages; else None) and, with ``vectors``, ``vector``, of the given ids: one
+        query, and one more when idea pins are among them. Unknown ids are left out (so this is also an
+        exact-id existence check that never reads the file system)."""
         ids = list(dict.fromkeys(pin_ids))
         if not ids:
             return {}
         from pinembed.ingestion import kinds
 
         paged = {k.name for k in kinds.all_kinds() if k.paged}
-        out: dict[str, dict[str, Any]] = {}
-        ideas = []
-        cols = ("pin_id", "kind", "uri", "title", "duration_s", "content_hash")
-        for b in self.iter_pins(1024, cols, where={"pin_id": ids}):
-            for r in b.to_pylist():
-                out[r["pin_id"]] = {**r, "pages": None}
-                if r["kind"] in paged:
-                    ideas.append(r["pin_id"])
+        cols = ["pin_id", "kind", "uri", "title", "duration_s", "content_hash", "n_segments"]
+        out = {r["pin_id"]: {**r, "pages": None} for r in self.store.pins_with(ids, cols, vectors)}
+        ideas = [pid for pid, r in out.items() if r["kind"] in paged and r.get("n_segments")]
         if ideas:
-            from pinembed.store.filters import eq, is_in
-
             pages: dict[str, set[int]] = {pid: set() for pid in ideas}
-            sql = f"({is_in('pin_id', ideas)}) AND ({eq('kind', 'page')})"
-            for b in self.store.iter_batches("segments", ["pin_id", "page"], sql):
-                for r in b.to_pylist():
-                    if r["page"] is not None:
-                        pages[r["pin_id"]].add(r["page"])
+            for seg in self.store.segments_of(ideas, columns=["pin_id", "kind", "page"]):
+                if seg["kind"] == "page" and seg.get("page") is not None:
+                    pages[seg["pin_id"]].add(seg["page"])
             for pid, p in pages.items():
                 out[pid]["pages"] = len(p)
         return out

@@ -17,13 +17,17 @@ class Related:
     title: str | None = None
     best_t_s: float | None = None  # videos: time of the best-matching frame (text queries)
     best_page: int | None = None  # idea pins: the best-matching page (text queries)
+    duration_s: float | None = None  # videos and motion pins
+    pages: int | None = None  # idea pins: how many pages
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], best_t_s: float | None = None, best_page: int | None = None) -> Related:
+    def from_row(cls, row: dict[str, Any], best_t_s: float | None = None, best_page: int | None = None,
+                 pages: int | None = None) -> Related:
         """From a store result row."""
         t = round(float(best_t_s), 3) if best_t_s is not None else None
+        d = row.get("duration_s")
         return cls(row["pin_id"], row["kind"], round(float(row["score"]), 6), row.get("uri"), row.get("title"),
-                   t, best_page)
+                   t, best_page, round(float(d), 3) if d is not None else None, pages)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

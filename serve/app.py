@@ -142,12 +142,10 @@ class _Api:
 
         def run() -> dict[str, Any]:
             t0 = time.perf_counter()
-            known = _existing(idx, [pin])
-            rows = idx.related(pin, **controls)
-            extras = idx.pin_extras([r.pin_id for r in rows])
+            p = _existing(idx, [pin], vectors=True)[pin]  # one query: the pin, its card and its vector
+            rows = idx.search_vector(p["vector"], exclude=[pin], **controls)  # = idx.related(pin), no 2nd lookup
             took = (time.perf_counter() - t0) * 1000
-            p = known[pin]
-            return {"query": cards.card(pin, p["kind"], p["uri"], p["title"], p), "results": cards.results(rows, extras),
+            return {"query": cards.card(pin, p["kind"], p["uri"], p["title"], p), "results": cards.results(rows),
                     "took_ms": round(took, 2)}
 
         return _json(await self.blocking(run))
@@ -172,8 +170,7 @@ class _Api:
             t0 = time.perf_counter()
             _existing(idx, pins)
             rows = idx.related_to_session(pins, weights=weights, **controls)
-            extras = idx.pin_extras([r.pin_id for r in rows])
-            return {"results": cards.results(rows, extras), "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
+            return {"results": cards.results(rows), "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
         return _json(await self.blocking(run))
 
@@ -209,8 +206,7 @@ class _Api:
             t0 = time.perf_counter()
             vec = self._query_vector(idx, texts, negatives, images, pins)
             rows = idx.search_vector(vec, **controls)
-            extras = idx.pin_extras([r.pin_id for r in rows])
-            return {"results": cards.results(rows, extras), "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
+            return {"results": cards.results(rows), "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
         return _json(await self.blocking(run))
 
@@ -303,9 +299,10 @@ class _Api:
                                      "content-security-policy": "sandbox; default-src 'none'"})
 
 
-def _existing(idx: Any, pins: list[str]) -> dict[str, dict[str, Any]]:
-    """The pins' card facts by exact id; 404 naming the first unknown one (never looked up as a path)."""
-    known = idx.pin_extras(pins)
+def _existing(idx: Any, pins: list[str], vectors: bool = False) -> dict[str, dict[str, Any]]:
+    """The pins' card facts (and vectors) by exact id; 404 naming the first unknown one (never looked
+    up as a path)."""
+    known = idx.pin_extras(pins, vectors=vectors)
     for p in pins:
         if p not in known:
             raise ApiError(404, "pin_not_found", f"no pin with id {p[:300]!r}",

@@ -32,10 +32,10 @@ def card(pin_id: str, kind: str, uri: str | None, title: str | None, extras: dic
     return out
 
 
-def results(rows: list[Any], extras: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """RESULT cards of ``Related`` results."""
-    return [card(r.pin_id, r.kind, r.uri, r.title, extras.get(r.pin_id), r.best_t_s, r.best_page, r.score)
-            for r in rows]
+def results(rows: list[Any]) -> list[dict[str, Any]]:
+    """RESULT cards of ``Related`` results (which carry their duration and page count)."""
+    return [card(r.pin_id, r.kind, r.uri, r.title, {"pages": r.pages, "duration_s": r.duration_s}, r.best_t_s,
+                 r.best_page, r.score) for r in rows]
 
 
 def details(pin: dict[str, Any]) -> dict[str, Any]:

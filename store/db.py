@@ -42,7 +42,7 @@ PINS_SCALAR = {"pin_id": "btree", "kind": "bitmap", "width": "btree", "height": 
 SEGMENTS_SCALAR = {"pin_id": "btree"}
 
 #: Columns returned by queries (never the vector).
-RESULT_COLUMNS = ["pin_id", "kind", "uri", "title", "n_segments"]  # each column is a read per result
+RESULT_COLUMNS = ["pin_id", "kind", "uri", "title", "n_segments", "duration_s"]  # each column is a read per result
 
 
 def now() -> datetime:
@@ -96,6 +96,7 @@ class Store:
         self._indexed: bool | None = None  # whether pins has a vector index (looked up once)
         self._selected: dict[str, int] = {}  # rows a filter ("" = all) selects, for tuning (reset on writes)
         self._tables: dict[str, Any] = {}
+        self._pin_columns: frozenset[str] | None = None
         self._storage_options = storage_options
         self.db: Any = None
         self._names: set[str] = set()
@@ -286,6 +287,7 @@ class Store:
             missing = [f for f in schema if f.name not in have]
             if missing:
                 t.add_columns(missing)
+                self._pin_columns = None
 
     def _create(self, name: str, schema: pa.Schema) -> Any:
         self._connect()
@@ -490,12 +492,31 @@ class Store:
             if t is not None:
                 compact(t, self.index_policy)
 
-    def segments_of(self, pin_ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Segment rows (with vectors) of the given pins."""
+    def segments_of(self, pin_ids: Sequence[str], columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Segment rows (``columns``, default all, vectors included) of the given pins."""
         t = self._table(SEGMENTS)
         if t is None or not pin_ids:
             return []
-        return rows_of(t.search().where(filters.is_in("pin_id", pin_ids)).limit(t.count_rows() or 1))
+        q = t.search().where(filters.is_in("pin_id", pin_ids))
+        if columns is not None:
+            q = q.select(list(columns))
+        return rows_of(q.limit(t.count_rows() or 1))
+
+    @faults.translated
+    def pins_with(self, pin_ids: Sequence[str], columns: Sequence[str], with_vector: bool = False) -> list[dict[str, Any]]:
+        """The ``columns`` (and the vector) of the pins among ``pin_ids`` (at most 1000), in one query."""
+        t = self._table(PINS)
+        if t is None or not pin_ids:
+            return []
+        ids = list(pin_ids)[:1000]
+        if self._pin_columns is None:  # read once: a reader's Store never sees columns added under it
+            self._pin_columns = frozenset(t.schema.names)
+        cols = [c for c in columns if c in self._pin_columns] + (["vector"] if with_vector else [])
+        rows = rows_of(t.search().where(filters.is_in("pin_id", ids)).select(cols).limit(len(ids)))
+        if with_vector:
+            for r in rows:
+                r["vector"] = np.asarray(r["vector"], dtype=np.float32)
+        return rows
 
     # -- writing -----------------------------------------------------------------------------
     @faults.translated
