@@ -6,9 +6,9 @@ that address and is bounded in count and time:
 
 - related k=10 of random pins, one client with a kept-alive connection: p50 and p99 over HTTP;
 - 8 concurrent clients for a bounded count: requests/s and errors (any non-200 or transport error);
-- the same 8 clients while another process refreshes the database (the cron job's writes: new pins in
-  batches through the store, under the write lock, then the index upkeep): p99 during the refresh, and
-  whether the server saw the new pins without a restart.
+- one client again while another process refreshes the database (the cron job's writes: new pins in
+  batches under the write lock, then the index upkeep): p99 during the refresh, errors, and how soon
+  the server answered for a new pin (no restart).
 
     python benchmarks/serve.py [--rows 1000000] [--db /path/keep.lance] [--requests 1000]
 
@@ -199,8 +199,8 @@ def main() -> None:
         done = threading.Event()
         during: dict = {}
 
-        def load() -> None:
-            during.update(_concurrent(port, args.clients, 10_000, args.rows, args.seed + 1, until=done))
+        def load() -> None:  # one client, as for the latency figures above
+            during.update(_concurrent(port, 1, 20_000, args.rows, args.seed + 1, until=done))
 
         th = threading.Thread(target=load)
         t = time.perf_counter()
