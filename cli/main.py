@@ -594,17 +594,35 @@ def train(data: str, out: str, arch: str, init: str | None, epochs: int, batch_s
 
 @cli.command(name="eval")
 @db_option
-@click.option("--labels", required=True, type=click.Path(exists=True, dir_okay=False, path_type=str),
+@click.option("--labels", default=None, type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="CSV with columns pin_id, label and optionally text (a text query for the label).")
+@click.option("--pairs", default=None, type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Engagement pairs (CSV or Parquet): query_pin_id, engaged_pin_id, optional weight, timestamp, "
+                   "action (save, click, closeup).")
 @json_option
 @handle_errors
-def eval_(db: str, labels: str, as_json: bool) -> None:
-    """Retrieval quality against labels: text->pin and pin->pin recall@1/5/10, related precision@10,
-    cross-kind precision@5 (image->video, video->idea, idea->image) and hub metrics.
+def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None:
+    """Retrieval quality against labels or engagement pairs.
 
-    A hit is a result with the query's label. Labels file: CSV with a header row and the columns
-    pin_id and label, and optionally text (the text query for that label; the label when absent).
+    --labels: text->pin and pin->pin recall@1/5/10, related precision@10, cross-kind precision@5
+    (image->video, video->idea, idea->image) and hub metrics. A hit is a result with the query's label.
+    Labels file: CSV with a header row and the columns pin_id and label, and optionally text (the text
+    query for that label; the label when absent).
+
+    --pairs: Pinterest's offline protocol. For each (query, engaged) pair, rank = 1 + the pins (all of
+    them, exactly; the pair's own two left out) whose cosine to the query is at least the engaged pin's;
+    Recall@1/10/100 and MRR, overall, by query kind -> engaged kind and by action; hubs. Pairs whose pins
+    are not in the database are counted and left out.
     """
+    if (labels is None) == (pairs is None):
+        raise click.UsageError("give --labels or --pairs (one of them)")
+    if pairs is not None:
+        from pinembed.training.engagement_eval import evaluate_pairs, format_report
+        from pinembed.training.engagement_pairs import read_pairs
+
+        report = evaluate_pairs(_open_existing(db).store, read_pairs(pairs))
+        click.echo(json.dumps(report) if as_json else format_report(report))
+        return
     from pinembed.training.evaluate import evaluate
 
     report = evaluate(_open_existing(db), labels)
