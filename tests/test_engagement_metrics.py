@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import UTC
 
 import numpy as np
 import pytest
@@ -127,11 +128,12 @@ def test_pairs_file_errors_at_the_cli(tmp_path):
 
 
 def test_parquet_pairs_and_the_time_split(tmp_path):
+    from datetime import datetime
+
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from datetime import datetime, timezone
 
-    t = [datetime(2026, 1, d, tzinfo=timezone.utc) for d in (5, 1, 3, 2, 4)]
+    t = [datetime(2026, 1, d, tzinfo=UTC) for d in (5, 1, 3, 2, 4)]
     pq.write_table(pa.table({"query_pin_id": ["a", "b", "c", "d", "e"], "engaged_pin_id": ["b", "c", "d", "e", "a"],
                              "timestamp": pa.array(t, pa.timestamp("ms", tz="UTC")),
                              "action": ["save"] * 5}), tmp_path / "p.parquet")

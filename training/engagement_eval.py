@@ -63,10 +63,12 @@ def exact_ranks(query_ids: Sequence[str], engaged_ids: Sequence[str], vectors: d
         else torch.zeros((0, 1))
     thr = (qv[torch.from_numpy(pair_u)] * ev).sum(1) - TIE if n else torch.zeros(0)
     engaged_sorted = [engaged_ids[i] for i in order]
-    chunks = []  # (u0, u1, p0, p1): distinct queries u0:u1 own sorted pairs p0:p1
+    chunks = []  # (u0, u1, p0, p1, rows): distinct queries u0:u1 own sorted pairs p0:p1 (their rows in s)
     for u0 in range(0, len(uq), query_chunk):
         u1 = min(len(uq), u0 + query_chunk)
-        chunks.append((u0, u1, int(np.searchsorted(pair_u, u0)), int(np.searchsorted(pair_u, u1))))
+        p0, p1 = int(np.searchsorted(pair_u, u0)), int(np.searchsorted(pair_u, u1))
+        rows = pair_u[p0:p1] - u0
+        chunks.append((u0, u1, p0, p1, None if p1 - p0 == u1 - u0 else torch.from_numpy(rows)))
     counts = torch.zeros(n, dtype=torch.int64)
     top_s = torch.full((len(uq), topk), -np.inf)
     top_i = torch.full((len(uq), topk), -1, dtype=torch.int64)
@@ -78,16 +80,11 @@ def exact_ranks(query_ids: Sequence[str], engaged_ids: Sequence[str], vectors: d
         b = torch.from_numpy(np.array(vecs, np.float32))  # a copy: Arrow's buffers are read-only
         own_u = [(u_of[p], j) for p, j in col.items() if p in u_of]  # queries that sit in this batch
         own_e = [(k, col[e]) for k, e in enumerate(engaged_sorted) if e in col]  # engaged pins in it
-        for u0, u1, p0, p1 in chunks:
+        for u0, u1, p0, p1, rows in chunks:
             s = qv[u0:u1] @ b.T
             for u, j in own_u:
                 if u0 <= u < u1:
                     s[u - u0, j] = -np.inf  # a pin is not its own neighbour
-            g = s[torch.from_numpy(pair_u[p0:p1] - u0)]
-            for k, j in own_e:
-                if p0 <= k < p1:
-                    g[k - p0, j] = -np.inf
-            counts[p0:p1] += (g >= thr[p0:p1, None]).sum(1)
             k_here = min(topk, s.shape[1])
             v, i = torch.topk(s, k_here, dim=1)
             merged_s = torch.cat([top_s[u0:u1], v], 1)
@@ -95,6 +92,11 @@ def exact_ranks(query_ids: Sequence[str], engaged_ids: Sequence[str], vectors: d
             best = torch.topk(merged_s, topk, dim=1)
             top_s[u0:u1] = best.values
             top_i[u0:u1] = torch.gather(merged_i, 1, best.indices)
+            g = s if rows is None else s[rows]  # one row per pair (s itself when each query has one pair)
+            for k, j in own_e:
+                if p0 <= k < p1:
+                    g[k - p0, j] = -np.inf  # the engaged pin is not in its own pair's index
+            counts[p0:p1] += (g >= thr[p0:p1, None]).sum(1, dtype=torch.int32)
     ranks = np.empty(n, np.int64)
     ranks[order] = counts.numpy() + 1
     hubs: Counter = Counter()

@@ -23,7 +23,7 @@ import csv
 import math
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pinembed.errors import UsageError
 
@@ -166,7 +166,7 @@ def _weight(value, path: str, where: str, line: int) -> float:
 
 def _time(value, path: str, where: str, line: int) -> float | None:
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     s = _text(value)
     if not s:
         return None
@@ -181,7 +181,7 @@ def _time(value, path: str, where: str, line: int) -> float | None:
     except ValueError:
         raise UsageError(f"{path}: {where} {line}: timestamp {s[:40]!r} is neither ISO 8601 nor seconds since "
                          "the epoch", HINT) from None
-    return (d if d.tzinfo else d.replace(tzinfo=timezone.utc)).timestamp()
+    return (d if d.tzinfo else d.replace(tzinfo=UTC)).timestamp()
 
 
 def _action(value, path: str, where: str, line: int) -> str:
