@@ -89,7 +89,7 @@ def train_on_pairs(cfg: PairTrainConfig, progress: Progress | None = None) -> Pa
     pairs = read_pairs(cfg.pairs)
     store = Store(cfg.db, storage_options=cfg.storage_options)
     store.require_database()
-    init = cfg.init or (store.identity() or {}).get("model_id")
+    init = cfg.init or (store.identity or {}).get("model_id")
     known = set(store.pin_states(("pin_id",)).column("pin_id").to_pylist())
     keep, left_out = known_pairs(pairs, known)
     left_out["self_pairs"] = pairs.self_pairs
@@ -248,3 +248,12 @@ class _Tuner:
 
     def visual_state(self) -> dict[str, Any]:
         return {k: v.detach().clone() for k, v in self.model.visual.state_dict().items()}
+
+
+def format_result(r: PairTrainResult) -> str:
+    """What ``pinembed train --pairs`` prints."""
+    curve = " -> ".join(f"{x:.3f}" for x in r.recall_at_10)
+    return (f"fine-tuned {r.init} on {r.train_pairs} pairs ({r.pins} pins), {r.steps} steps in {r.seconds:.0f}s "
+            f"({r.pairs_per_s} pairs/s)\nheld-out Recall@10 by epoch ({r.heldout_pairs} pairs): {curve}; "
+            f"kept epoch {r.best_epoch}\nmodel id: {r.model_id}\n"
+            f"switch a database to it: pinembed refresh SRC --db DB --model {r.model_id}")
