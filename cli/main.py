@@ -560,29 +560,55 @@ def stats(db: str, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False, path_type=str),
+@click.option("--data", default=None, type=click.Path(exists=True, file_okay=False, path_type=str),
               help="Folder of images with sidecar titles, videos with titles, idea pins with page texts.")
+@click.option("--pairs", default=None, type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Engagement pairs (CSV or Parquet, see `pinembed eval --help`) of pins in --db: fine-tune on "
+                   "them instead of on --data.")
+@db_option
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=str),
               help="Folder to write the model to (open_clip_config.json + open_clip_model.safetensors).")
 @click.option("--arch", default="pinembed-nano", show_default=True,
               help="open_clip architecture name or JSON config file.")
-@click.option("--init", default=None, help="An open_clip model id to fine-tune instead of starting from random.")
+@click.option("--init", default=None, help="An open_clip model id to fine-tune instead of starting from random "
+                                           "(with --pairs: the database's model when not given).")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
-@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(2))
-@click.option("--lr", default=1e-3, show_default=True, type=click.FloatRange(0, min_open=True))
+@click.option("--batch-size", default=None, type=click.IntRange(2), help="[default: 128; 64 pairs with --pairs]")
+@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="[default: 1e-3; 1e-4 with --pairs]")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--dtype", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]),
               help="Precision of the saved weights (fp16 halves the file).")
+@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="--pairs: the latest share of pairs (by timestamp) held out for early stopping.")
+@click.option("--patience", default=2, show_default=True, type=click.IntRange(1),
+              help="--pairs: epochs without a held-out Recall@10 gain before stopping.")
+@click.option("--text-weight", default=0.5, show_default=True, type=click.FloatRange(0),
+              help="--pairs: weight of the image-text term on the pins' titles (keeps text search).")
 @json_option
 @handle_errors
-def train(data: str, out: str, arch: str, init: str | None, epochs: int, batch_size: int, lr: float, seed: int,
-          dtype: str, as_json: bool) -> None:
-    """Train (or fine-tune) a CLIP model on image-text pairs from a folder, with open_clip's ClipLoss."""
+def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, init: str | None, epochs: int,
+          batch_size: int | None, lr: float | None, seed: int, dtype: str, holdout: float, patience: int,
+          text_weight: float, as_json: bool) -> None:
+    """Train (or fine-tune) a CLIP model: on image-text pairs from a folder (--data, open_clip's ClipLoss),
+    or on engaged pin pairs of a database (--pairs --db: a symmetric InfoNCE over in-batch negatives on the
+    image tower, early stopping on the held-out latest pairs' Recall@10)."""
+    if (data is None) == (pairs is None):
+        raise click.UsageError("give --data (image-text training) or --pairs with --db (engagement fine-tuning)")
+    if pairs is not None:
+        from pinembed.training.engagement_train import PairTrainConfig, format_result, train_on_pairs
+
+        pcfg = PairTrainConfig(pairs=pairs, db=db, out=out, init=init, epochs=epochs, batch_size=batch_size or 64,
+                               lr=lr or 1e-4, seed=seed, dtype=dtype, holdout=holdout, patience=patience,
+                               text_weight=text_weight, storage_options=_storage_options())
+        with _progress(enabled=not as_json and sys.stderr.isatty(), label="fine-tuning") as progress:
+            res = train_on_pairs(pcfg, (lambda step, total, loss: progress(step, total)) if progress else None)
+        click.echo(json.dumps({k: v for k, v in vars(res).items() if k != "losses"}) if as_json else format_result(res))
+        return
     from pinembed.training.train import TrainConfig
     from pinembed.training.train import train as run_train
 
-    cfg = TrainConfig(data=data, out=out, arch=arch, init=init, epochs=epochs, batch_size=batch_size, lr=lr,
-                      seed=seed, dtype=dtype)
+    cfg = TrainConfig(data=data, out=out, arch=arch, init=init, epochs=epochs, batch_size=batch_size or 128,
+                      lr=lr or 1e-3, seed=seed, dtype=dtype)
     with _progress(enabled=not as_json and sys.stderr.isatty(), label="training") as progress:
         result = run_train(cfg, (lambda step, total, loss: progress(step, total)) if progress else None)
     if as_json:
@@ -594,17 +620,35 @@ def train(data: str, out: str, arch: str, init: str | None, epochs: int, batch_s
 
 @cli.command(name="eval")
 @db_option
-@click.option("--labels", required=True, type=click.Path(exists=True, dir_okay=False, path_type=str),
+@click.option("--labels", default=None, type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="CSV with columns pin_id, label and optionally text (a text query for the label).")
+@click.option("--pairs", default=None, type=click.Path(exists=True, dir_okay=False, path_type=str),
+              help="Engagement pairs (CSV or Parquet): query_pin_id, engaged_pin_id, optional weight, timestamp, "
+                   "action (save, click, closeup).")
 @json_option
 @handle_errors
-def eval_(db: str, labels: str, as_json: bool) -> None:
-    """Retrieval quality against labels: text->pin and pin->pin recall@1/5/10, related precision@10,
-    cross-kind precision@5 (image->video, video->idea, idea->image) and hub metrics.
+def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None:
+    """Retrieval quality against labels or engagement pairs.
 
-    A hit is a result with the query's label. Labels file: CSV with a header row and the columns
-    pin_id and label, and optionally text (the text query for that label; the label when absent).
+    --labels: text->pin and pin->pin recall@1/5/10, related precision@10, cross-kind precision@5
+    (image->video, video->idea, idea->image) and hub metrics. A hit is a result with the query's label.
+    Labels file: CSV with a header row and the columns pin_id and label, and optionally text (the text
+    query for that label; the label when absent).
+
+    --pairs: Pinterest's offline protocol. For each (query, engaged) pair, rank = 1 + the pins (all of
+    them, exactly; the pair's own two left out) whose cosine to the query is at least the engaged pin's;
+    Recall@1/10/100 and MRR, overall, by query kind -> engaged kind and by action; hubs. Pairs whose pins
+    are not in the database are counted and left out.
     """
+    if (labels is None) == (pairs is None):
+        raise click.UsageError("give --labels or --pairs (one of them)")
+    if pairs is not None:
+        from pinembed.training.engagement_eval import evaluate_pairs, format_report
+        from pinembed.training.engagement_pairs import read_pairs
+
+        report = evaluate_pairs(_open_existing(db).store, read_pairs(pairs))
+        click.echo(json.dumps(report) if as_json else format_report(report))
+        return
     from pinembed.training.evaluate import evaluate
 
     report = evaluate(_open_existing(db), labels)

@@ -111,7 +111,6 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     """Train, save and return where the model is."""
     import torch
     from open_clip.loss import ClipLoss
-    from safetensors.torch import save_file
 
     from .pairs import load_pairs
 
@@ -167,15 +166,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
             if progress:
                 progress(step, total, losses[-1])
     model.eval()
-    out_dir = Path(cfg.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dtype = torch.float16 if cfg.dtype == "fp16" else torch.float32
-    state = {k: v.detach().to(dtype).contiguous().clone() for k, v in model.state_dict().items()}
-    tmp = out_dir / "open_clip_model.safetensors.tmp"
-    save_file(state, str(tmp))
-    tmp.replace(out_dir / "open_clip_model.safetensors")  # only our own file is replaced
-    (out_dir / "open_clip_config.json").write_text(json.dumps(
-        {"model_cfg": model_cfg, "preprocess_cfg": _jsonable(preprocess_cfg)}, indent=2))
+    out_dir = save_model(model.state_dict(), cfg.out, model_cfg, preprocess_cfg, cfg.dtype)
     result = TrainResult(f"open_clip:local-dir:{out_dir.resolve()}", str(out_dir), n, step,
                          losses[0] if losses else math.nan, losses[-1] if losses else math.nan,
                          round(time.perf_counter() - t0, 1), losses)
@@ -184,6 +175,25 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
             "seconds": result.seconds, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
     (out_dir / "training.json").write_text(json.dumps(meta, indent=2))
     return result
+
+
+def save_model(state: dict[str, Any], out: str | os.PathLike[str], model_cfg: dict[str, Any],
+               preprocess_cfg: dict[str, Any], dtype: str = "fp32") -> Path:
+    """Write an open_clip local-dir model (``open_clip_config.json`` + ``open_clip_model.safetensors``)
+    from a state dict; returns the folder."""
+    import torch
+    from safetensors.torch import save_file
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    to = torch.float16 if dtype == "fp16" else torch.float32
+    tensors = {k: v.detach().to(to).contiguous().clone() for k, v in state.items()}
+    tmp = out_dir / "open_clip_model.safetensors.tmp"
+    save_file(tensors, str(tmp))
+    tmp.replace(out_dir / "open_clip_model.safetensors")  # only our own file is replaced
+    (out_dir / "open_clip_config.json").write_text(json.dumps(
+        {"model_cfg": model_cfg, "preprocess_cfg": _jsonable(preprocess_cfg)}, indent=2))
+    return out_dir
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

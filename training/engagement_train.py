@@ -1,0 +1,259 @@
+"""``pinembed train --pairs``: fine-tune an open_clip model on engaged pin pairs.
+
+- Both sides of a pair are pins, embedded with the image tower: an image pin from its pixels, a video
+  from its sampled frames, an idea pin from its pages (and their frames), mean-pooled by page as the
+  stored vectors are (``pin_media.pooled``). The media are read once through ingest's read stage, from
+  the sources the database recorded, and kept as tensors for every epoch.
+- Loss: a symmetric InfoNCE over in-batch negatives (query->engaged and engaged->query, the model's
+  own logit scale), each pair weighted by its ``weight``; an in-batch pin that is the row's own engaged
+  or query pin is no negative. Plus ``text_weight`` x a CLIP image-text term between the batch's pins
+  and their titles, so text search keeps working. The text tower and the logit scale are frozen: only
+  the image tower learns, and text vectors (and titles') stay where they were.
+- Split: the latest ``holdout`` share of pairs by timestamp is held out. After every epoch the
+  held-out Recall@10 is measured with the eval code (``engagement_eval.exact_ranks``; the index is
+  every pin of the pairs file, embedded by the model being trained); the best epoch is kept and
+  training stops after ``patience`` epochs without a gain. Epoch 0 is the initial model: a run that
+  never beats it writes the initial weights.
+- Deterministic for a seed on a given machine (seeded shuffles, no data-loader threads).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pinembed.errors import UsageError
+
+from .engagement_eval import exact_ranks, known_pairs, recall_at
+from .engagement_pairs import EngagementPairs, read_pairs
+from .train import Progress, TrainConfig, _model, _seed, save_model
+
+
+@dataclass
+class PairTrainConfig:
+    """Knobs of a fine-tuning run on engagement pairs."""
+
+    pairs: str
+    db: str
+    out: str
+    init: str | None = None  # an open_clip model id; None: the database's model
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-4
+    weight_decay: float = 0.05
+    holdout: float = 0.2
+    patience: int = 2
+    text_weight: float = 0.5
+    seed: int = 0
+    dtype: str = "fp32"
+    max_frames: int = 4
+    train_blocks: int | None = None  # train only the image tower's last N blocks (+ its head); None: all of it
+    storage_options: dict[str, str] | None = None
+
+
+@dataclass
+class PairTrainResult:
+    """What a run did. ``recall_at_10[e]``: held-out Recall@10 after epoch ``e`` (0: the initial model)."""
+
+    model_id: str
+    out: str
+    init: str
+    train_pairs: int
+    heldout_pairs: int
+    pins: int
+    steps: int
+    best_epoch: int
+    recall_at_10: list[float]
+    seconds: float
+    train_seconds: float
+    pairs_per_s: float
+    left_out: dict[str, int] = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+
+
+def train_on_pairs(cfg: PairTrainConfig, progress: Progress | None = None) -> PairTrainResult:
+    """Fine-tune, save the best epoch's model and return where it is."""
+    import torch
+
+    from pinembed.store import Store
+
+    from .pin_media import load_pin_media
+
+    if cfg.dtype not in ("fp32", "fp16"):
+        raise UsageError(f"--dtype must be fp32 or fp16, got {cfg.dtype!r}")
+    t0 = time.perf_counter()
+    pairs = read_pairs(cfg.pairs)
+    store = Store(cfg.db, storage_options=cfg.storage_options)
+    store.require_database()
+    init = cfg.init or (store.identity or {}).get("model_id")
+    known = set(store.pin_states(("pin_id",)).column("pin_id").to_pylist())
+    keep, left_out = known_pairs(pairs, known)
+    left_out["self_pairs"] = pairs.self_pairs
+    pairs = pairs.subset(keep)
+    if len(pairs) < 3:
+        raise UsageError(f"{len(pairs)} pairs have both pins in the database; training needs at least 3",
+                         "pin ids must be the ids ingest gave: `pinembed pins --db DB` lists them")
+    _seed(cfg.seed)
+    model, preprocess, tokenizer, model_cfg, preprocess_cfg = _model(TrainConfig(data="", out=cfg.out, init=init))
+    size = preprocess_cfg.get("size", 224)
+    media = load_pin_media(store, set(pairs.query) | set(pairs.engaged), preprocess,
+                           int(size if isinstance(size, int) else max(size)), cfg.max_frames)
+    left_out |= {"pins_missing": media.missing, "pins_failed": media.failed}
+    keep = [i for i in range(len(pairs)) if pairs.query[i] in media.pixels and pairs.engaged[i] in media.pixels]
+    left_out["pairs_unreadable"] = len(pairs) - len(keep)
+    train, held = pairs.subset(keep).split_by_time(cfg.holdout)
+    if len(train) < 2 or not len(held):
+        raise UsageError(f"{len(train)} training and {len(held)} held-out pairs; training needs at least 2 and 1")
+
+    tuner = _Tuner(model, tokenizer, media, cfg)
+    recalls = [tuner.heldout_recall(held)]
+    best, best_state, bad, losses, step = recalls[0], tuner.visual_state(), 0, [], 0
+    n, bs = len(train), min(cfg.batch_size, len(train))
+    steps_per_epoch = max(1, n // bs)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    train_s = 0.0
+    total = steps_per_epoch * cfg.epochs
+    for _epoch in range(cfg.epochs):
+        t = time.perf_counter()
+        order = torch.randperm(n, generator=gen).tolist()
+        for b in range(steps_per_epoch):
+            losses.append(tuner.step(train, order[b * bs:(b + 1) * bs]))
+            step += 1
+            if progress:
+                progress(step, total, losses[-1])
+        train_s += time.perf_counter() - t
+        recalls.append(tuner.heldout_recall(held))
+        if recalls[-1] > best:
+            best, best_state, bad = recalls[-1], tuner.visual_state(), 0
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    model.visual.load_state_dict(best_state)
+    model.eval()
+    out_dir = save_model(model.state_dict(), cfg.out, model_cfg, preprocess_cfg, cfg.dtype)
+    best_epoch = recalls.index(best)
+    result = PairTrainResult(
+        f"open_clip:local-dir:{out_dir.resolve()}", str(out_dir), init, len(train), len(held), len(media.pixels),
+        step, best_epoch, recalls, round(time.perf_counter() - t0, 1), round(train_s, 1),
+        round(step * bs / train_s, 1) if train_s else 0.0, left_out, losses)
+    meta = {**{k: v for k, v in asdict(cfg).items() if k != "storage_options"},
+            **{k: v for k, v in asdict(result).items() if k not in ("losses", "out")},
+            "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    (out_dir / "training.json").write_text(json.dumps(meta, indent=2))
+    return result
+
+
+class _Tuner:
+    """The model, the cached pixels and the frozen title vectors; one optimiser step at a time."""
+
+    def __init__(self, model: Any, tokenizer: Any, media: Any, cfg: PairTrainConfig) -> None:
+        import torch
+
+        self.model, self.media, self.cfg = model, media, cfg
+        for p in model.parameters():
+            p.requires_grad_(False)
+        blocks = getattr(getattr(model.visual, "transformer", None), "resblocks", None)
+        if cfg.train_blocks is not None and blocks is not None:
+            tail = [*blocks[len(blocks) - cfg.train_blocks:], *(getattr(model.visual, n, None) for n in ("ln_post",))]
+            for m in tail:
+                for p in m.parameters() if m is not None else ():
+                    p.requires_grad_(True)
+            if isinstance(getattr(model.visual, "proj", None), torch.nn.Parameter):
+                model.visual.proj.requires_grad_(True)
+        else:
+            for p in model.visual.parameters():
+                p.requires_grad_(True)
+        self.scale = float(min(model.logit_scale.exp().item(), 100.0))
+        self.pins = sorted(media.pixels)
+        model.eval()
+        titles = [media.titles[p] or "" for p in self.pins]
+        with torch.no_grad():
+            tv = torch.cat([model.encode_text(tokenizer(titles[i:i + 256]), normalize=True)
+                            for i in range(0, len(titles), 256)])
+        self.title_vec = {p: tv[i] for i, p in enumerate(self.pins)}
+        first: dict[str, int] = {}
+        self.title_id = {p: first.setdefault(t, len(first)) for p, t in zip(self.pins, titles, strict=True)}
+        params = [p for p in model.visual.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        rest = [p for p in params if p.ndim < 2]
+        self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                      {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+
+    def embed(self, pins: list[str]) -> Any:
+        """Pooled, normalised vectors of ``pins`` (one forward pass over all their parts)."""
+        import torch
+
+        from .pin_media import pooled
+
+        parts = torch.cat([self.media.pixels[p] for p in pins])
+        feats = self.model.encode_image(parts)
+        out, i = [], 0
+        for p in pins:
+            k = len(self.media.groups[p])
+            out.append(pooled(feats[i:i + k], self.media.groups[p]))
+            i += k
+        return torch.stack(out)
+
+    def step(self, train: EngagementPairs, rows: list[int]) -> float:
+        """One optimiser step on the pairs at ``rows``; returns the loss."""
+        import torch
+        import torch.nn.functional as F
+
+        self.model.train()
+        q = [train.query[i] for i in rows]
+        e = [train.engaged[i] for i in rows]
+        pins = sorted(set(q) | set(e))
+        at = {p: i for i, p in enumerate(pins)}
+        vec = self.embed(pins)
+        qi, ei = torch.tensor([at[p] for p in q]), torch.tensor([at[p] for p in e])
+        w = torch.tensor([train.weight[i] for i in rows])
+        w = w / w.sum() if float(w.sum()) > 0 else torch.full_like(w, 1 / len(w))
+        logits = self.scale * vec[qi] @ vec[ei].T
+        eye = torch.eye(len(rows), dtype=torch.bool)
+        # a column that is the row's own engaged (or query) pin under another pair is no negative
+        same_e = (ei[None, :] == ei[:, None]) | (ei[None, :] == qi[:, None])
+        same_q = (qi[None, :] == qi[:, None]) | (qi[None, :] == ei[:, None])
+        target = torch.arange(len(rows))
+        loss = 0.5 * ((F.cross_entropy(logits.masked_fill(same_e & ~eye, -math.inf), target, reduction="none") * w).sum()
+                      + (F.cross_entropy(logits.T.masked_fill(same_q & ~eye, -math.inf), target, reduction="none")
+                         * w).sum())
+        if self.cfg.text_weight:
+            tv = torch.stack([self.title_vec[p] for p in pins])
+            tid = torch.tensor([self.title_id[p] for p in pins])
+            same_t = (tid[None, :] == tid[:, None]) & ~torch.eye(len(pins), dtype=torch.bool)
+            lt = self.scale * vec @ tv.T
+            target = torch.arange(len(pins))
+            loss = loss + self.cfg.text_weight * 0.5 * (F.cross_entropy(lt.masked_fill(same_t, -math.inf), target)
+                                                        + F.cross_entropy(lt.T.masked_fill(same_t, -math.inf), target))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return round(float(loss.detach()), 5)
+
+    def heldout_recall(self, held: EngagementPairs, batch: int = 256) -> float:
+        """Recall@10 of the held-out pairs among every cached pin, with the current weights."""
+        import torch
+
+        self.model.eval()
+        with torch.no_grad():
+            vecs = torch.cat([self.embed(self.pins[i:i + batch]) for i in range(0, len(self.pins), batch)]).numpy()
+        vectors = dict(zip(self.pins, vecs, strict=True))
+        ranked = exact_ranks(held.query, held.engaged, vectors, [(self.pins, vecs)])
+        return round(recall_at(ranked.ranks, 10), 4)
+
+    def visual_state(self) -> dict[str, Any]:
+        return {k: v.detach().clone() for k, v in self.model.visual.state_dict().items()}
+
+
+def format_result(r: PairTrainResult) -> str:
+    """What ``pinembed train --pairs`` prints."""
+    curve = " -> ".join(f"{x:.3f}" for x in r.recall_at_10)
+    return (f"fine-tuned {r.init} on {r.train_pairs} pairs ({r.pins} pins), {r.steps} steps in {r.seconds:.0f}s "
+            f"({r.pairs_per_s} pairs/s)\nheld-out Recall@10 by epoch ({r.heldout_pairs} pairs): {curve}; "
+            f"kept epoch {r.best_epoch}\nmodel id: {r.model_id}\n"
+            f"switch a database to it: pinembed refresh SRC --db DB --model {r.model_id}")

@@ -1,0 +1,86 @@
+"""The pixels of a database's pins, for training: read once through ingest's own read stage.
+
+The pins' media are found by walking the sources the database recorded (``pinembed sources``), so
+pin ids match the ones ingest gave. Each pin becomes its preprocessed parts (an image's pixels, a
+video's sampled frames, an idea pin's pages and their frames) and the group each part pools in (an idea
+pin's page; one group otherwise), as ``ingestion/pooling.py`` pools the stored vectors. Blank video
+frames are left out unless all are blank. Pins whose media cannot be found or read are counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pinembed.errors import UsageError
+
+
+@dataclass
+class PinMedia:
+    """Decoded pins: ``pixels[pin_id]`` a (parts, 3, H, W) tensor, ``groups[pin_id]`` one group index
+    per part, ``titles[pin_id]`` the pin's title (or "")."""
+
+    pixels: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, list[int]] = field(default_factory=dict)
+    titles: dict[str, str] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)
+    missing: int = 0  # wanted pins no recorded source holds any more
+    failed: int = 0  # pins whose media failed to read
+
+
+def load_pin_media(store: Any, pin_ids: Iterable[str], preprocess: Callable[[Any], Any], image_size: int,
+                   max_frames: int = 4) -> PinMedia:
+    """Read the media of ``pin_ids`` from the database's recorded sources."""
+    import torch
+
+    from pinembed.ingestion.decode_pool import DecodePool
+    from pinembed.ingestion.discover import discover
+    from pinembed.ingestion.read import Reader, ReadLimits
+    from pinembed.ingestion.stages import read_entry
+    from pinembed.ingestion.video import VideoParams
+
+    wanted = set(pin_ids)
+    sources = store.sources()
+    if not sources:
+        raise UsageError(f"the database {store.uri!r} records no sources, so its pins' media cannot be found",
+                         "train on a database that `pinembed ingest SRC` built")
+    entries = []
+    for root, prefix in sorted(sources.items()):
+        found = discover(root, prefix or "", store.storage_options)
+        entries += [e for e in found.entries if e.pin_id in wanted]
+    out = PinMedia(missing=len(wanted - {e.pin_id for e in entries}))
+    video = VideoParams(max_frames=max_frames, target_side=image_size)
+    pool = DecodePool(1) if any(e.kind != "image" for e in entries) else None
+    try:
+        reader = Reader(preprocess, ReadLimits(), video, None, pool)
+        for e in sorted(entries, key=lambda e: e.pin_id):
+            item, _ = read_entry(reader, e)
+            if item is None or not item.pixels:
+                out.failed += 1
+                continue
+            keep = [i for i, p in enumerate(item.parts) if not p.blank] or list(range(len(item.parts)))
+            pages = {}
+            out.pixels[e.pin_id] = torch.stack([item.pixels[i] for i in keep])
+            out.groups[e.pin_id] = [pages.setdefault(item.parts[i].page, len(pages)) for i in keep]
+            out.titles[e.pin_id] = item.title or e.title or ""
+            out.kinds[e.pin_id] = item.kind
+    finally:
+        if pool is not None:
+            pool.close()
+    return out
+
+
+def pooled(features: Any, groups: list[int]) -> Any:
+    """One pin's vector from its parts' features: normalise(mean over groups of the group means of the
+    normalised part features), as ``ingestion.pooling`` pools pages and frames."""
+    import torch
+
+    f = torch.nn.functional.normalize(features, dim=-1)
+    g = torch.tensor(groups)
+    n = int(g.max()) + 1
+    if n == 1:
+        return torch.nn.functional.normalize(f.mean(0), dim=-1)
+    sums = torch.zeros(n, f.shape[1], dtype=f.dtype).index_add(0, g, f)
+    means = sums / torch.bincount(g, minlength=n)[:, None].to(f.dtype)
+    return torch.nn.functional.normalize(torch.nn.functional.normalize(means, dim=-1).mean(0), dim=-1)
