@@ -6,6 +6,10 @@
   end beside it (``ray_over_local_end_to_end``, model loads included);
 - two_nodes_over_one: a ray Cluster whose head (1 CPU) runs the read tasks and 1 or 2 worker nodes of
   1 CPU each run one embedding actor each (one torch thread); steady state, and end to end beside it;
+  ``machine_busy``: the share of this machine's CPU time in use during each run (the nodes of a
+  Cluster share the machine's cores with the driver, the read tasks and Ray's daemons);
+  ``two_processes_over_one``: the ceiling of the same model on this machine without Ray, two plain
+  processes embedding at once against one (one torch thread each);
 - s3_over_local: the local runner with the media and the database on moto's S3 server (127.0.0.1)
   against both on local disk (the media part only where SRC may be an s3:// prefix).
 
@@ -72,6 +76,9 @@ def main() -> None:
             _vs_ray(out, tmp, src, model_id, bs, local, local_steady)
         if "cluster" in parts:
             _cluster(out, tmp, src, model_id, bs)
+            if args.model == "vit-b-32":
+                out["ceiling"] = _ceiling()
+                out["two_processes_over_one"] = out["ceiling"]["two_processes_over_one"]
         if "s3" in parts:
             out["s3"] = _s3(tmp, src, model_id, bs, local)
             out["s3_over_local"] = out["s3"].get("s3_over_local")
@@ -97,33 +104,52 @@ def _vs_ray(out: dict, tmp: Path, src: Path, model_id: str, bs: int, local: floa
     ray.shutdown()
 
 
-def _cpu_seconds() -> dict[str, float]:
-    """CPU seconds used so far by every process on this machine (Linux /proc), grouped by role: the
-    embedding actors, the read tasks, Ray's daemons (raylet, gcs, agents), the driver, and the rest."""
+def _cpu_busy() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine so far, wall seconds x cores so far) from /proc/stat
+    (Linux): whether a run saturated the machine. Per process accounting would miss Ray's workers,
+    which exit before a run's end is sampled."""
     tick = os.sysconf("SC_CLK_TCK")
-    out: dict[str, float] = {}
-    me = os.getpid()
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        cpu = (int(fields[11]) + int(fields[12])) / tick
-        role = ("driver" if int(pid) == me else "embed_actors" if "_Embed" in cmd or "MapWorker" in cmd
-                else "read_tasks" if "_read_batch" in cmd or "ReadTask" in cmd or "ray::IDLE" in cmd
-                else "ray_daemons" if any(d in cmd for d in ("raylet", "gcs_server", "dashboard", "ray/_private",
-                                                            "runtime_env", "log_monitor", "monitor.py"))
-                else "ray_workers_other" if cmd.startswith("ray::") else "other")
-        out[role] = out.get(role, 0.0) + cpu
-    return out
+    with open("/proc/stat") as f:
+        cpu = [int(x) for x in f.readline().split()[1:]]
+    idle = cpu[3] + cpu[4]  # idle + iowait
+    return (sum(cpu) - idle) / tick, sum(cpu) / tick
 
 
-def _cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    return {k: round(after.get(k, 0.0) - before.get(k, 0.0), 1) for k in sorted(set(before) | set(after))
-            if after.get(k, 0.0) - before.get(k, 0.0) >= 0.05}
+_CEILING = """
+import time, torch, open_clip, logging
+logging.disable(logging.WARNING)
+torch.set_num_threads(1)
+m = open_clip.create_model({arch!r}).eval()
+x = torch.randn({batch}, 3, 224, 224)
+with torch.inference_mode():
+    m.encode_image(x)
+    t = time.perf_counter(); n = 0
+    while time.perf_counter() - t < {secs}:
+        m.encode_image(x); n += {batch}
+print(n / (time.perf_counter() - t))
+"""
+
+
+def _ceiling(arch: str = "ViT-B-32", batch: int = 32, secs: float = 15.0) -> dict:
+    """Images/s of one process embedding alone (one torch thread), and of two at once: the most any
+    runner could gain from a second node on this machine."""
+    import subprocess
+
+    code = _CEILING.format(arch=arch, batch=batch, secs=secs)
+
+    def run(n: int) -> list[float]:
+        procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                  text=True) for _ in range(n)]
+        return [float(p.communicate()[0]) for p in procs]
+
+    one, two = run(1), run(2)
+    return {"one_process_images_per_s": round(one[0], 2), "two_processes_images_per_s": round(sum(two), 2),
+            "two_processes_over_one": round(sum(two) / one[0], 3)}
+
+
+def _utilisation(before: tuple[float, float], after: tuple[float, float]) -> float:
+    """The share of the machine's CPU time that was busy between two ``_cpu_busy`` samples."""
+    return round((after[0] - before[0]) / max(1e-9, after[1] - before[1]), 3)
 
 
 def _cluster(out: dict, tmp: Path, src: Path, model_id: str, bs: int) -> None:
@@ -144,10 +170,10 @@ def _cluster(out: dict, tmp: Path, src: Path, model_id: str, bs: int) -> None:
                 cluster.wait_for_nodes()
             opts = IngestOptions(batch_size=bs, runner="ray",
                                  ray=RayOptions(workers=nodes, cpus_per_worker=1, resources={"embedder": 1}))
-            before = _cpu_seconds()
+            before = _cpu_busy()
             e2e, steady, s = _ingest(str(tmp / f"nodes{nodes}.lance"), str(src), model_id, opts)
             runs[nodes] = {"images_per_s": e2e, "steady_images_per_s": steady, "nodes_used": len(s.pins_by_node),
-                           "seconds": round(s.added / e2e, 1), "cpu_s": _cpu_delta(before, _cpu_seconds())}
+                           "seconds": round(s.added / e2e, 1), "machine_busy": _utilisation(before, _cpu_busy())}
     finally:
         ray.shutdown()
         cluster.shutdown()

@@ -97,6 +97,7 @@ class Store:
         self._selected: dict[str, int] = {}  # rows a filter ("" = all) selects, for tuning (reset on writes)
         self._tables: dict[str, Any] = {}
         self._pin_columns: frozenset[str] | None = None
+        self._dim: int | None = None
         self._storage_options = storage_options
         self.db: Any = None
         self._names: set[str] = set()
@@ -239,8 +240,10 @@ class Store:
 
     @property
     def dim(self) -> int:
-        """The vector dimension of pins."""
-        return int(self._pins().schema.field("vector").type.list_size)
+        """The vector dimension of pins (read once: a generation's space never changes)."""
+        if self._dim is None:
+            self._dim = int(self._pins().schema.field("vector").type.list_size)
+        return self._dim
 
     def check_space(self, identity: dict[str, Any]) -> dict[str, Any] | None:
         """The database's space; ModelMismatchError when ``identity`` is another one."""
