@@ -455,7 +455,7 @@ class Store:
         small slice is searched exactly; otherwise the query probes proportionally more partitions."""
         p = self.index_policy
         if where is None:
-            return q.nprobes(p.nprobes).refine_factor(p.refine_factor(k))
+            return q.nprobes(p.probes(k)).refine_factor(p.refine_factor(k))
         if where not in self._selected:
             self._selected[where] = self._pins().count_rows(where)
         if "" not in self._selected:
@@ -463,7 +463,7 @@ class Store:
         n_sel, n = self._selected[where], self._selected[""]
         if n_sel < p.exact_slice_below:
             return q.bypass_vector_index()
-        probes = min(p.partitions(n), p.nprobes * math.ceil(n / max(1, n_sel)))
+        probes = min(p.partitions(n), p.probes(k) * math.ceil(n / max(1, n_sel)))
         # a sparse slice has flatter distances, where PQ errors reorder more: re-rank twice as many
         # (a 5% slice at 100k: recall@10 0.98 -> 0.995 for 26 -> 36 ms; benchmarks/query.py)
         refine = p.refine_factor(k) * (2 if n_sel < 0.1 * n else 1)
