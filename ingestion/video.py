@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -108,20 +109,35 @@ def _decord():
     return decord
 
 
-def decode_video(path: str, params: VideoParams) -> Frames:
-    """Probe, check and sample one video; InputError on anything unusable."""
+@dataclass
+class _Opened:
+    """A video opened for reading: decord's reader at the reduced size, and what the probe found."""
+
+    reader: Any
+    n_frames: int
+    fps: float
+    width: int
+    height: int
+    w: int
+    h: int
+    codec: str
+
+
+def _open(path: str, max_pixels: int, target_side: int) -> _Opened:
+    """Probe and check a video (size, pixel limit) and open decord's reader with the shorter side at
+    most ``target_side``; InputError on anything unusable."""
     decord = _decord()
 
     width, height, codec = probe(path)
     if width <= 0 or height <= 0:
         raise InputError(f"video stream has no size ({width}x{height}, codec {codec})", error="corrupt")
-    if width * height > params.max_pixels:
+    if width * height > max_pixels:
         raise InputError(
-            f"video frames are {width}x{height} = {width * height:,} pixels, over the limit of {params.max_pixels:,}",
+            f"video frames are {width}x{height} = {width * height:,} pixels, over the limit of {max_pixels:,}",
             "raise --max-video-pixels if such videos are expected",
             error="too_large",
         )
-    w, h = reduced_size(width, height, params.target_side)
+    w, h = reduced_size(width, height, target_side)
     try:
         vr = decord.VideoReader(path, ctx=decord.cpu(0), width=w, height=h, num_threads=1)
         n_frames, fps = len(vr), float(vr.get_avg_fps() or 0.0)
@@ -130,6 +146,13 @@ def decode_video(path: str, params: VideoParams) -> Frames:
     if n_frames <= 0:
         raise InputError("video has no frames", error="empty")
     fps = fps if fps > 0 and math.isfinite(fps) else 25.0
+    return _Opened(vr, n_frames, fps, width, height, w, h, codec)
+
+
+def decode_video(path: str, params: VideoParams) -> Frames:
+    """Probe, check and sample one video; InputError on anything unusable."""
+    v = _open(path, params.max_pixels, params.target_side)
+    vr, n_frames, fps, width, height, w, h, codec = v.reader, v.n_frames, v.fps, v.width, v.height, v.w, v.h, v.codec
     duration = n_frames / fps
     times = sample_times(duration, params.max_fps, params.max_frames)
     idx = frame_indices(times, fps, n_frames)
@@ -154,21 +177,8 @@ def frame_at(path: str, t_s: float | None, target_side: int = 512,
     """One RGB frame (h, w, 3) of a video at ``t_s`` seconds (None: the middle), decoded with the
     shorter side at most ``target_side``, and the time it was shown (clamped to the clip). The same
     probe and pixel guard as ``decode_video``; InputError on anything unusable."""
-    decord = _decord()
-
-    width, height, codec = probe(path)
-    if width <= 0 or height <= 0 or width * height > max_pixels:
-        raise InputError(f"video frames are {width}x{height}, not decodable within the limit of {max_pixels:,} pixels",
-                         error="too_large")
-    w, h = reduced_size(width, height, target_side)
-    try:
-        vr = decord.VideoReader(path, ctx=decord.cpu(0), width=w, height=h, num_threads=1)
-        n_frames, fps = len(vr), float(vr.get_avg_fps() or 0.0)
-    except Exception as e:
-        raise InputError(f"cannot decode {codec} video: {_first_line(e)}", error="undecodable") from e
-    if n_frames <= 0:
-        raise InputError("video has no frames", error="empty")
-    fps = fps if fps > 0 and math.isfinite(fps) else 25.0
+    v = _open(path, max_pixels, target_side)
+    vr, n_frames, fps, w, h, codec = v.reader, v.n_frames, v.fps, v.w, v.h, v.codec
     t = n_frames / fps / 2 if t_s is None or not math.isfinite(t_s) else t_s
     [i] = frame_indices([t], fps, n_frames)
     try:
