@@ -14,7 +14,11 @@
   or query pin is no negative. Plus ``text_weight`` x a CLIP image-text term between the batch's pins
   and their titles, so text search keeps working, and ``anchor_weight`` x the mean squared distance of
   the batch's pin vectors from their vectors under the initial model (computed once), so the model
-  learns what engagement adds without forgetting what pins looked like to it before.
+  learns what engagement adds without forgetting what pins looked like to it before. With
+  ``anchor_data`` (a folder of images: best the media the initial model was trained on) the anchor also
+  holds a seeded sample of those images per step (rehearsal): the pins of one database say nothing of
+  how the model should keep seeing other content, and without it the features that engagement sharpens
+  (here: backdrops) take over related-by-content elsewhere.
 - Split: the latest ``holdout`` share of pairs by timestamp is held out. After every epoch the
   held-out Recall@10 is measured with the eval code (``engagement_eval.exact_ranks``; the index is
   every pin of the pairs file, embedded by the model being trained); the best epoch is kept and
@@ -52,7 +56,7 @@ class PairTrainConfig:
     init: str | None = None  # an open_clip model id; None: the database's model
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 1e-4
+    lr: float = 3e-4
     weight_decay: float = 0.05
     holdout: float = 0.2
     patience: int = 2
@@ -63,6 +67,8 @@ class PairTrainConfig:
     train_blocks: int | None = 2  # train only the image tower's last N blocks (+ its head); None: all of it
     anchor_weight: float = 1.0  # x mean squared distance of the batch's pin vectors from the initial model's
     idea_text_weight: float = DEFAULT_IDEA_TEXT_WEIGHT  # idea pins pool their texts as ingest does
+    anchor_data: str | None = None  # a folder of images (e.g. the initial model's own training media) anchored too
+    anchor_batch: int = 64  # anchor images per step
     storage_options: dict[str, str] | None = None
 
 
@@ -120,7 +126,12 @@ def train_on_pairs(cfg: PairTrainConfig, progress: Progress | None = None) -> Pa
     if len(train) < 2 or not len(held):
         raise UsageError(f"{len(train)} training and {len(held)} held-out pairs; training needs at least 2 and 1")
 
-    tuner = _Tuner(model, tokenizer, media, cfg)
+    anchors = None
+    if cfg.anchor_data:
+        from .pin_media import load_images
+
+        anchors, left_out["anchor_images_unreadable"] = load_images(cfg.anchor_data, preprocess)
+    tuner = _Tuner(model, tokenizer, media, cfg, anchors)
     recalls = [tuner.heldout_recall(held)]
     best, best_state, bad, losses, step = recalls[0], tuner.visual_state(), 0, [], 0
     n, bs = len(train), min(cfg.batch_size, len(train))
@@ -166,7 +177,7 @@ class _Tuner:
     runs once per part up front and its tokens are kept: a step runs only the trained blocks and the
     head. The pin vectors of the initial model are kept too, for the anchor term."""
 
-    def __init__(self, model: Any, tokenizer: Any, media: Any, cfg: PairTrainConfig) -> None:
+    def __init__(self, model: Any, tokenizer: Any, media: Any, cfg: PairTrainConfig, anchors: Any = None) -> None:
         import torch
 
         self.model, self.media, self.cfg = model, media, cfg
@@ -204,6 +215,12 @@ class _Tuner:
                              for p, t in media.texts.items() if t and cfg.idea_text_weight}
             self.inputs = {p: self._trunk(media.pixels[p]) for p in self.pins}
             self.initial = dict(zip(self.pins, self.all_vectors(), strict=True))
+            # anchor images: what the initial model saw elsewhere (its own training media) stays put
+            self.anchor_cat = 1 if self.trunk and not model.visual.transformer.batch_first else 0
+            parts = [self._trunk(anchors[i:i + 256]) for i in range(0, len(anchors), 256)] if anchors is not None else []
+            self.anchor_in = torch.cat(parts, dim=self.anchor_cat) if parts else None
+            self.anchor_v0 = torch.cat([self._normalised(x) for x in parts]) if parts else None
+            self.anchor_gen = torch.Generator().manual_seed(cfg.seed + 1)
         params = [p for p in visual.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         rest = [p for p in params if p.ndim < 2]
@@ -239,6 +256,19 @@ class _Tuner:
             x = x.transpose(0, 1)
         out, _ = v._pool(x)
         return out @ v.proj if v.proj is not None else out
+
+    def _normalised(self, x: Any) -> Any:
+        import torch
+
+        return torch.nn.functional.normalize(self._features(x), dim=-1)
+
+    def _anchor_loss(self) -> Any:
+        """Mean squared drift of a seeded sample of the anchor images from their initial vectors."""
+        import torch
+
+        pick = torch.randperm(len(self.anchor_v0), generator=self.anchor_gen)[:self.cfg.anchor_batch]
+        x = self.anchor_in.index_select(self.anchor_cat, pick)
+        return ((self._normalised(x) - self.anchor_v0[pick]) ** 2).sum(1).mean()
 
     def embed(self, pins: list[str]) -> Any:
         """Pooled, normalised vectors of ``pins`` (one forward pass over all their parts)."""
@@ -288,7 +318,10 @@ class _Tuner:
                                                         + F.cross_entropy(lt.T.masked_fill(same_t, -math.inf), target))
         if self.cfg.anchor_weight:  # stay near the initial model: what the pins meant before is kept
             v0 = torch.from_numpy(np.stack([self.initial[p] for p in pins]))
-            loss = loss + self.cfg.anchor_weight * ((vec - v0) ** 2).sum(1).mean()
+            drift = ((vec - v0) ** 2).sum(1).mean()
+            if self.anchor_in is not None:
+                drift = 0.5 * (drift + self._anchor_loss())
+            loss = loss + self.cfg.anchor_weight * drift
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()

@@ -95,3 +95,30 @@ def pooled(features: Any, groups: list[int], text: Any = None, text_weight: floa
     if text is not None and text_weight:
         v = v + text_weight * text
     return normalize(v, dim=-1)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def load_images(folder: str, preprocess: Callable[[Any], Any], limit: int = 2000) -> tuple[Any, int]:
+    """(a (n, 3, H, W) tensor of the first ``limit`` images under ``folder`` by path, the number of
+    files that could not be read). For the anchor set of ``train --pairs --anchor-data``."""
+    from pathlib import Path
+
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise UsageError(f"--anchor-data {folder!r} is not a folder", "give a folder of images (PNG, JPEG, WebP)")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:limit]
+    pixels, bad = [], 0
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                pixels.append(preprocess(im.convert("RGB")))
+        except (OSError, UnidentifiedImageError, ValueError):
+            bad += 1
+    if not pixels:
+        raise UsageError(f"--anchor-data {folder!r} holds no readable images", "give a folder of PNG/JPEG/WebP images")
+    return torch.stack(pixels), bad
