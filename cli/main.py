@@ -574,7 +574,7 @@ def stats(db: str, as_json: bool) -> None:
                                            "(with --pairs: the database's model when not given).")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=None, type=click.IntRange(2), help="[default: 128; 64 pairs with --pairs]")
-@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="[default: 1e-3; 3e-4 with --pairs]")
+@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="[default: 1e-3]")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--dtype", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]),
               help="Precision of the saved weights (fp16 halves the file).")
@@ -587,7 +587,7 @@ def stats(db: str, as_json: bool) -> None:
 @click.option("--train-blocks", default=2, show_default=True, type=click.IntRange(0),
               help="--pairs: train only the image tower's last N blocks and its head (the frozen rest runs once "
                    "per pin); 0: the whole tower.")
-@click.option("--anchor-weight", default=1.0, show_default=True, type=click.FloatRange(0),
+@click.option("--anchor-weight", default=30.0, show_default=True, type=click.FloatRange(0),
               help="--pairs: weight of the term that keeps each pin's vector near the initial model's (no "
                    "forgetting); 0: none.")
 @click.option("--anchor-data", default=None, type=click.Path(exists=True, file_okay=False, path_type=str),
@@ -610,7 +610,7 @@ def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, ini
         from pinembed.training.engagement_train import PairTrainConfig, format_result, train_on_pairs
 
         pcfg = PairTrainConfig(pairs=pairs, db=db, out=out, init=init, epochs=epochs, batch_size=batch_size or 64,
-                               lr=lr or 3e-4, seed=seed, dtype=dtype, holdout=holdout, patience=patience,
+                               lr=lr or 1e-3, seed=seed, dtype=dtype, holdout=holdout, patience=patience,
                                text_weight=text_weight, train_blocks=train_blocks or None,
                                anchor_weight=anchor_weight, anchor_data=anchor_data,
                                idea_text_weight=idea_text_weight,

@@ -118,3 +118,26 @@ def test_cli_defaults_are_the_training_defaults():
     assert params["train_blocks"] == cfg.train_blocks and params["anchor_weight"] == cfg.anchor_weight
     assert params["idea_text_weight"] == cfg.idea_text_weight and params["text_weight"] == cfg.text_weight
     assert params["holdout"] == cfg.holdout and params["patience"] == cfg.patience
+
+
+def test_anchor_data_reads_images_and_refuses_a_folder_without_any(tmp_path):
+    from PIL import Image
+
+    from pinembed.errors import UsageError
+    from pinembed.training.pin_media import load_images
+
+    def prep(im):
+        return torch.zeros(3, 4, 4) + im.size[0]
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "a" / "b" / "one.png")
+    Image.new("RGB", (6, 6)).save(tmp_path / "a" / "two.jpg")
+    (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "a" / "notes.txt").write_text("skip me")
+    pixels, bad = load_images(str(tmp_path / "a"), prep)
+    assert pixels.shape == (2, 3, 4, 4) and bad == 1 and float(pixels[0, 0, 0, 0]) == 8  # sorted by path
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="holds no readable images"):
+        load_images(str(tmp_path / "empty"), prep)
+    with pytest.raises(UsageError, match="is not a folder"):
+        load_images(str(tmp_path / "a" / "notes.txt"), prep)

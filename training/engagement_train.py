@@ -56,7 +56,7 @@ class PairTrainConfig:
     init: str | None = None  # an open_clip model id; None: the database's model
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 3e-4
+    lr: float = 1e-3
     weight_decay: float = 0.05
     holdout: float = 0.2
     patience: int = 2
@@ -65,7 +65,7 @@ class PairTrainConfig:
     dtype: str = "fp32"
     max_frames: int = 4
     train_blocks: int | None = 2  # train only the image tower's last N blocks (+ its head); None: all of it
-    anchor_weight: float = 1.0  # x mean squared distance of the batch's pin vectors from the initial model's
+    anchor_weight: float = 30.0  # x mean squared distance of the batch's pin vectors from the initial model's
     idea_text_weight: float = DEFAULT_IDEA_TEXT_WEIGHT  # idea pins pool their texts as ingest does
     anchor_data: str | None = None  # a folder of images (e.g. the initial model's own training media) anchored too
     anchor_batch: int = 64  # anchor images per step
