@@ -102,10 +102,11 @@ def test_training_embeds_pins_as_they_are_stored(world):
 
     _, db, _ = world
     store = Store(db)
-    model, preprocess, tokenizer, _, _ = _model(TrainConfig(data="", out="", init="nano"))
+    model_id = store.identity["model_id"]  # nano, or a fine-tune another test switched the database to
+    model, preprocess, tokenizer, _, _ = _model(TrainConfig(data="", out="", init=model_id))
     ids = store.pin_states(("pin_id",)).column("pin_id").to_pylist()
     media = load_pin_media(store, ids, preprocess, 64)
-    tuner = _Tuner(model, tokenizer, media, PairTrainConfig(pairs="", db=db, out=""))
+    tuner = _Tuner(model, tokenizer, media, PairTrainConfig(pairs="", db=db, out="", init=model_id))
     assert tuner.trunk == 2 and {"image", "video", "idea"} <= set(media.kinds.values())
     stored = {r["pin_id"]: r["vector"] for r in store.pins_with(tuner.pins[:1000], ("pin_id",), with_vector=True)}
     for pin in tuner.pins:
