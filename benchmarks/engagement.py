@@ -102,14 +102,21 @@ def _speed(tmp: str) -> dict:
 
 
 def main() -> None:
+    from pinembed.training.engagement_train import PairTrainConfig
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=0, help="seed of the engagement world")
     ap.add_argument("--pins", type=int, default=900)
     ap.add_argument("--users", type=int, default=60)
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--lr", type=float, default=PairTrainConfig.lr)
     ap.add_argument("--text-weight", type=float, default=0.5)
+    ap.add_argument("--train-blocks", type=int, default=PairTrainConfig.train_blocks)
+    ap.add_argument("--anchor-weight", type=float, default=PairTrainConfig.anchor_weight)
+    ap.add_argument("--no-anchor-data", action="store_true",
+                    help="anchor only the engagement pins, not a sample of nano's own training world")
+    ap.add_argument("--patience", type=int, default=PairTrainConfig.patience)
     ap.add_argument("--quality-seed", type=int, default=1000, help="seed of quality.py's eval world")
     ap.add_argument("--speed", action="store_true", help="also time eval of 10k pairs over 100k pins")
     args = ap.parse_args()
@@ -118,7 +125,7 @@ def main() -> None:
     import torch
 
     import pinembed
-    from pinembed.training.engagement_train import PairTrainConfig, train_on_pairs
+    from pinembed.training.engagement_train import train_on_pairs
 
     t0 = time.perf_counter()
     out: dict = {"benchmark": "engagement", "seed": args.seed, "cpus": os.cpu_count(),
@@ -130,10 +137,16 @@ def main() -> None:
         pinembed.open_index(db, model="nano").ingest(src)
         held = _heldout(src / "pairs.csv", Path(tmp) / "heldout.csv", 0.2)
         before = _engagement(db, held)
+        anchor = None
+        if not args.no_anchor_data:  # rehearsal: a small sample of nano's training world (world.py train split)
+            anchor = Path(tmp) / "world-train"
+            _load("world").make(anchor, "train", 7 + args.seed, images_per_label=3, videos_per_label=1)
         t = time.perf_counter()
         r = train_on_pairs(PairTrainConfig(pairs=str(src / "pairs.csv"), db=db, out=str(Path(tmp) / "tuned"),
                                            init="nano", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                                           text_weight=args.text_weight, seed=0))
+                                           text_weight=args.text_weight, train_blocks=args.train_blocks,
+                                           anchor_weight=args.anchor_weight,
+                                           anchor_data=str(anchor) if anchor else None, patience=args.patience, seed=0))
         out["training"] = {"train_pairs": r.train_pairs, "heldout_pairs": r.heldout_pairs, "pins": r.pins,
                            "steps": r.steps, "best_epoch": r.best_epoch, "heldout_recall_at_10_by_epoch": r.recall_at_10,
                            "train_seconds": r.train_seconds, "pairs_per_s": r.pairs_per_s,

@@ -574,7 +574,7 @@ def stats(db: str, as_json: bool) -> None:
                                            "(with --pairs: the database's model when not given).")
 @click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
 @click.option("--batch-size", default=None, type=click.IntRange(2), help="[default: 128; 64 pairs with --pairs]")
-@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="[default: 1e-3; 1e-4 with --pairs]")
+@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="[default: 1e-3]")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--dtype", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]),
               help="Precision of the saved weights (fp16 halves the file).")
@@ -584,11 +584,23 @@ def stats(db: str, as_json: bool) -> None:
               help="--pairs: epochs without a held-out Recall@10 gain before stopping.")
 @click.option("--text-weight", default=0.5, show_default=True, type=click.FloatRange(0),
               help="--pairs: weight of the image-text term on the pins' titles (keeps text search).")
+@click.option("--train-blocks", default=2, show_default=True, type=click.IntRange(0),
+              help="--pairs: train only the image tower's last N blocks and its head (the frozen rest runs once "
+                   "per pin); 0: the whole tower.")
+@click.option("--anchor-weight", default=30.0, show_default=True, type=click.FloatRange(0),
+              help="--pairs: weight of the term that keeps each pin's vector near the initial model's (no "
+                   "forgetting); 0: none.")
+@click.option("--anchor-data", default=None, type=click.Path(exists=True, file_okay=False, path_type=str),
+              help="--pairs: a folder of images (best: what the initial model was trained on) whose vectors the "
+                   "anchor holds too, so content elsewhere keeps its neighbours.")
+@click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0),
+              help="--pairs: how idea pins mix their texts into their vectors; give what ingest used.")
 @json_option
 @handle_errors
 def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, init: str | None, epochs: int,
           batch_size: int | None, lr: float | None, seed: int, dtype: str, holdout: float, patience: int,
-          text_weight: float, as_json: bool) -> None:
+          text_weight: float, train_blocks: int, anchor_weight: float, anchor_data: str | None,
+          idea_text_weight: float, as_json: bool) -> None:
     """Train (or fine-tune) a CLIP model: on image-text pairs from a folder (--data, open_clip's ClipLoss),
     or on engaged pin pairs of a database (--pairs --db: a symmetric InfoNCE over in-batch negatives on the
     image tower, early stopping on the held-out latest pairs' Recall@10)."""
@@ -598,8 +610,11 @@ def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, ini
         from pinembed.training.engagement_train import PairTrainConfig, format_result, train_on_pairs
 
         pcfg = PairTrainConfig(pairs=pairs, db=db, out=out, init=init, epochs=epochs, batch_size=batch_size or 64,
-                               lr=lr or 1e-4, seed=seed, dtype=dtype, holdout=holdout, patience=patience,
-                               text_weight=text_weight, storage_options=_storage_options())
+                               lr=lr or 1e-3, seed=seed, dtype=dtype, holdout=holdout, patience=patience,
+                               text_weight=text_weight, train_blocks=train_blocks or None,
+                               anchor_weight=anchor_weight, anchor_data=anchor_data,
+                               idea_text_weight=idea_text_weight,
+                               storage_options=_storage_options())
         with _progress(enabled=not as_json and sys.stderr.isatty(), label="fine-tuning") as progress:
             res = train_on_pairs(pcfg, (lambda step, total, loss: progress(step, total)) if progress else None)
         click.echo(json.dumps({k: v for k, v in vars(res).items() if k != "losses"}) if as_json else format_result(res))

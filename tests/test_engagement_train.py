@@ -90,3 +90,55 @@ def test_train_refuses_pairs_it_cannot_use(world, tmp_path):
     assert r.exit_code == 2 and "line 2: timestamp 'soon'" in r.stderr
     r = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "give --data" in r.output
+
+
+def test_training_embeds_pins_as_they_are_stored(world):
+    """Every pin's vector under the initial model, as training pools it (idea pins with their texts at the
+    ingest weight, the frozen trunk cached), is the vector ingest stored: what is trained is searched."""
+    from pinembed.store import Store
+    from pinembed.training.engagement_train import _Tuner
+    from pinembed.training.pin_media import load_pin_media
+    from pinembed.training.train import TrainConfig, _model
+
+    _, db, _ = world
+    store = Store(db)
+    model_id = store.identity["model_id"]  # nano, or a fine-tune another test switched the database to
+    model, preprocess, tokenizer, _, _ = _model(TrainConfig(data="", out="", init=model_id))
+    ids = store.pin_states(("pin_id",)).column("pin_id").to_pylist()
+    media = load_pin_media(store, ids, preprocess, 64)
+    tuner = _Tuner(model, tokenizer, media, PairTrainConfig(pairs="", db=db, out="", init=model_id))
+    assert tuner.trunk == 2 and {"image", "video", "idea"} <= set(media.kinds.values())
+    stored = {r["pin_id"]: r["vector"] for r in store.pins_with(tuner.pins[:1000], ("pin_id",), with_vector=True)}
+    for pin in tuner.pins:
+        assert float(tuner.initial[pin] @ stored[pin]) > 0.999, (pin, media.kinds[pin])
+
+
+def test_cli_defaults_are_the_training_defaults():
+    cfg = PairTrainConfig(pairs="", db="", out="")
+    params = {p.name: p.default for p in cli.commands["train"].params}
+    assert params["train_blocks"] == cfg.train_blocks and params["anchor_weight"] == cfg.anchor_weight
+    assert params["idea_text_weight"] == cfg.idea_text_weight and params["text_weight"] == cfg.text_weight
+    assert params["holdout"] == cfg.holdout and params["patience"] == cfg.patience
+
+
+def test_anchor_data_reads_images_and_refuses_a_folder_without_any(tmp_path):
+    from PIL import Image
+
+    from pinembed.errors import UsageError
+    from pinembed.training.pin_media import load_images
+
+    def prep(im):
+        return torch.zeros(3, 4, 4) + im.size[0]
+
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "a" / "b" / "one.png")
+    Image.new("RGB", (6, 6)).save(tmp_path / "a" / "two.jpg")
+    (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
+    (tmp_path / "a" / "notes.txt").write_text("skip me")
+    pixels, bad = load_images(str(tmp_path / "a"), prep)
+    assert pixels.shape == (2, 3, 4, 4) and bad == 1 and float(pixels[0, 0, 0, 0]) == 8  # sorted by path
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UsageError, match="holds no readable images"):
+        load_images(str(tmp_path / "empty"), prep)
+    with pytest.raises(UsageError, match="is not a folder"):
+        load_images(str(tmp_path / "a" / "notes.txt"), prep)

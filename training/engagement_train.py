@@ -1,14 +1,24 @@
 """``pinembed train --pairs``: fine-tune an open_clip model on engaged pin pairs.
 
 - Both sides of a pair are pins, embedded with the image tower: an image pin from its pixels, a video
-  from its sampled frames, an idea pin from its pages (and their frames), mean-pooled by page as the
-  stored vectors are (``pin_media.pooled``). The media are read once through ingest's read stage, from
-  the sources the database recorded, and kept as tensors for every epoch.
+  from its sampled frames, an idea pin from its pages (and their frames) mean-pooled by page, plus its
+  texts (title and description, page texts) at ``idea_text_weight``, exactly as ingest pools the stored
+  vectors (``pin_media.pooled``), so what is trained is what is searched. The media are read once
+  through ingest's read stage, from the sources the database recorded, and kept for every epoch.
+- Only the image tower's last ``train_blocks`` blocks and its head learn (None: all of it). The frozen
+  trunk (patch embedding and the first blocks) runs once per part up front and its tokens are kept, so a
+  step costs the trained blocks only. The text tower and the logit scale are frozen, and text vectors
+  (and titles') stay where they were.
 - Loss: a symmetric InfoNCE over in-batch negatives (query->engaged and engaged->query, the model's
   own logit scale), each pair weighted by its ``weight``; an in-batch pin that is the row's own engaged
   or query pin is no negative. Plus ``text_weight`` x a CLIP image-text term between the batch's pins
-  and their titles, so text search keeps working. The text tower and the logit scale are frozen: only
-  the image tower learns, and text vectors (and titles') stay where they were.
+  and their titles, so text search keeps working, and ``anchor_weight`` x the mean squared distance of
+  the batch's pin vectors from their vectors under the initial model (computed once), so the model
+  learns what engagement adds without forgetting what pins looked like to it before. With
+  ``anchor_data`` (a folder of images: best the media the initial model was trained on) the anchor also
+  holds a seeded sample of those images per step (rehearsal): the pins of one database say nothing of
+  how the model should keep seeing other content, and without it the features that engagement sharpens
+  (here: backdrops) take over related-by-content elsewhere.
 - Split: the latest ``holdout`` share of pairs by timestamp is held out. After every epoch the
   held-out Recall@10 is measured with the eval code (``engagement_eval.exact_ranks``; the index is
   every pin of the pairs file, embedded by the model being trained); the best epoch is kept and
@@ -26,7 +36,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from pinembed.errors import UsageError
+from pinembed.ingestion.options import DEFAULT_IDEA_TEXT_WEIGHT
 
 from .engagement_eval import exact_ranks, known_pairs, recall_at
 from .engagement_pairs import EngagementPairs, read_pairs
@@ -43,7 +56,7 @@ class PairTrainConfig:
     init: str | None = None  # an open_clip model id; None: the database's model
     epochs: int = 10
     batch_size: int = 64
-    lr: float = 1e-4
+    lr: float = 1e-3
     weight_decay: float = 0.05
     holdout: float = 0.2
     patience: int = 2
@@ -51,7 +64,11 @@ class PairTrainConfig:
     seed: int = 0
     dtype: str = "fp32"
     max_frames: int = 4
-    train_blocks: int | None = None  # train only the image tower's last N blocks (+ its head); None: all of it
+    train_blocks: int | None = 2  # train only the image tower's last N blocks (+ its head); None: all of it
+    anchor_weight: float = 30.0  # x mean squared distance of the batch's pin vectors from the initial model's
+    idea_text_weight: float = DEFAULT_IDEA_TEXT_WEIGHT  # idea pins pool their texts as ingest does
+    anchor_data: str | None = None  # a folder of images (e.g. the initial model's own training media) anchored too
+    anchor_batch: int = 64  # anchor images per step
     storage_options: dict[str, str] | None = None
 
 
@@ -109,7 +126,12 @@ def train_on_pairs(cfg: PairTrainConfig, progress: Progress | None = None) -> Pa
     if len(train) < 2 or not len(held):
         raise UsageError(f"{len(train)} training and {len(held)} held-out pairs; training needs at least 2 and 1")
 
-    tuner = _Tuner(model, tokenizer, media, cfg)
+    anchors = None
+    if cfg.anchor_data:
+        from .pin_media import load_images
+
+        anchors, left_out["anchor_images_unreadable"] = load_images(cfg.anchor_data, preprocess)
+    tuner = _Tuner(model, tokenizer, media, cfg, anchors)
     recalls = [tuner.heldout_recall(held)]
     best, best_state, bad, losses, step = recalls[0], tuner.visual_state(), 0, [], 0
     n, bs = len(train), min(cfg.batch_size, len(train))
@@ -149,40 +171,104 @@ def train_on_pairs(cfg: PairTrainConfig, progress: Progress | None = None) -> Pa
 
 
 class _Tuner:
-    """The model, the cached pixels and the frozen title vectors; one optimiser step at a time."""
+    """The model, the cached inputs and the frozen text vectors; one optimiser step at a time.
 
-    def __init__(self, model: Any, tokenizer: Any, media: Any, cfg: PairTrainConfig) -> None:
+    With ``train_blocks`` set, the frozen trunk of the image tower (patch embedding and the first blocks)
+    runs once per part up front and its tokens are kept: a step runs only the trained blocks and the
+    head. The pin vectors of the initial model are kept too, for the anchor term."""
+
+    def __init__(self, model: Any, tokenizer: Any, media: Any, cfg: PairTrainConfig, anchors: Any = None) -> None:
         import torch
 
         self.model, self.media, self.cfg = model, media, cfg
         for p in model.parameters():
             p.requires_grad_(False)
-        blocks = getattr(getattr(model.visual, "transformer", None), "resblocks", None)
+        visual = model.visual
+        blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
+        self.trunk = 0  # frozen blocks whose output is cached
         if cfg.train_blocks is not None and blocks is not None:
-            tail = [*blocks[len(blocks) - cfg.train_blocks:], *(getattr(model.visual, n, None) for n in ("ln_post",))]
-            for m in tail:
+            if not 1 <= cfg.train_blocks <= len(blocks):
+                raise UsageError(f"--train-blocks must be between 1 and {len(blocks)} (the image tower's blocks), "
+                                 f"got {cfg.train_blocks}")
+            for m in (*blocks[len(blocks) - cfg.train_blocks:], getattr(visual, "ln_post", None)):
                 for p in m.parameters() if m is not None else ():
                     p.requires_grad_(True)
-            if isinstance(getattr(model.visual, "proj", None), torch.nn.Parameter):
-                model.visual.proj.requires_grad_(True)
+            if isinstance(getattr(visual, "proj", None), torch.nn.Parameter):
+                visual.proj.requires_grad_(True)
+            plain = (getattr(visual, "attn_pool", None) is None and hasattr(visual, "_embeds")
+                     and isinstance(getattr(visual, "patch_dropout", None), torch.nn.Identity))
+            self.trunk = len(blocks) - cfg.train_blocks if plain else 0
         else:
-            for p in model.visual.parameters():
+            for p in visual.parameters():
                 p.requires_grad_(True)
         self.scale = float(min(model.logit_scale.exp().item(), 100.0))
         self.pins = sorted(media.pixels)
         model.eval()
-        titles = [media.titles[p] or "" for p in self.pins]
         with torch.no_grad():
-            tv = torch.cat([model.encode_text(tokenizer(titles[i:i + 256]), normalize=True)
-                            for i in range(0, len(titles), 256)])
-        self.title_vec = {p: tv[i] for i, p in enumerate(self.pins)}
-        first: dict[str, int] = {}
-        self.title_id = {p: first.setdefault(t, len(first)) for p, t in zip(self.pins, titles, strict=True)}
-        params = [p for p in model.visual.parameters() if p.requires_grad]
+            titles = [media.titles[p] or "" for p in self.pins]
+            tv = self._texts(tokenizer, titles)
+            self.title_vec = {p: tv[i] for i, p in enumerate(self.pins)}
+            first: dict[str, int] = {}
+            self.title_id = {p: first.setdefault(t, len(first)) for p, t in zip(self.pins, titles, strict=True)}
+            # an idea pin's stored vector mixes in its texts (ingest's idea text weight): train what is searched
+            self.text_vec = {p: torch.nn.functional.normalize(self._texts(tokenizer, t).mean(0), dim=-1)
+                             for p, t in media.texts.items() if t and cfg.idea_text_weight}
+            self.inputs = {p: self._trunk(media.pixels[p]) for p in self.pins}
+            self.initial = dict(zip(self.pins, self.all_vectors(), strict=True))
+            # anchor images: what the initial model saw elsewhere (its own training media) stays put
+            self.anchor_cat = 1 if self.trunk and not model.visual.transformer.batch_first else 0
+            parts = [self._trunk(anchors[i:i + 256]) for i in range(0, len(anchors), 256)] if anchors is not None else []
+            self.anchor_in = torch.cat(parts, dim=self.anchor_cat) if parts else None
+            self.anchor_v0 = torch.cat([self._normalised(x) for x in parts]) if parts else None
+            self.anchor_gen = torch.Generator().manual_seed(cfg.seed + 1)
+        params = [p for p in visual.parameters() if p.requires_grad]
         decay = [p for p in params if p.ndim >= 2]
         rest = [p for p in params if p.ndim < 2]
         self.opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                       {"params": rest, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+
+    def _texts(self, tokenizer: Any, texts: list[str]) -> Any:
+        import torch
+
+        return torch.cat([self.model.encode_text(tokenizer(texts[i:i + 256]), normalize=True)
+                          for i in range(0, len(texts), 256)])
+
+    def _trunk(self, pixels: Any) -> Any:
+        """The frozen part of the image tower on ``pixels`` (the pixels themselves when nothing is cached)."""
+        if not self.trunk:
+            return pixels
+        v = self.model.visual
+        x = v._embeds(pixels)
+        if not v.transformer.batch_first:
+            x = x.transpose(0, 1)
+        for block in v.transformer.resblocks[:self.trunk]:
+            x = block(x)
+        return x
+
+    def _features(self, x: Any) -> Any:
+        """Image features from cached trunk outputs (or pixels)."""
+        if not self.trunk:
+            return self.model.encode_image(x)
+        v = self.model.visual
+        for block in v.transformer.resblocks[self.trunk:]:
+            x = block(x)
+        if not v.transformer.batch_first:
+            x = x.transpose(0, 1)
+        out, _ = v._pool(x)
+        return out @ v.proj if v.proj is not None else out
+
+    def _normalised(self, x: Any) -> Any:
+        import torch
+
+        return torch.nn.functional.normalize(self._features(x), dim=-1)
+
+    def _anchor_loss(self) -> Any:
+        """Mean squared drift of a seeded sample of the anchor images from their initial vectors."""
+        import torch
+
+        pick = torch.randperm(len(self.anchor_v0), generator=self.anchor_gen)[:self.cfg.anchor_batch]
+        x = self.anchor_in.index_select(self.anchor_cat, pick)
+        return ((self._normalised(x) - self.anchor_v0[pick]) ** 2).sum(1).mean()
 
     def embed(self, pins: list[str]) -> Any:
         """Pooled, normalised vectors of ``pins`` (one forward pass over all their parts)."""
@@ -190,12 +276,12 @@ class _Tuner:
 
         from .pin_media import pooled
 
-        parts = torch.cat([self.media.pixels[p] for p in pins])
-        feats = self.model.encode_image(parts)
+        cat = 1 if self.trunk and not self.model.visual.transformer.batch_first else 0
+        feats = self._features(torch.cat([self.inputs[p] for p in pins], dim=cat))
         out, i = [], 0
         for p in pins:
             k = len(self.media.groups[p])
-            out.append(pooled(feats[i:i + k], self.media.groups[p]))
+            out.append(pooled(feats[i:i + k], self.media.groups[p], self.text_vec.get(p), self.cfg.idea_text_weight))
             i += k
         return torch.stack(out)
 
@@ -230,18 +316,28 @@ class _Tuner:
             target = torch.arange(len(pins))
             loss = loss + self.cfg.text_weight * 0.5 * (F.cross_entropy(lt.masked_fill(same_t, -math.inf), target)
                                                         + F.cross_entropy(lt.T.masked_fill(same_t, -math.inf), target))
+        if self.cfg.anchor_weight:  # stay near the initial model: what the pins meant before is kept
+            v0 = torch.from_numpy(np.stack([self.initial[p] for p in pins]))
+            drift = ((vec - v0) ** 2).sum(1).mean()
+            if self.anchor_in is not None:
+                drift = 0.5 * (drift + self._anchor_loss())
+            loss = loss + self.cfg.anchor_weight * drift
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         self.opt.step()
         return round(float(loss.detach()), 5)
 
-    def heldout_recall(self, held: EngagementPairs, batch: int = 256) -> float:
-        """Recall@10 of the held-out pairs among every cached pin, with the current weights."""
+    def all_vectors(self, batch: int = 256) -> Any:
+        """Every cached pin's vector with the current weights, as a float32 array in ``self.pins`` order."""
         import torch
 
         self.model.eval()
         with torch.no_grad():
-            vecs = torch.cat([self.embed(self.pins[i:i + batch]) for i in range(0, len(self.pins), batch)]).numpy()
+            return torch.cat([self.embed(self.pins[i:i + batch]) for i in range(0, len(self.pins), batch)]).numpy()
+
+    def heldout_recall(self, held: EngagementPairs) -> float:
+        """Recall@10 of the held-out pairs among every cached pin, with the current weights."""
+        vecs = self.all_vectors()
         vectors = dict(zip(self.pins, vecs, strict=True))
         ranked = exact_ranks(held.query, held.engaged, vectors, [(self.pins, vecs)])
         return round(recall_at(ranked.ranks, 10), 4)

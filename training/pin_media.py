@@ -3,8 +3,9 @@
 The pins' media are found by walking the sources the database recorded (``pinembed sources``), so
 pin ids match the ones ingest gave. Each pin becomes its preprocessed parts (an image's pixels, a
 video's sampled frames, an idea pin's pages and their frames) and the group each part pools in (an idea
-pin's page; one group otherwise), as ``ingestion/pooling.py`` pools the stored vectors. Blank video
-frames are left out unless all are blank. Pins whose media cannot be found or read are counted.
+pin's page; one group otherwise), as ``ingestion/pooling.py`` pools the stored vectors; an idea pin also
+keeps the texts ingest mixes into its vector (title and description, page texts). Blank video frames are
+left out unless all are blank. Pins whose media cannot be found or read are counted.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from pinembed.errors import UsageError
 @dataclass
 class PinMedia:
     """Decoded pins: ``pixels[pin_id]`` a (parts, 3, H, W) tensor, ``groups[pin_id]`` one group index
-    per part, ``titles[pin_id]`` the pin's title (or "")."""
+    per part, ``titles[pin_id]`` the pin's title (or ""), ``texts[pin_id]`` the texts ingest pools into an
+    idea pin's vector (ideas only)."""
 
     pixels: dict[str, Any] = field(default_factory=dict)
     groups: dict[str, list[int]] = field(default_factory=dict)
     titles: dict[str, str] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, list[str]] = field(default_factory=dict)
     missing: int = 0  # wanted pins no recorded source holds any more
     failed: int = 0  # pins whose media failed to read
 
@@ -65,22 +68,57 @@ def load_pin_media(store: Any, pin_ids: Iterable[str], preprocess: Callable[[Any
             out.groups[e.pin_id] = [pages.setdefault(item.parts[i].page, len(pages)) for i in keep]
             out.titles[e.pin_id] = item.title or e.title or ""
             out.kinds[e.pin_id] = item.kind
+            if item.kind == "idea" and item.texts:
+                out.texts[e.pin_id] = [t for _, t in item.texts]
     finally:
         if pool is not None:
             pool.close()
     return out
 
 
-def pooled(features: Any, groups: list[int]) -> Any:
-    """One pin's vector from its parts' features: normalise(mean over groups of the group means of the
-    normalised part features), as ``ingestion.pooling`` pools pages and frames."""
+def pooled(features: Any, groups: list[int], text: Any = None, text_weight: float = 0.0) -> Any:
+    """One pin's vector from its parts' features, as ``ingestion.pooling`` pools the stored vectors:
+    normalise(mean over groups of the normalised group means of the normalised part features
+    + ``text_weight`` x ``text``, the pin's normalised mean text vector, if any)."""
     import torch
 
-    f = torch.nn.functional.normalize(features, dim=-1)
+    normalize = torch.nn.functional.normalize
+    f = normalize(features, dim=-1)
     g = torch.tensor(groups)
     n = int(g.max()) + 1
     if n == 1:
-        return torch.nn.functional.normalize(f.mean(0), dim=-1)
-    sums = torch.zeros(n, f.shape[1], dtype=f.dtype).index_add(0, g, f)
-    means = sums / torch.bincount(g, minlength=n)[:, None].to(f.dtype)
-    return torch.nn.functional.normalize(torch.nn.functional.normalize(means, dim=-1).mean(0), dim=-1)
+        v = normalize(f.mean(0), dim=-1)
+    else:
+        sums = torch.zeros(n, f.shape[1], dtype=f.dtype).index_add(0, g, f)
+        means = sums / torch.bincount(g, minlength=n)[:, None].to(f.dtype)
+        v = normalize(means, dim=-1).mean(0)
+    if text is not None and text_weight:
+        v = v + text_weight * text
+    return normalize(v, dim=-1)
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def load_images(folder: str, preprocess: Callable[[Any], Any], limit: int = 2000) -> tuple[Any, int]:
+    """(a (n, 3, H, W) tensor of the first ``limit`` images under ``folder`` by path, the number of
+    files that could not be read). For the anchor set of ``train --pairs --anchor-data``."""
+    from pathlib import Path
+
+    import torch
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(folder)
+    if not root.is_dir():
+        raise UsageError(f"--anchor-data {folder!r} is not a folder", "give a folder of images (PNG, JPEG, WebP)")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:limit]
+    pixels, bad = [], 0
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                pixels.append(preprocess(im.convert("RGB")))
+        except (OSError, UnidentifiedImageError, ValueError):
+            bad += 1
+    if not pixels:
+        raise UsageError(f"--anchor-data {folder!r} holds no readable images", "give a folder of PNG/JPEG/WebP images")
+    return torch.stack(pixels), bad
