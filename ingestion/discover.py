@@ -118,7 +118,7 @@ def _scan_folder(
             is_dir = False
         if is_dir:
             if db is not None and _identity(d) == db:
-                found.skips.append(DATABASE_SKIP(f"{base}{os.sep}{name}"))
+                found.skips.append(database_skip(f"{base}{os.sep}{name}"))
                 continue
             stack.append((folder / name, child_rel))
             continue
@@ -146,7 +146,7 @@ def _scan_folder(
         found.entries.append(Entry(pin_id, kind.name, f"{base}{os.sep}{name}", s.st_size, s.st_mtime_ns, sidecar, sig))
 
 
-def DATABASE_SKIP(path: str) -> Skip:  # noqa: N802 (reads as a constant)
+def database_skip(path: str) -> Skip:
     """The skip of a pin database found inside the source."""
     return Skip(path, "database", "the pin database itself (--db) lies inside the source; its files are not media")
 

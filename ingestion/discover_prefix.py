@@ -20,7 +20,7 @@ import os
 from pinembed.errors import InputError
 
 from . import kinds
-from .discover import DATABASE_SKIP, SIDECAR_EXTS, _pin_id, _skip
+from .discover import SIDECAR_EXTS, _pin_id, _skip, database_skip
 from .entry import Discovery, Entry, Problem, Skip
 from .idea import MANIFEST as IDEA_MANIFEST
 from .idea import read_listed_manifest
@@ -53,7 +53,7 @@ def discover_prefix(src: str, id_prefix: str = "", storage_options: dict[str, st
             dirs.setdefault("/".join(parts[:i]), set()).add(part)
     found = Discovery([], [])
     if db_rel:
-        found.skips.append(DATABASE_SKIP(media.uri(db_rel)))
+        found.skips.append(database_skip(media.uri(db_rel)))
     found.listed = {media.uri(r) for r in objects} | {
         media.uri(f"{d}/{n}" if d else n) for d, names in dirs.items() for n in names}
     stack = [""]

@@ -104,28 +104,8 @@ def _still(obj: str, colour: str, pattern: str, scene: tuple[str, str], rng: ran
 
 def _video(path: Path, obj: str, colour: str, pattern: str, scene: tuple[str, str], rng: random.Random,
            secs: int = 2, fps: int = 4) -> None:
-    """A short h264 clip of the object sliding across the scene (as world.video)."""
-    import av
-    import numpy as np
-
-    size = world.SIZE
-    r = rng.uniform(14, 20)
-    y = rng.uniform(r + 2, size - r - 2)
-    x0, x1 = (r + 2, size - r - 2) if rng.random() < 0.5 else (size - r - 2, r + 2)
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.width = s.height = size
-        s.pix_fmt = "yuv420p"
-        s.thread_count = 1
-        s.options = {"preset": "veryfast"}
-        n = secs * fps
-        for i in range(n):
-            im = backdrop(*scene)
-            world.draw_object(im, obj, colour, pattern, x0 + (x1 - x0) * i / max(1, n - 1), y, r)
-            for p in s.encode(av.VideoFrame.from_ndarray(np.asarray(im), format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    """A short h264 clip of the object sliding across one of this world's scenes (world.video)."""
+    world.video(path, obj, colour, pattern, None, rng, secs, fps, scene=lambda: backdrop(*scene))
 
 
 def _caption(obj: str, colour: str, scene: tuple[str, str], rng: random.Random) -> str:

@@ -22,6 +22,7 @@ import math
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -134,9 +135,10 @@ def caption(obj: str, colour: str, pattern: str, bg: str, rng: random.Random, de
                        f"a picture of a {colour} {obj}"])
 
 
-def video(path: Path, obj: str, colour: str, pattern: str, bg: str, rng: random.Random, secs: int = 2,
-          fps: int = 4) -> None:
-    """A short h264 clip of the object sliding across the scene."""
+def video(path: Path, obj: str, colour: str, pattern: str, bg: str | None, rng: random.Random, secs: int = 2,
+          fps: int = 4, scene: Any = None) -> None:
+    """A short h264 clip of the object sliding across the scene: ``background(bg)``, or what the
+    callable ``scene`` paints (another world's backdrops)."""
     import av
     import numpy as np
 
@@ -153,7 +155,7 @@ def video(path: Path, obj: str, colour: str, pattern: str, bg: str, rng: random.
         s.options = {"preset": "veryfast"}
         n = secs * fps
         for i in range(n):
-            im = background(bg)
+            im = scene() if scene is not None else background(bg)
             draw_object(im, obj, colour, pattern, x0 + (x1 - x0) * i / max(1, n - 1), y, r)
             for p in s.encode(av.VideoFrame.from_ndarray(np.asarray(im), format="rgb24")):
                 c.mux(p)
