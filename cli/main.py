@@ -135,10 +135,16 @@ def ingest_options(fn):
                      help="Model id for a new database, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k, "
                           "open_clip:ViT-B-32//path/ckpt.pt, hf:openai/clip-vit-base-patch32. "
                           "An existing database uses its own model.  [env PINEMBED_MODEL]"),
-        click.option("--batch-size", default=32, show_default=True, type=click.IntRange(1, 4096)),
+        click.option("--batch-size", default=None, type=click.IntRange(1, 4096),
+                     help="Images (frames, pages) per forward pass [default: 32 on a CPU, 256 on a GPU]."),
         click.option("--workers", default=None, type=click.IntRange(1, 4096),
-                     help="local: decoding threads (and video decode processes) [default: min(4, usable CPUs)]; "
+                     help="local: decoding threads (and video decode processes) [default: min(4, usable CPUs) "
+                          "with the model on the CPU, every usable CPU up to 32 with it on a GPU]; "
                           "ray: embedding actors [default: the cluster's GPUs, else its CPUs / --cpus-per-worker]."),
+        click.option("--image-decode", default="auto", show_default=True, type=click.Choice(["auto", "pil", "device"]),
+                     help="Still JPEGs: device decodes them in batches on the model's device (nvJPEG on a GPU) and "
+                          "preprocesses them there; pil decodes them on CPU threads; auto is device on a GPU, "
+                          "else pil. Files the device decoder refuses take the PIL path one by one."),
         click.option("--runner", default="local", show_default=True, type=click.Choice(["local", "ray"]),
                      help="Who reads and embeds: local (threads in this process) or ray (a Ray cluster; "
                           "pip install 'pinembed[ray]')."),
@@ -169,15 +175,16 @@ def ingest_options(fn):
         click.option("--device", default=None, help="torch device (default: cuda when present, else cpu)."),
         click.option("--precision", default=None, envvar="PINEMBED_PRECISION",
                      type=click.Choice(["auto", "fp32", "fp16", "int8"]),
-                     help="auto: fp16 on CUDA, fp32 on CPU; int8: dynamic quantization on CPU (faster, cosine to "
-                          "fp32 >= 0.999).  [env PINEMBED_PRECISION]"),
+                     help="auto: fp16 on CUDA; on a CPU int8 when the model's int8 vectors agree with fp32 "
+                          "(cosine >= 0.999, neighbours' recall@10 >= 0.99; checked once per model and machine), "
+                          "else fp32. int8: dynamic quantization on CPU (faster).  [env PINEMBED_PRECISION]"),
     ]
     for o in reversed(opts):
         fn = o(fn)
     return fn
 
 
-def _ingest_opts(batch_size: int, workers: int | None, max_pixels: int | None, text_weight: float,
+def _ingest_opts(batch_size: int | None, workers: int | None, image_decode: str, max_pixels: int | None, text_weight: float,
                  idea_text_weight: float, max_fps: float, max_frames: int, video_timeout: float,
                  max_video_pixels: int | None, id_prefix: str | None, runner: str, ray_address: str | None,
                  cpus_per_worker: float, gpus_per_worker: float | None) -> Any:
@@ -187,7 +194,7 @@ def _ingest_opts(batch_size: int, workers: int | None, max_pixels: int | None, t
     from pinembed.ingestion.video import VideoParams
 
     opts = IngestOptions(batch_size=batch_size, text_weight=text_weight, idea_text_weight=idea_text_weight,
-                         id_prefix=id_prefix)
+                         id_prefix=id_prefix, image_decode=image_decode)
     guard = {"max_pixels": max_video_pixels} if max_video_pixels else {}
     opts.video = VideoParams(max_fps=max_fps, max_frames=max_frames, timeout_s=video_timeout, **guard)
     opts.runner = runner

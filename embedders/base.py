@@ -44,6 +44,11 @@ class Embedder(ABC):
     def identity(self) -> dict[str, Any]:
         """What defines this embedding space: model id, dim, weights digest, preprocessing."""
 
+    def device_preprocessor(self) -> Any:
+        """A ``device_preprocess.DevicePreprocess`` that decodes and preprocesses batches of JPEG bytes on
+        this model's device the way ``preprocess`` does, or None (then every image takes the CPU path)."""
+        return None
+
     def embed_images(self, images: Sequence[Any]) -> np.ndarray:
         """Embed RGB PIL images: float32 (n, dim), rows L2-normalised."""
         if not images:

@@ -1,4 +1,5 @@
-"""Device and precision choice: CUDA with fp16 when present, CPU fp32 otherwise; int8 on request."""
+"""Device and precision choice: CUDA with fp16 when present; on a CPU, int8 when the model holds its
+quality in int8 (``auto_precision``), else fp32."""
 
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ def pick_device(requested: str | None = None) -> str:
 
 
 def pick_precision(device: str, requested: str | None = None) -> str:
-    """fp16 on CUDA and fp32 on CPU unless asked otherwise (``requested`` or ``$PINEMBED_PRECISION``).
+    """The precision asked for (``requested`` or ``$PINEMBED_PRECISION``, default auto), checked against
+    the device: fp16 for auto on CUDA; on a CPU auto stays "auto", which the embedder settles once its
+    fp32 weights are loaded (int8 when the model holds its quality in int8 and is faster, else fp32:
+    see ``auto_precision``).
 
     int8 is dynamic quantization of Linear layers, a CPU speed-up; bf16 is never chosen (about 10x
     slower than fp32 on CPUs without bf16 units)."""
@@ -31,7 +35,7 @@ def pick_precision(device: str, requested: str | None = None) -> str:
         raise UsageError(f"unknown precision {choice!r}", f"choose one of {', '.join(PRECISIONS)}")
     cuda = device.startswith("cuda")
     if choice == "auto":
-        return "fp16" if cuda else "fp32"
+        return "fp16" if cuda else "auto"
     if choice == "int8" and cuda:
         raise UsageError("int8 is a CPU option (dynamic quantization)", "use fp16 on CUDA")
     if choice == "fp16" and not cuda:
@@ -53,6 +57,22 @@ def apply_precision(model: Any, precision: str) -> tuple[Any, Any]:
             if isinstance(m, torch.ao.nn.quantized.dynamic.Linear):
                 m.int8_original_dtype = torch.float32
     return model, torch.float32
+
+
+def settle_precision(model: Any, precision: str, digest: str, prepare: Any, forward: Any
+                     ) -> tuple[Any, Any, str, dict[str, Any] | None]:
+    """(model, input dtype, precision, auto's verdict or None) for a loaded fp32 ``model``: ``auto`` on
+    a CPU becomes int8 or fp32 by ``auto_precision.choose_cpu_precision`` (given the model's
+    ``prepare`` and ``forward``); any other precision is applied as it is."""
+    if precision == "auto":
+        import torch
+
+        from .auto_precision import choose_cpu_precision
+
+        model, precision, verdict = choose_cpu_precision(model, digest, prepare, forward)
+        return model, torch.float32, precision, verdict
+    model, dtype = apply_precision(model, precision)
+    return model, dtype, precision, None
 
 
 def cpu_count() -> int:

@@ -12,7 +12,7 @@ from pinembed.errors import ModelNotFoundError
 
 from . import hub
 from .base import Embedder, l2_normalise, weights_digest
-from .device import apply_precision, pick_device, pick_precision
+from .device import pick_device, pick_precision, settle_precision
 
 SUPPORTED = ("clip", "siglip")
 _PREPROCESS_KEYS = (
@@ -73,12 +73,13 @@ class HFEmbedder(Embedder):
             ) from e
         # The digest is taken from the fp32 weights, so a database built on a GPU (fp16) opens on a CPU.
         self._digest = weights_digest(model)
-        model, self.dtype = apply_precision(model.to(self.device).eval(), self.precision)
-        self.model = model
         self.model_type = model_type
         self.model_id = f"hf:{name}"
         text_cfg = config.text_config
         self.max_length = int(getattr(text_cfg, "max_position_embeddings", 77))
+        model, self.dtype, self.precision, self.precision_check = settle_precision(
+            model.to(self.device).eval(), self.precision, self._digest, self._probe_inputs, self._probe_forward)
+        self.model = model
         self.dim = int(getattr(config, "projection_dim", 0) or text_cfg.hidden_size)
         with torch.inference_mode():
             self.dim = int(self._text_features(["probe"]).shape[-1])
@@ -104,7 +105,7 @@ class HFEmbedder(Embedder):
             out = _features(self.model.get_image_features(pixel_values=batch))
         return l2_normalise(out.float().cpu().numpy())
 
-    def _text_features(self, texts: Sequence[str]) -> Any:
+    def _text_inputs(self, texts: Sequence[str]) -> dict[str, Any]:
         # SigLIP was trained on max_length padding; CLIP pads to the longest text.
         padding = "max_length" if self.model_type == "siglip" else True
         enc = self.tokenizer(
@@ -113,7 +114,25 @@ class HFEmbedder(Embedder):
         kw = {"input_ids": enc["input_ids"].to(self.device)}
         if self.model_type == "clip" and "attention_mask" in enc:
             kw["attention_mask"] = enc["attention_mask"].to(self.device)
-        return _features(self.model.get_text_features(**kw))
+        return kw
+
+    def _text_features(self, texts: Sequence[str]) -> Any:
+        return _features(self.model.get_text_features(**self._text_inputs(texts)))
+
+    def _probe_inputs(self, images: list[Any], texts: list[str]) -> Any:
+        """The auto-precision check's inputs: (pixel batch, text inputs)."""
+        return self.image_processor(images=images, return_tensors="pt")["pixel_values"], self._text_inputs(texts)
+
+    @staticmethod
+    def _probe_forward(model: Any, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The auto-precision check's forward pass (on a CPU): image and text vectors."""
+        import torch
+
+        pixels, text = inputs
+        with torch.inference_mode():
+            img = _features(model.get_image_features(pixel_values=pixels))
+            txt = _features(model.get_text_features(**text))
+        return l2_normalise(img.float().numpy()), l2_normalise(txt.float().numpy())
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """One forward pass over a batch of texts."""
@@ -133,6 +152,7 @@ class HFEmbedder(Embedder):
             "dim": self.dim,
             "weights_digest": self._digest,
             "preprocess": {k: cfg[k] for k in _PREPROCESS_KEYS if k in cfg},
+            "precision": self.precision,  # recorded, not compared: every precision shares the space
         }
 
 

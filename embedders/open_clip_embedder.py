@@ -13,7 +13,7 @@ from pinembed.errors import ModelNotFoundError
 
 from . import hub
 from .base import Embedder, l2_normalise, weights_digest
-from .device import apply_precision, pick_device, pick_precision
+from .device import pick_device, pick_precision, settle_precision
 
 #: Architectures that ship with pinembed (tiny test model, the bundled nano model).
 CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -120,12 +120,13 @@ class OpenClipEmbedder(Embedder):
         model.eval()
         # The digest is taken from the fp32 weights, so a database built on a GPU (fp16) opens on a CPU.
         self._digest = weights_digest(model)
-        model, self.dtype = apply_precision(model, self.precision)
+        self.tokenizer = open_clip.get_tokenizer(arch)
+        model, self.dtype, self.precision, self.precision_check = settle_precision(
+            model, self.precision, self._digest, _prepare(preprocess, self.tokenizer), _forward)
         self.model = model
         self.arch = arch
         self.model_cfg = _model_cfg(open_clip, arch)
         self._preprocess = preprocess
-        self.tokenizer = open_clip.get_tokenizer(arch)
         self.model_id = f"open_clip:{arch}" + (f"/{pretrained}" if pretrained else "")
         self.preprocess_cfg = dict(open_clip.get_model_preprocess_cfg(model))
         size = self.preprocess_cfg.get("size", 224)
@@ -141,6 +142,13 @@ class OpenClipEmbedder(Embedder):
     def preprocessor(self) -> Any:
         """The eval transform alone (torchvision transforms pickle without the model)."""
         return self._preprocess
+
+    def device_preprocessor(self) -> Any:
+        """Batched JPEG decoding and this model's eval transform on its device (None for transforms that
+        ``device_preprocess`` does not reproduce)."""
+        from .device_preprocess import for_open_clip
+
+        return for_open_clip(self.preprocess_cfg, self.device, self.dtype)
 
     def embed_pixels(self, pixels: Sequence[Any]) -> np.ndarray:
         """One forward pass over a batch of preprocessed tensors."""
@@ -160,9 +168,23 @@ class OpenClipEmbedder(Embedder):
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         tokens = self.tokenizer(list(texts)).to(self.device)
+        graphs = self._graphs(tokens.shape[-1])
         with torch.inference_mode():
-            out = self.model.encode_text(tokens)
+            if graphs is not None and graphs.fits(len(texts)):  # a query on CUDA: a replayed graph
+                out = graphs(tokens)
+            else:
+                out = self.model.encode_text(tokens)
         return l2_normalise(out.float().cpu().numpy())
+
+    def _graphs(self, context_length: int) -> Any:
+        """The text tower's CUDA graphs for small batches (made on first use; None off CUDA, or with
+        ``$PINEMBED_CUDA_GRAPHS=0``)."""
+        graphs = getattr(self, "_text_graphs", None)
+        if graphs is None and str(self.device).startswith("cuda") and os.environ.get("PINEMBED_CUDA_GRAPHS") != "0":
+            from .cuda_graphs import TextGraphs
+
+            graphs = self._text_graphs = TextGraphs(self.model.encode_text, context_length, self.device)
+        return graphs
 
     def identity(self) -> dict[str, Any]:
         """Model id, dim, weights digest and the preprocessing tied to these weights."""
@@ -172,7 +194,25 @@ class OpenClipEmbedder(Embedder):
             "weights_digest": self._digest,
             "preprocess": {k: _jsonable(v) for k, v in sorted(self.preprocess_cfg.items())},
             "quick_gelu": self.quick_gelu,
+            "precision": self.precision,  # recorded, not compared: every precision shares the space
         }
+
+
+def _prepare(preprocess: Any, tokenizer: Any) -> Any:
+    """The auto-precision check's input maker: (images, texts) -> (pixels, tokens)."""
+    import torch
+
+    return lambda images, texts: (torch.stack([preprocess(im) for im in images]), tokenizer(texts))
+
+
+def _forward(model: Any, inputs: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The auto-precision check's forward pass (on a CPU): image and text vectors."""
+    import torch
+
+    pixels, tokens = inputs
+    with torch.inference_mode():
+        img, txt = model.encode_image(pixels), model.encode_text(tokens)
+    return l2_normalise(img.float().numpy()), l2_normalise(txt.float().numpy())
 
 
 def _model_cfg(open_clip: Any, arch: str) -> dict[str, Any] | None:

@@ -106,16 +106,26 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, draft_size: 
     return decode_opened(open_image(data, max_pixels), draft_size)
 
 
-def decode_opened(im: Image.Image, draft_size: int | None = None) -> Decoded:
-    """Finish decoding an image from ``open_image``: orientation, pixels, RGB."""
-    fmt = im.format
+def upright_size(im: Image.Image) -> tuple[int, int]:
+    """(width, height) of an opened image once turned upright by its EXIF orientation (no decoding)."""
     w, h = im.size
     try:
         orientation = int(im.getexif().get(0x0112, 1) or 1)
     except Exception:
         orientation = 1
-    if orientation in _SWAPS_AXES:
-        w, h = h, w
+    return (h, w) if orientation in _SWAPS_AXES else (w, h)
+
+
+def device_decodable(im: Image.Image) -> bool:
+    """Whether the batch JPEG decoder takes this opened image: a baseline or progressive JPEG in RGB
+    (YCbCr) or greyscale. CMYK/YCCK and other formats take the PIL path."""
+    return im.format == "JPEG" and im.mode in ("RGB", "L")
+
+
+def decode_opened(im: Image.Image, draft_size: int | None = None) -> Decoded:
+    """Finish decoding an image from ``open_image``: orientation, pixels, RGB."""
+    fmt = im.format
+    w, h = upright_size(im)
     try:
         if draft_size and im.format == "JPEG":
             im.draft("RGB", (draft_size, draft_size))

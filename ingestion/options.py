@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pinembed.embedders.device import cpu_count
 
@@ -14,6 +14,9 @@ from .video import VideoParams
 
 Progress = Callable[[int, int], None]  # (done, total); an object with .phase(label) is told the phase too
 DEFAULT_IDEA_TEXT_WEIGHT = 0.5
+IMAGE_DECODERS = ("auto", "pil", "device")
+#: Batch sizes by device: a GPU wants big batches; on a CPU 32 is as fast as larger and keeps memory low.
+BATCH_CPU, BATCH_CUDA = 32, 256
 
 
 @dataclass
@@ -33,8 +36,11 @@ class RayOptions:
 class IngestOptions:
     """Knobs of an ingestion run."""
 
-    batch_size: int = 32  # images (frames, pages) per forward pass
-    workers: int = field(default_factory=lambda: min(4, cpu_count()))  # read threads, video decode processes
+    batch_size: int | None = None  # images (frames, pages) per forward pass; None: 32 on a CPU, 256 on CUDA
+    workers: int | None = None  # read threads and video decode processes; None: min(4, usable CPUs) when the
+    # model runs on the CPU (it needs the cores too), every usable CPU (up to 32) when it runs on a GPU
+    image_decode: str = "auto"  # still JPEGs: "device" decodes them in batches on the model's device (nvJPEG
+    # on CUDA); "pil" on CPU threads; "auto": device on CUDA, else pil
     limits: ReadLimits = field(default_factory=ReadLimits)
     video: VideoParams = field(default_factory=VideoParams)
     text_weight: float = 0.0  # images and videos: weight of the sidecar text in the pin vector
@@ -43,6 +49,20 @@ class IngestOptions:
     fast_jpeg: bool = True  # decode JPEGs at reduced scale (never below the model's input size)
     runner: str = "local"  # who reads and embeds: local (threads in this process) or ray
     ray: RayOptions = field(default_factory=RayOptions)
+
+    def settled(self, device: str) -> IngestOptions:
+        """A copy with the defaults that depend on the model's device filled in (batch size, workers)."""
+        cuda = str(device).startswith("cuda")
+        return replace(self, batch_size=self.batch_size or (BATCH_CUDA if cuda else BATCH_CPU),
+                       workers=self.workers or (min(32, cpu_count()) if cuda else min(4, cpu_count())))
+
+    def decodes_on_device(self, device: str) -> bool:
+        """Whether still JPEGs are left for the batch decoder on the model's ``device``."""
+        if self.image_decode not in IMAGE_DECODERS:
+            from pinembed.errors import UsageError
+
+            raise UsageError(f"unknown image decoder {self.image_decode!r}", f"choose one of {', '.join(IMAGE_DECODERS)}")
+        return self.image_decode == "device" or (self.image_decode == "auto" and str(device).startswith("cuda"))
 
     def signature(self, e: Entry, kind: str | None = None) -> str:
         """``e``'s stored signature: its source signature plus the settings its vector depends on, so

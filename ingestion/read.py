@@ -78,6 +78,7 @@ class Reader:
     video: VideoParams
     draft_size: int | None
     pool: DecodePool | None = None
+    device_decode: bool = False  # still JPEGs are left encoded, for the embed stage's batch decoder
 
     def __call__(self, entry: Entry) -> Item:
         t0 = time.perf_counter()

@@ -51,6 +51,8 @@ class IngestSummary(RunSummary):
     runner: str = "local"
     pins_by_node: dict[str, int] = field(default_factory=dict)  # ray runner: pins embedded on each node
     embedded_images: int = 0  # images + video frames + page images through the image encoder
+    precision: str = ""  # the precision the model ran at (fp32, int8, fp16; "int8+fp16" if workers differed)
+    cpu_fallbacks: int = 0  # JPEGs the device decoder refused that the CPU path then read (they landed)
     elapsed_s: float = 0.0  # the whole run, model loading included
     items_per_s: float = 0.0  # pins written per second of the run
     steady_items_per_s: float | None = None  # pins per second from the first embedded batch to the last
@@ -135,6 +137,9 @@ class Run:
         if batch.node and batch.landed:
             s.pins_by_node[batch.node] = s.pins_by_node.get(batch.node, 0) + len(batch.landed)
         s.failed += batch.failed
+        s.cpu_fallbacks += batch.cpu_fallbacks
+        if batch.precision and batch.precision not in s.precision.split("+"):
+            s.precision = "+".join(p for p in (s.precision, batch.precision) if p)
         s.failures.extend(batch.failures)
         s.warning_rows.extend(batch.warnings)
 

@@ -4,7 +4,9 @@
   the store (``plan.py``);
 - read: an entry -> a read Item, or the ledger rows of its failure (``read_entry``);
 - embed: read Items -> pin rows and segment rows, pooled by each kind, given an embedder
-  (``embed_items``); an input the model fails on becomes ledger rows, never a failed batch;
+  (``embed_items``); still JPEGs the read stage left encoded are first decoded in one batch on the
+  model's device (``prepare_items``; a file the batch decoder refuses takes the CPU path alone); an
+  input the model fails on becomes ledger rows, never a failed batch;
 - write: the rows -> the store (one commit per table), failures and warnings -> the ledger
   (``write_embedded``).
 
@@ -75,6 +77,63 @@ class Landed:
 
 
 @dataclass
+class Prepared:
+    """Items whose encoded JPEGs are decoded on the model's device (``prepare_items``)."""
+
+    items: list[Item]
+    failures: list[dict[str, Any]] = field(default_factory=list)  # ledger rows of inputs no decoder read
+    failed: int = 0
+    cpu_fallbacks: int = 0  # files the batch decoder refused that the CPU path then read
+
+
+def prepare_items(items: list[Item], embedder: Embedder) -> Prepared:
+    """Decode the encoded JPEGs of ``items`` in one batch on the embedder's device and preprocess them
+    there; a file the batch decoder refuses is decoded on the CPU (PIL) path alone, and one that no
+    decoder reads becomes its input's ledger row. Items without encoded parts pass through untouched."""
+    from pinembed.embedders.device_preprocess import Encoded
+
+    slots = [(it, j) for it in items for j, p in enumerate(it.pixels) if isinstance(p, Encoded)]
+    out = Prepared(items)
+    if not slots:
+        return out
+    device = embedder.device_preprocessor()
+    if device is None:  # an embedder without a device transform: every file takes the CPU path
+        inputs, refused = [None] * len(slots), list(range(len(slots)))
+    else:
+        inputs, refused = device([it.pixels[j].data for it, j in slots])
+    bad: set[int] = set()
+    for k in refused:
+        it, j = slots[k]
+        if id(it) in bad:
+            continue
+        try:
+            inputs[k] = _cpu_path(it.pixels[j], embedder)
+            out.cpu_fallbacks += 1
+        except Exception as e:
+            out.failures += failure_rows(it.entry, e)
+            out.failed += 1
+            bad.add(id(it))
+    for (it, j), x in zip(slots, inputs, strict=True):
+        if id(it) not in bad:
+            it.pixels[j] = x
+    out.items = [it for it in items if id(it) not in bad]
+    return out
+
+
+def _cpu_path(enc: Any, embedder: Embedder) -> Any:
+    """One encoded JPEG through PIL and the model's own preprocessing (InputError for a bad file)."""
+    from pinembed.errors import InputError
+
+    from .images import decode_image
+
+    image = decode_image(enc.data, enc.max_pixels).image
+    try:
+        return embedder.preprocess(image)
+    except Exception as e:
+        raise InputError(f"preprocessing failed: {e}", stage="preprocess", error=type(e).__name__) from e
+
+
+@dataclass
 class Embedded:
     """The embed stage's output for one batch: rows to write, and the inputs the model failed on."""
 
@@ -84,15 +143,21 @@ class Embedded:
     warnings: list[dict[str, Any]] = field(default_factory=list)  # ledger rows of pins that land
     failures: list[dict[str, Any]] = field(default_factory=list)  # ledger rows of inputs that failed
     failed: int = 0  # inputs that failed
+    cpu_fallbacks: int = 0  # JPEGs the device decoder refused that the CPU path read
+    precision: str = ""  # the precision the embedder ran at
     node: str = ""  # where it was embedded (a Ray node id; "" for this process)
     done_at: float = 0.0  # wall-clock time the batch was embedded (for steady-state rates)
 
 
-def embed_items(items: list[Item], embedder: Embedder, opts: IngestOptions) -> Embedded:
-    """The embed stage: forward passes of at most ``opts.batch_size`` images over the items' parts, the
-    texts their kinds embed, pooling by kind; pin and segment rows."""
-    out = Embedded()
-    vectors = _image_vectors(items, embedder, opts.batch_size, out)
+def embed_items(items: list[Item] | Prepared, embedder: Embedder, opts: IngestOptions) -> Embedded:
+    """The embed stage: encoded JPEGs decoded on the device (unless ``items`` are already ``Prepared``),
+    forward passes of at most ``opts.batch_size`` images over the items' parts, the texts their kinds
+    embed, pooling by kind; pin and segment rows."""
+    prepared = items if isinstance(items, Prepared) else prepare_items(items, embedder)
+    items = prepared.items
+    out = Embedded(failures=list(prepared.failures), failed=prepared.failed, cpu_fallbacks=prepared.cpu_fallbacks,
+                   precision=str(getattr(embedder, "precision", "")))
+    vectors = _image_vectors(items, embedder, opts.batch_size or 32, out)
     ok = [it for it in items if it.entry.pin_id in vectors]
     texts = _text_vectors(ok, embedder, opts)
     stamp = now()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,9 @@ import torch  # noqa: F401  (before anything loads decord: decord2's bundled NVB
 logging.getLogger().setLevel(logging.ERROR)  # open_clip logs "initialized randomly" for the tiny model
 
 REPO = Path(__file__).resolve().parent.parent
+# precision auto's verdicts (embedders/auto_precision.py) are cached per test session, not in ~/.cache:
+# every run checks its models afresh, and CLI subprocesses share the session's verdicts
+os.environ.setdefault("PINEMBED_CACHE_DIR", tempfile.mkdtemp(prefix="pinembed-cache-"))
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import numpy as np
 
 from pinembed.errors import InputError
 
-from ..images import decode_opened, is_animated, open_image
+from ..images import decode_opened, device_decodable, is_animated, open_image, upright_size
 from ..pooling import pool
 from .base import Kind, digest, text_vector
 
@@ -47,6 +47,11 @@ class ImageKind(Kind):
         im = open_image(data, reader.limits.max_pixels)
         if is_animated(im):
             return get("motion").read_opened(reader, entry, im, data)  # type: ignore[attr-defined]
+        if reader.device_decode and device_decodable(im):  # decoded with its batch on the model's device
+            from pinembed.embedders.device_preprocess import Encoded
+
+            w, h = upright_size(im)
+            return Item(entry, [Encoded(data, reader.limits.max_pixels)], [Part(entry.uri)], digest(data), w, h)
         decoded = decode_opened(im, reader.draft_size)
         item = Item(entry, [reader.pre(decoded.image)], [Part(entry.uri)], digest(data), decoded.width, decoded.height)
         misnamed = misnamed_warning(entry, decoded.format)

@@ -19,7 +19,7 @@ from ..entry import Entry
 from ..options import Progress, phase
 from ..read import Item, Reader
 from ..run import Run
-from ..stages import embed_items, entry_cost, needs_decode_pool, read_entry
+from ..stages import Prepared, embed_items, entry_cost, needs_decode_pool, prepare_items, read_entry
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -64,27 +64,43 @@ _END: Any = object()
 
 
 def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
-    """Read, embed and land ``todo`` in batches of ``batch_size`` images (one commit per batch)."""
-    opts, total, done = run.opts, len(todo), 0
+    """Read, embed and land ``todo`` in batches of ``batch_size`` images (one commit per batch). With
+    the device decoder, a batch's JPEGs are decoded in a thread while the model runs on the batch
+    before it."""
     if not todo:
         return
     embedder = run.embedder
+    opts = run.opts = run.opts.settled(str(getattr(embedder, "device", "cpu")))
+    total, done = len(todo), 0
     phase(progress, "embedding")
     if progress:
         progress(0, total)
     video = replace(opts.video, target_side=embedder.image_size)  # frames decoded at the model's input side
+    on_device = opts.decodes_on_device(str(getattr(embedder, "device", "cpu"))) and \
+        embedder.device_preprocessor() is not None
     with ExitStack() as stack:
         pool = stack.enter_context(DecodePool(opts.workers)) if any(map(needs_decode_pool, todo)) else None
-        reader = Reader(embedder.preprocess, opts.limits, video, embedder.image_size if opts.fast_jpeg else None, pool)
+        reader = Reader(embedder.preprocess, opts.limits, video, embedder.image_size if opts.fast_jpeg else None,
+                        pool, device_decode=on_device)
+        prep = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="pinembed-decode")) if on_device else None
         batch: list[Item] = []
         n_images = 0
         window = max(2 * opts.batch_size, 8)  # images decoded ahead of the model (bounds memory)
+        ahead: list[Any] = []  # the prepared batch waiting for the model (a future), with the device decoder
 
-        def flush() -> None:
+        def embed_and_land(items: list[Item] | Prepared) -> None:
             t = time.perf_counter()
-            embedded = embed_items(batch, embedder, opts)
+            embedded = embed_items(items, embedder, opts)
             run.stage["embed"] += time.perf_counter() - t
             run.land(embedded)
+
+        def flush() -> None:
+            if prep is None:
+                embed_and_land(batch)
+                return
+            ahead.append(prep.submit(_timed_prepare, run, list(batch), embedder))
+            if len(ahead) > 1:
+                embed_and_land(ahead.pop(0).result())
 
         read = functools.partial(read_entry, reader)
         for _, (item, rows), err in read_ahead(todo, read, opts.workers, window, lambda e: entry_cost(e, video)):
@@ -105,3 +121,13 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
                 progress(done, total)
         if batch:
             flush()
+        while ahead:
+            embed_and_land(ahead.pop(0).result())
+
+
+def _timed_prepare(run: Run, items: list[Item], embedder: Any) -> Prepared:
+    """``prepare_items`` with its time counted as the run's "decode" stage."""
+    t = time.perf_counter()
+    out = prepare_items(items, embedder)
+    run.stage["decode"] = run.stage.get("decode", 0.0) + time.perf_counter() - t
+    return out

@@ -55,6 +55,7 @@ class ReadSpec:
     video: VideoParams
     draft_size: int | None
     workers: int = 1
+    device_decode: bool = False  # leave still JPEGs encoded for the actors' device decoder (GPU actors)
 
 
 def _read_batch(batch: dict[str, np.ndarray], spec: ReadSpec) -> dict[str, np.ndarray]:
@@ -67,7 +68,7 @@ def _read_batch(batch: dict[str, np.ndarray], spec: ReadSpec) -> dict[str, np.nd
     out = []
     with ExitStack() as stack:
         pool = stack.enter_context(DecodePool(1)) if any(map(needs_decode_pool, entries)) else None
-        reader = Reader(spec.preprocess, spec.limits, spec.video, spec.draft_size, pool)
+        reader = Reader(spec.preprocess, spec.limits, spec.video, spec.draft_size, pool, spec.device_decode)
         for e in entries:
             out.append(pickle.dumps(read_entry(reader, e), protocol=pickle.HIGHEST_PROTOCOL))
     return {"read": np.array(out, dtype=object)}
@@ -160,8 +161,11 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
     ctx.enable_progress_bars = False
     ctx.max_errored_blocks = 0  # the stages turn bad inputs into ledger rows; a failing block is a bug
     actors, cpus, gpus = plan_workers(ray.cluster_resources(), opts.ray)
+    actor_device = "cuda" if gpus else "cpu"
+    opts = run.opts = opts.settled(actor_device)
     spec = ReadSpec(embedder.preprocessor(), opts.limits, replace(opts.video, target_side=embedder.image_size),
-                    embedder.image_size if opts.fast_jpeg else None)
+                    embedder.image_size if opts.fast_jpeg else None,
+                    device_decode=opts.decodes_on_device(actor_device) and embedder.device_preprocessor() is not None)
     rows = [{"entry": pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL)} for e in todo]
     blocks = max(-(-len(rows) // READ_BATCH), min(len(rows), 2 * actors))  # enough blocks for every actor
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
