@@ -101,7 +101,7 @@ def _folder(root: Path) -> Path:
 def test_ingest_on_the_device_path_gives_the_pil_paths_pins_ledger_and_vectors(tmp_path):
     src = _folder(tmp_path)
     runs = {}
-    for name, opts in (("device", IngestOptions(image_decode="device", fast_jpeg=False)),
+    for name, opts in (("device", IngestOptions(image_decode="device", fast_jpeg=False, batch_size=3)),  # 4 batches in flight
                        ("pil", IngestOptions(image_decode="pil", fast_jpeg=False))):
         idx = pinembed.open_index(str(tmp_path / f"{name}.lance"), model="nano", precision="fp32")
         s = idx.ingest(src, opts)

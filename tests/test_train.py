@@ -53,7 +53,7 @@ def test_training_lowers_the_loss_and_reloads_exactly(data, tmp_path):
     assert sum(r.losses[-3:]) / 3 < sum(r.losses[:3]) / 3
     meta = json.loads((tmp_path / "m" / "training.json").read_text())
     assert meta["seed"] == 3 and meta["steps"] == 12
-    emb = get_embedder(r.model_id, "cpu")  # open_clip's local-dir loader: config + preprocessing + weights
+    emb = get_embedder(r.model_id, "cpu", "fp32")  # open_clip's local-dir loader: config + preprocessing + weights
     saved = _weights(tmp_path / "m")
     for name, tensor in emb.model.state_dict().items():
         assert torch.equal(tensor, saved[name]), name

@@ -91,7 +91,7 @@ def _model(cfg: TrainConfig) -> tuple[Any, Any, Any, dict[str, Any], dict[str, A
     from pinembed.embedders.open_clip_embedder import OpenClipEmbedder
 
     if cfg.init:
-        emb = get_embedder(cfg.init, "cpu")
+        emb = get_embedder(cfg.init, "cpu", "fp32")  # training needs the fp32 weights, never int8
         if not isinstance(emb, OpenClipEmbedder):
             raise UsageError(f"--init {cfg.init!r} is not an open_clip model", "fine-tuning takes open_clip models")
         model = copy.deepcopy(emb.model).float()  # never train the cached embedder in place

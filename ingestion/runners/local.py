@@ -4,6 +4,7 @@ this process, one batch at a time. Memory is bounded by a read-ahead window coun
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -61,6 +62,10 @@ def read_ahead(items: Iterable[T], fn: Callable[[T], R], workers: int, window: i
 
 
 _END: Any = object()
+#: Batches decoded on the device at once (each its own thread and CUDA stream), ahead of the model: the
+#: CPU side of nvJPEG (Huffman decoding of small images) then runs on two cores.
+DECODE_THREADS = 2
+_STAGE_LOCK = threading.Lock()
 
 
 def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
@@ -82,11 +87,12 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
         pool = stack.enter_context(DecodePool(opts.workers)) if any(map(needs_decode_pool, todo)) else None
         reader = Reader(embedder.preprocess, opts.limits, video, embedder.image_size if opts.fast_jpeg else None,
                         pool, device_decode=on_device)
-        prep = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="pinembed-decode")) if on_device else None
+        prep = stack.enter_context(ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="pinembed-decode")) \
+            if on_device else None
         batch: list[Item] = []
         n_images = 0
         window = max(2 * opts.batch_size, 8)  # images decoded ahead of the model (bounds memory)
-        ahead: list[Any] = []  # the prepared batch waiting for the model (a future), with the device decoder
+        ahead: list[Any] = []  # batches being decoded on the device (futures, in order), with the device decoder
 
         def embed_and_land(items: list[Item] | Prepared) -> None:
             t = time.perf_counter()
@@ -99,7 +105,7 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
                 embed_and_land(batch)
                 return
             ahead.append(prep.submit(_timed_prepare, run, list(batch), embedder))
-            if len(ahead) > 1:
+            if len(ahead) > DECODE_THREADS:
                 embed_and_land(ahead.pop(0).result())
 
         read = functools.partial(read_entry, reader)
@@ -126,8 +132,9 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
 
 
 def _timed_prepare(run: Run, items: list[Item], embedder: Any) -> Prepared:
-    """``prepare_items`` with its time counted as the run's "decode" stage."""
+    """``prepare_items`` with its time counted as the run's "decode" stage (summed over threads)."""
     t = time.perf_counter()
     out = prepare_items(items, embedder)
-    run.stage["decode"] = run.stage.get("decode", 0.0) + time.perf_counter() - t
+    with _STAGE_LOCK:
+        run.stage["decode"] = run.stage.get("decode", 0.0) + time.perf_counter() - t
     return out

@@ -241,9 +241,11 @@ function addPlayer(node, media, r) {
         const v = el("video", { muted: true, loop: true, playsinline: true, preload: "auto", class: "preview" });
         v.muted = true;
         v.addEventListener("loadedmetadata", () => {
-          v.currentTime = Math.min(start, Math.max(0, (v.duration || start) - 0.05));
+          const at = Math.min(start, Math.max(0, (v.duration || start) - 0.05));
+          if (Math.abs(v.currentTime - at) > 0.05) v.currentTime = at;
         }, { once: true });
-        v.src = src;
+        // a media fragment starts playback at the frame on its own, even before the seek above runs
+        v.src = start > 0 ? `${src}#t=${start.toFixed(3)}` : src;
         video = v;
       }
       media.append(video);
