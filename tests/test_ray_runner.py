@@ -80,6 +80,20 @@ def test_ray_gives_the_same_pins_ledger_and_vectors_as_local(local_ray, mixed, t
     assert (again.added, again.updated, again.unchanged, again.failed) == (0, 0, 9, 2)
 
 
+def test_ray_actors_decode_jpegs_in_batches_on_their_device(local_ray, mixed, tmp_path, tiny_model_id):
+    """With the device decoder (GPU actors by default; asked for here on CPU actors) read tasks pass
+    JPEG bytes, and each actor decodes its batch at once: the local PIL path's pins, ledger and vectors."""
+    local = pinembed.open_index(str(tmp_path / "local.lance"), model=tiny_model_id).ingest(
+        mixed, IngestOptions(fast_jpeg=False, image_decode="pil"))
+    opts = IngestOptions(batch_size=4, runner="ray", ray=RayOptions(workers=1), fast_jpeg=False, image_decode="device")
+    remote = pinembed.open_index(str(tmp_path / "ray.lance"), model=tiny_model_id).ingest(mixed, opts)
+    assert (remote.added, remote.failed, remote.cpu_fallbacks) == (local.added, local.failed, 0) == (9, 2, 0)
+    pins_l, vec_l, ledger_l = _state(str(tmp_path / "local.lance"))
+    pins_r, vec_r, ledger_r = _state(str(tmp_path / "ray.lance"))
+    assert pins_r == pins_l and ledger_r == ledger_l
+    assert min(float(vec_l[p] @ vec_r[p]) for p in pins_l) >= 0.999
+
+
 def test_a_driver_killed_mid_job_is_finished_by_a_rerun(local_ray, mixed, tmp_path, tiny_model_id):
     db = tmp_path / "pins.lance"
     address = local_ray.address_info["address"]
