@@ -3,19 +3,21 @@
 Pins are objects x colours x patterns painted with world.py's painter on this world's own scenes: a
 backdrop texture (bands, waves, bricks, polka, grid, gradient) in a palette (sunset, ocean, forest,
 desert, pastel, night), 36 scenes that the nano training and eval worlds never show; stills, short
-videos and idea pins whose pages share one scene. Each user keeps two boards; a board gathers one theme
-that cuts across objects, colours and patterns, so the engagement signal is not in the content labels
-but in the pixels around them:
+videos and idea pins whose pages share one scene. Each user keeps two boards; a board gathers one scene
+(every pin on ocean bricks) across objects, colours, patterns and kinds, so the engagement signal is
+not in the content labels but in the pixels around them; a quarter of the boards take only videos and
+idea pins (a board of motion and ideas on one scene).
 
-- a scene (every pin on ocean bricks; 70% of boards), a palette (anything at sunset) or a texture
-  (anything on waves; 15% each);
-- a quarter of the boards take only videos and idea pins (a board of motion and ideas on one theme).
+``THEME_SHARE`` can also give boards a palette (anything at sunset) or a texture (anything on waves) as
+theme; the default is scenes only. A palette board is a colour family, close to what content labels
+(colour and object) say, and a theme as broad as a sixth of all pins caps held-out Recall@10 near 0.07
+for those pairs even for a model that knows every pin's theme (with them on 30% of boards, the benchmark
+measured gains of +0.03 and +0.05 on seeds 0 and 1 where scenes alone give about +0.15).
 
 Why its own scenes: a theme of world.py's plain scenes or patterns (the first version of this world)
 ranks pins by the very attributes whose variety quality.py's related-precision-by-label check asks a
-model to ignore, so one embedding cannot gain one without losing the other; and a theme as broad as a
-sixth of all pins caps held-out Recall@10 near 0.13 even for a model that knows every pin's theme.
-With 36 scenes the cap (every pin's scene, palette and texture known exactly) is about 0.3 at 900 pins.
+model to ignore, so one embedding cannot gain one without losing the other. With 36 scenes (25 pins
+each at 900 pins) the cap of a model that knows every pin's scene exactly is about 0.4.
 
 Saves happen over time (pins appear over time too); 10% of saves are off-theme noise. Pairs:
 
@@ -24,11 +26,11 @@ Saves happen over time (pins appear over time too); 10% of saves are off-theme n
 - ``closeup``: 30% of saves follow a closeup of another on-theme pin (query = the pin closed up).
 
 Writes ``pairs.csv`` (query_pin_id, engaged_pin_id, weight, timestamp, action; sorted by time),
-``labels.csv`` (as world.py, with ``texture`` and ``palette`` for ``background``) and the media. The latest pairs by timestamp are
-the held-out split of ``pinembed train --pairs``. ``same_label_share`` in ``world.json`` says how many
+``labels.csv`` (as world.py, with ``texture`` and ``palette`` for ``background``) and the media. The
+latest pairs by timestamp are the held-out split of ``pinembed train --pairs``. ``same_label_share`` in ``world.json`` says how many
 pairs a content-label match would explain.
 
-    python sample_media/engagement.py --out build/engagement --seed 0 [--pins 900 --users 60]
+    python sample_media/engagement.py --out build/engagement --seed 0 [--pins 900 --users 60 --scenes 36]
 """
 
 from __future__ import annotations
