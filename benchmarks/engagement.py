@@ -12,7 +12,7 @@
 Goal: recall_at_10_after - recall_at_10_before >= 0.15, text_recall_at_5_after >= 0.90,
 label_precision_at_10_before - label_precision_at_10_after <= 0.05.
 
-    python benchmarks/engagement.py [--seed 0] [--pins 900] [--epochs 8] [--speed]
+    python benchmarks/engagement.py [--seed 0] [--pins 900] [--epochs 10] [--speed]
 """
 
 from __future__ import annotations
@@ -108,10 +108,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the engagement world")
     ap.add_argument("--pins", type=int, default=900)
     ap.add_argument("--users", type=int, default=60)
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--epochs", type=int, default=PairTrainConfig.epochs)
+    ap.add_argument("--batch-size", type=int, default=PairTrainConfig.batch_size)
     ap.add_argument("--lr", type=float, default=PairTrainConfig.lr)
-    ap.add_argument("--text-weight", type=float, default=0.5)
+    ap.add_argument("--text-weight", type=float, default=PairTrainConfig.text_weight)
     ap.add_argument("--train-blocks", type=int, default=PairTrainConfig.train_blocks)
     ap.add_argument("--anchor-weight", type=float, default=PairTrainConfig.anchor_weight)
     ap.add_argument("--no-anchor-data", action="store_true",

@@ -589,17 +589,18 @@ def stats(db: str, as_json: bool) -> None:
               help="--pairs: the latest share of pairs (by timestamp) held out for early stopping.")
 @click.option("--patience", default=2, show_default=True, type=click.IntRange(1),
               help="--pairs: epochs without a held-out Recall@10 gain before stopping.")
-@click.option("--text-weight", default=0.5, show_default=True, type=click.FloatRange(0),
-              help="--pairs: weight of the image-text term on the pins' titles (keeps text search).")
+@click.option("--text-weight", default=2.0, show_default=True, type=click.FloatRange(0),
+              help="--pairs: weight of the image-text term on the pins' titles (keeps text search and what "
+                   "pins show: related by content).")
 @click.option("--train-blocks", default=2, show_default=True, type=click.IntRange(0),
               help="--pairs: train only the image tower's last N blocks and its head (the frozen rest runs once "
                    "per pin); 0: the whole tower.")
-@click.option("--anchor-weight", default=30.0, show_default=True, type=click.FloatRange(0),
-              help="--pairs: weight of the term that keeps each pin's vector near the initial model's (no "
-                   "forgetting); 0: none.")
+@click.option("--anchor-weight", default=20.0, show_default=True, type=click.FloatRange(0),
+              help="--pairs: weight of the drift term that keeps what the model saw before in place (no "
+                   "forgetting): the --anchor-data images' vectors when given, else the pins'; 0: none.")
 @click.option("--anchor-data", default=None, type=click.Path(exists=True, file_okay=False, path_type=str),
               help="--pairs: a folder of images (best: what the initial model was trained on) whose vectors the "
-                   "anchor holds too, so content elsewhere keeps its neighbours.")
+                   "anchor holds instead of the pins' (rehearsal), so content elsewhere keeps its neighbours.")
 @click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0),
               help="--pairs: how idea pins mix their texts into their vectors; give what ingest used.")
 @json_option

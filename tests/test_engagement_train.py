@@ -27,11 +27,12 @@ def _world_module():
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    """A 60-pin engagement world (images, videos, idea pins) ingested with the bundled nano model."""
+    """A 100-pin engagement world on 12 scenes (images, videos, idea pins; about 200 pairs) ingested with
+    the bundled nano model."""
     import pinembed
 
     root = tmp_path_factory.mktemp("engagement")
-    summary = _world_module().make(root / "src", seed=3, pins=100, users=16, saves_per_board=8)
+    summary = _world_module().make(root / "src", seed=3, pins=100, users=8, saves_per_board=8, scenes=12)
     db = str(root / "pins.lance")
     pinembed.open_index(db, model="nano").ingest(root / "src")
     return root / "src", db, summary
@@ -39,7 +40,7 @@ def world(tmp_path_factory):
 
 def test_the_world_pairs_are_not_content_labels(world):
     src, _, summary = world
-    assert summary["pairs"] > 100 and set(summary["kinds"]) == {"image", "video", "idea"}
+    assert summary["pairs"] > 100 and set(summary["kinds"]) == {"image", "video", "idea"} and summary["scenes"] == 12
     assert summary["same_label_share"] < 0.15  # boards gather scenes and patterns, not objects and colours
     header = (src / "pairs.csv").read_text().splitlines()[0]
     assert header == "query_pin_id,engaged_pin_id,weight,timestamp,action"
