@@ -589,7 +589,7 @@ def stats(db: str, as_json: bool) -> None:
               help="--pairs: the latest share of pairs (by timestamp) held out for early stopping.")
 @click.option("--patience", default=2, show_default=True, type=click.IntRange(1),
               help="--pairs: epochs without a held-out Recall@10 gain before stopping.")
-@click.option("--text-weight", default=2.0, show_default=True, type=click.FloatRange(0),
+@click.option("--text-weight", default=1.5, show_default=True, type=click.FloatRange(0),
               help="--pairs: weight of the image-text term on the pins' titles (keeps text search and what "
                    "pins show: related by content).")
 @click.option("--train-blocks", default=2, show_default=True, type=click.IntRange(0),
