@@ -109,10 +109,7 @@ class Reader:
 
     def pre(self, image: Image.Image) -> Any:
         """The model's preprocessing of one RGB image."""
-        try:
-            return self.preprocess(image)
-        except Exception as e:
-            raise InputError(f"preprocessing failed: {e}", stage="preprocess", error=type(e).__name__) from e
+        return preprocess_image(self.preprocess, image)
 
     def frames(self, path: Path | str, size: int, uri: str, page: int | None = None, media: MediaStore | None = None):
         """Sampled frames of a video file (in a decode process) as (Frames, pixels, parts, content hash).
@@ -141,6 +138,14 @@ class Reader:
             pixels.append(self.pre(Image.fromarray(f)))
             parts.append(Part(uri, page, t, is_blank(f)))
         return frames, pixels, parts, digest
+
+
+def preprocess_image(preprocess: Callable[[Any], Any], image: Image.Image) -> Any:
+    """``preprocess(image)``; InputError (stage preprocess) when the model's transform fails on it."""
+    try:
+        return preprocess(image)
+    except Exception as e:
+        raise InputError(f"preprocessing failed: {e}", stage="preprocess", error=type(e).__name__) from e
 
 
 def content_hash(entry: Entry) -> str | None:

@@ -122,15 +122,10 @@ def prepare_items(items: list[Item], embedder: Embedder) -> Prepared:
 
 def _cpu_path(enc: Any, embedder: Embedder) -> Any:
     """One encoded JPEG through PIL and the model's own preprocessing (InputError for a bad file)."""
-    from pinembed.errors import InputError
-
     from .images import decode_image
+    from .read import preprocess_image
 
-    image = decode_image(enc.data, enc.max_pixels).image
-    try:
-        return embedder.preprocess(image)
-    except Exception as e:
-        raise InputError(f"preprocessing failed: {e}", stage="preprocess", error=type(e).__name__) from e
+    return preprocess_image(embedder.preprocess, decode_image(enc.data, enc.max_pixels).image)
 
 
 @dataclass
