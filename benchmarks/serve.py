@@ -12,6 +12,10 @@ that address and is bounded in count and time:
 
     python benchmarks/serve.py [--rows 1000000] [--db /path/keep.lance] [--requests 1000]
 
+The server holds the pins in memory (its default at this size, store/resident.py): the figures are
+taken once it does; ``sequential_without_memory`` repeats the sequential requests against a server
+started with ``--memory-mb 0``, and ``memory_speedup_p50`` is their ratio.
+
 ``--db`` keeps the built database there (and reuses it when it already holds ``--rows`` pins): the 1M
 build takes several minutes.
 """
@@ -147,6 +151,43 @@ with WriteLock({db!r}, "refresh"):
 """
 
 
+def _start(db: str, port: int, *extra: str) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("pinembed")
+    return subprocess.Popen([str(exe), "serve", "--db", db, "--port", str(port), *extra],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def _wait_healthy(server: subprocess.Popen, c: Client) -> None:
+    while True:
+        if server.poll() is not None:
+            raise SystemExit(f"the server stopped: {server.stderr.read()[-2000:]}")
+        if c.get("/api/health")[0] == 200:
+            return
+        time.sleep(0.1)
+
+
+def _wait_held(server: subprocess.Popen, c: Client, limit_s: float = 300) -> dict:
+    """Poll /api/health until the server holds the pins in memory (or says it will not)."""
+    t = time.perf_counter()
+    while time.perf_counter() - t < limit_s:
+        status, body = c.get("/api/health")
+        memory = json.loads(body).get("memory", {}) if status == 200 else {}
+        if memory.get("state") in ("held", "too large", "off"):
+            return dict(memory)
+        if server.poll() is not None:
+            raise SystemExit(f"the server stopped: {server.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    return {"state": "not held after the limit"}
+
+
 def _drop_fresh(db: str) -> None:
     """Remove the pins a refresh of this benchmark added, so that a kept --db stays as built."""
     import pinembed
@@ -170,20 +211,14 @@ def main() -> None:
     db = args.db or os.path.join(tmp.name, "serve.lance")
     out["database"] = _database(db, args.rows)
     port = _free_port()
-    exe = Path(sys.executable).with_name("pinembed")
     t0 = time.perf_counter()
-    server = subprocess.Popen([str(exe), "serve", "--db", db, "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    server = _start(db, port)
     try:
         c = Client(port)
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"the server stopped: {server.stderr.read()[-2000:]}")
-            status, _ = c.get("/api/health")
-            if status == 200:
-                break
-            time.sleep(0.1)
+        _wait_healthy(server, c)
         out["server_start_s"] = round(time.perf_counter() - t0, 2)
+        out["memory"] = _wait_held(server, c)
+        out["memory"]["held_after_s"] = round(time.perf_counter() - t0, 2)
         rng = random.Random(args.seed)
         _latencies(port, [rng.randrange(args.rows) for _ in range(200)])  # warm the caches
         lat, errors = _latencies(port, [rng.randrange(args.rows) for _ in range(args.requests)])
@@ -223,13 +258,21 @@ def main() -> None:
                                  "new_pin_served_after_s": seen_after, **during}
     finally:
         _drop_fresh(db)
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server)
+    # the same sequential requests to a server that holds nothing in memory (--memory-mb 0)
+    port = _free_port()
+    server = _start(db, port, "--memory-mb", "0")
+    try:
+        _wait_healthy(server, Client(port))
+        rng = random.Random(args.seed)
+        _latencies(port, [rng.randrange(args.rows) for _ in range(200)])
+        lat, errors = _latencies(port, [rng.randrange(args.rows) for _ in range(args.requests // 2)])
+        out["sequential_without_memory"] = {"requests": len(lat), "errors": errors, **_pct(lat)}
+    finally:
+        _stop(server)
         tmp.cleanup()
     out.update(related_p50_ms=seq["p50_ms"], related_p99_ms=seq["p99_ms"],
+               memory_speedup_p50=round(out["sequential_without_memory"]["p50_ms"] / seq["p50_ms"], 2),
                requests_per_s=out["concurrent"]["requests_per_s"],
                errors=seq["errors"] + out["concurrent"]["errors"] + out["during_refresh"]["errors"],
                p99_during_refresh_ms=out["during_refresh"]["p99_ms"])

@@ -702,10 +702,13 @@ def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None
               help="Largest request body (search by image).")
 @click.option("--time-limit", default=30.0, show_default=True, type=click.FloatRange(0.1, 3600),
               help="Seconds a request may take before it is answered 504.")
+@click.option("--memory-mb", default=None, type=click.FloatRange(0), metavar="MB",
+              help="Hold the pins' vectors and cards in memory when they fit in MB (default: a quarter of the "
+                   "machine's memory; 0: never). Related pins then take one database query (1M x 512-d: ~2.4 GB).")
 @click.option("--device", default=None, help="torch device for text and image search (default: cuda when present).")
 @handle_errors
 def serve(db: str, host: str, port: int, token: str | None, insecure: bool, cors_origins: tuple[str, ...],
-          max_upload_mb: int, time_limit: float, device: str | None) -> None:
+          max_upload_mb: int, time_limit: float, memory_mb: float | None, device: str | None) -> None:
     """Serve the database over HTTP: JSON endpoints (related, session, search, pin, thumb, media,
     health, stats; /api/openapi.json describes them) and a page to browse it.
 
@@ -720,7 +723,7 @@ def serve(db: str, host: str, port: int, token: str | None, insecure: bool, cors
     _open_existing(db)
     settings = ServeSettings(token=token or None, cors_origins=cors_origins, loopback_only=host in LOOPBACK,
                              max_upload_bytes=max_upload_mb * 1024 * 1024, time_limit_s=time_limit, device=device,
-                             storage_options=_storage_options())
+                             memory_mb=memory_mb, storage_options=_storage_options())
     run(db, host, port, settings, on_ready=lambda url: click.echo(f"serving {db} at {url}", nl=True))
     click.echo("stopped", err=True)
 

@@ -47,6 +47,8 @@ class PinIndex:
         self._device = device
         self._precision = precision
         self._embedder = None
+        #: the pins' vectors and card columns in memory (``hold_in_memory``), else None
+        self.resident: Any = None
 
     @property
     def model_id(self) -> str:
@@ -114,6 +116,26 @@ class PinIndex:
 
         self.store = Store(self.uri, storage_options=self._storage_options)
         self._embedder = None
+        self.resident = None
+
+    def hold_in_memory(self, max_mb: float | None = None) -> bool:
+        """Keep every pin's vector and card columns in memory (``store.resident``), for a long-lived
+        reader: a related-pins query then makes one LanceDB query instead of three (25 -> ~10 ms at 1M
+        pins). Loaded only when it takes at most ``max_mb`` (None: no limit); True when held. Call
+        ``sync_memory`` to see later writes of other processes (``pinembed serve`` does, every second);
+        pins written since are read from the table meanwhile."""
+        from pinembed.store.resident import ResidentPins, estimate_mb
+
+        self.store.require_pins()
+        if max_mb is not None and estimate_mb(self.store.count(), self.store.dim) > max_mb:
+            return False
+        self.resident = ResidentPins.load(self.store)
+        return True
+
+    def sync_memory(self) -> dict[str, int]:
+        """Bring the in-memory copy (``hold_in_memory``) in line with the table: counts ``read``,
+        ``updated`` and ``deleted`` (empty when nothing is held)."""
+        return self.resident.sync(self.store) if self.resident is not None else {}
 
     def models(self) -> list[dict[str, Any]]:
         """The model generations: generation, state (live, building, retired), model_id, dim, pins, dates."""
@@ -157,6 +179,9 @@ class PinIndex:
 
     def _query_pin(self, ref: str) -> tuple[str, dict[str, Any]]:
         """(pin id, row with its vector) of a pin named by its id or by the path of its ingested file."""
+        held = self.resident.rows([ref], with_vector=True) if self.resident is not None else {}
+        if ref in held:
+            return ref, held[ref]
         try:
             return ref, self.store.get_pin(ref, columns=[])
         except PinNotFoundError:
@@ -227,8 +252,16 @@ class PinIndex:
 
         controls = dedupe is not None or diversity > 0
         pool = min(MAX_K, max(4 * k, k + 50)) if controls else k
-        rows = self.store.search(query, pool, kinds, exclude=exclude, where=compile_where(where),
-                                 with_vector=controls or not results)
+        if self.resident is not None:  # one query for the candidates; vectors and cards from memory
+            from pinembed.store.resident import CARD_COLUMNS
+
+            hits = self.store.candidates(query, pool + len(exclude), kinds, where=compile_where(where))
+            rows = self.resident.rank(query, hits, pool, exclude,
+                                      lambda ids: self.store.pins_by_row(ids, [*CARD_COLUMNS, "vector"]),
+                                      with_vector=controls or not results)
+        else:
+            rows = self.store.search(query, pool, kinds, exclude=exclude, where=compile_where(where),
+                                     with_vector=controls or not results)
         if controls and rows:
             vecs = np.stack([r["vector"] for r in rows])
             idx = list(range(len(rows)))
@@ -434,7 +467,11 @@ class PinIndex:
 
         paged = {k.name for k in kinds.all_kinds() if k.paged}
         cols = ["pin_id", "kind", "uri", "title", "duration_s", "content_hash", "n_segments"]
-        out = {r["pin_id"]: {**r, "pages": None} for r in self.store.pins_with(ids, cols, vectors)}
+        held = self.resident.rows(ids, vectors) if self.resident is not None else {}
+        out = {pid: {**r, "pages": None} for pid, r in held.items()}
+        missing = [pid for pid in ids if pid not in held]
+        if missing:
+            out.update({r["pin_id"]: {**r, "pages": None} for r in self.store.pins_with(missing, cols, vectors)})
         ideas = [pid for pid, r in out.items() if r["kind"] in paged and r.get("n_segments")]
         if ideas:
             pages: dict[str, set[int]] = {pid: set() for pid in ideas}

@@ -123,10 +123,11 @@ class _Api:
 
     # -- endpoints ---------------------------------------------------------------------------
     async def health(self, request: Any) -> Any:
-        """GET /api/health: status, pins, model and generation."""
+        """GET /api/health: status, pins, model, generation, and whether the pins are held in memory."""
         idx = self.live.get()
         n = await self.blocking(idx.store.count)
-        return _json({"status": "ok", "pins": n, "model_id": idx.model_id, "generation": generation(idx)})
+        return _json({"status": "ok", "pins": n, "model_id": idx.model_id, "generation": generation(idx),
+                      "memory": self.live.memory})
 
     async def stats(self, request: Any) -> Any:
         """GET /api/stats: PinIndex.stats()."""

@@ -50,6 +50,10 @@ class LiveIndex:
         #: image embedding and the warm-ups here
         self.embed_lock = threading.Lock()
         self.swaps = 0  # how many times a new index replaced the current one
+        #: the pins held in memory (store.resident), shared by the indexes of one pins table
+        self._resident: Any = None
+        self.memory: dict[str, Any] = {"state": "off" if settings.memory_budget_mb() <= 0 else "waiting"}
+        self._loader: threading.Thread | None = None
 
     # -- what requests use ------------------------------------------------------------------
     def get(self) -> PinIndex:
@@ -76,12 +80,76 @@ class LiveIndex:
 
     def _loop(self) -> None:
         if self._current is not None:
+            self._hold()
             self._warm(self._current)
         while not self._stop.wait(self.settings.reload_interval_s):
             try:
                 self.check()
+                self._hold()
             except Exception:  # never let the checker die: log it and try again next time
                 log.exception("checking %s for changes failed", self.uri)
+
+    # -- the pins in memory ------------------------------------------------------------------
+    def _hold(self) -> None:
+        """Start loading the current pins table into memory in a thread, when it is not held (or is
+        another table's after a model switch, or mostly old rows) and fits the budget."""
+        idx = self._current
+        if idx is None or self.memory["state"] == "off" or (self._loader is not None and self._loader.is_alive()):
+            return
+        res = self._resident
+        g = idx.store.generation
+        table = g.pins if g is not None else "pins"
+        if res is not None and res.table == table and res.garbage <= len(res):
+            return
+        self._resident = None  # another table's (a model switch): its memory goes with the old index
+        from pinembed.store.resident import estimate_mb
+
+        need, budget = estimate_mb(idx.store.count(), idx.store.dim), self.settings.memory_budget_mb()
+        if need > budget:
+            if self.memory.get("state") != "too large":
+                log.info("not holding the pins in memory: %.0f MB needed, the budget is %.0f MB (--memory-mb)",
+                         need, budget)
+            self.memory = {"state": "too large", "needed_mb": round(need), "budget_mb": round(budget)}
+            return
+        self.memory = {**self.memory, "state": "loading"}
+        self._loader = threading.Thread(target=self._load, args=(idx,), name="pinembed-memory", daemon=True)
+        self._loader.start()
+
+    def _load(self, idx: PinIndex) -> None:
+        from pinembed.store.resident import ResidentPins
+
+        try:
+            res = ResidentPins.load(idx.store)
+        except Exception as e:  # a table dropped under it (model switch, gc): tried again next check
+            log.warning("loading the pins into memory failed: %s", e)
+            self.memory = {"state": "waiting"}
+            return
+        with self._check_lock:
+            cur = self._current
+            g = cur.store.generation if cur is not None else None
+            if cur is None or (g.pins if g is not None else "pins") != res.table:
+                self.memory = {"state": "waiting"}
+                return
+            res.sync(cur.store)  # the commits made while it loaded
+            self._resident = res
+            cur.resident = res
+        self.memory = {"state": "held", "pins": len(res), "mb": round(res.mb), "loaded_s": round(res.loaded_s, 2)}
+        log.info("holding %d pins in memory (%.0f MB, loaded in %.1f s)", len(res), res.mb, res.loaded_s)
+
+    def _share_resident(self, new: PinIndex) -> None:
+        """Give ``new`` the pins in memory when they copy its table, brought up to date first."""
+        res = self._resident
+        g = new.store.generation
+        if res is not None and res.table == (g.pins if g is not None else "pins"):
+            try:
+                res.sync(new.store)
+            except Exception as e:  # never keep a copy that could not follow: load it afresh next check
+                log.warning("the pins in memory could not follow the database, loading them again: %s", e)
+                self._resident = None
+                self.memory = {"state": "waiting"}
+                return
+            new.resident = res
+            self.memory = {**self.memory, "pins": len(res), "mb": round(res.mb)}
 
     def check(self, load_model: bool = True) -> bool:
         """Swap in a new index when the database changed since the last check; True when swapped.
@@ -141,6 +209,7 @@ class LiveIndex:
         idx.search_vector(probe, k=1)  # opens the tables and their indexes
         if (old is None or not idx.share_embedder(old)) and load_model:
             self._warm(idx)  # the model is loaded before the swap: the first search does not wait for it
+        self._share_resident(idx)
         return idx
 
     def _warm(self, idx: PinIndex) -> None:

@@ -22,6 +22,20 @@ class ServeSettings:
     time_limit_s: float = TIME_LIMIT_S  # a request taking longer is a 504
     reload_interval_s: float = 1.0  # how often the database is checked for a refresh or a model switch
     thumb_cache_bytes: int = 64 * 1024 * 1024  # thumbnails kept in memory (LRU)
+    #: the pins' vectors and cards held in memory when they take at most this (None: a quarter of the
+    #: machine's memory; 0: never): related pins in one LanceDB query (store/resident.py)
+    memory_mb: float | None = None
     device: str | None = None
     precision: str | None = None
     storage_options: dict[str, str] | None = field(default=None, hash=False)
+
+    def memory_budget_mb(self) -> float:
+        """``memory_mb``, or a quarter of the machine's physical memory when it is None."""
+        if self.memory_mb is not None:
+            return float(self.memory_mb)
+        import os
+
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 4e6
+        except (ValueError, OSError, AttributeError):  # no sysconf (Windows): be modest
+            return 1024.0

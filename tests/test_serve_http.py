@@ -120,7 +120,12 @@ def error_of(r, status: int) -> dict:
 # -- the endpoints -----------------------------------------------------------------------------
 def test_health_stats_and_openapi(api):
     h = api.get("/api/health").json()
+    assert h.pop("memory")["state"] in {"waiting", "loading", "held"}
     assert h == {"status": "ok", "pins": 9, "model_id": "nano", "generation": 1}
+    deadline = time.monotonic() + 30
+    while (m := api.get("/api/health").json()["memory"])["state"] != "held" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert m["state"] == "held" and m["pins"] == 9 and m["mb"] >= 0
     s = api.get("/api/stats").json()
     assert s["pins"] == 9 and s["by_kind"]["motion"] == 1 and s["by_kind"]["video"] == 2 and s["by_kind"]["idea"] == 1
     doc = api.get("/api/openapi.json").json()
@@ -423,12 +428,24 @@ def test_refresh_and_model_switch_are_picked_up_without_failed_requests(base_db,
         client.start()
         new = save_image(source / "images" / "new-orange.png", colour=(250, 140, 0), size=(64, 64))
         try:
+            wait_for(server, lambda h: h["memory"]["state"] == "held", "the pins into memory")
             refresh([source], db)
-            wait_for(server, lambda h: h["pins"] == 10, "a refreshed pin")
+            wait_for(server, lambda h: h["pins"] == 10 and h["memory"].get("pins") == 10, "a refreshed pin")
             assert server.get("/api/pin", params={"pin": "images/new-orange.png"}).status_code == 200
+            assert server.get("/api/related", params={"pin": "images/new-orange.png", "k": 3}).status_code == 200
+            new.unlink()  # deleted by the next refresh: gone from memory too
+            refresh([source], db)
+            wait_for(server, lambda h: h["pins"] == 9 and h["memory"].get("pins") == 9, "a deleted pin")
+            r = server.get("/api/related", params={"pin": "images/new-orange.png", "k": 3})
+            assert r.status_code == 404 and r.json()["error"]["code"] == "pin_not_found"
+            new = save_image(source / "images" / "new-orange.png", colour=(250, 140, 0), size=(64, 64))
+            refresh([source], db)
+            wait_for(server, lambda h: h["pins"] == 10, "the pin back")
             refresh([source], db, model=tiny_model_id)
             h = wait_for(server, lambda h: h["generation"] == 2, "the model switch")
             assert h["model_id"] == tiny_model_id and h["pins"] == 10
+            # the new generation's pins go into memory in turn
+            wait_for(server, lambda h: h["memory"]["state"] == "held" and h["memory"]["pins"] == 10, "the new pins in memory")
             time.sleep(0.5)  # a few more rounds on the new generation
         finally:
             stop.set()
