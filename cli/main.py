@@ -704,7 +704,7 @@ def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None
               help="Seconds a request may take before it is answered 504.")
 @click.option("--memory-mb", default=None, type=click.FloatRange(0), metavar="MB",
               help="Hold the pins' vectors and cards in memory when they fit in MB (default: a quarter of the "
-                   "machine's memory; 0: never). Related pins then take one database query (1M x 512-d: ~2.4 GB).")
+                   "machine's memory; 0: never). Related pins then take one database query (1M x 512-d: ~2.6 GB).")
 @click.option("--device", default=None, help="torch device for text and image search (default: cuda when present).")
 @handle_errors
 def serve(db: str, host: str, port: int, token: str | None, insecure: bool, cors_origins: tuple[str, ...],

@@ -6,15 +6,16 @@ reading their vectors) and the result cards come from here. Without it a request
 pin's row, then the candidates' vectors and card columns from the data files: at 1M pins about
 25 ms against 6 (docs/performance.md).
 
-It follows the table: ``sync`` reads the rows in fragments newer than the last look (LanceDB writes
-inserted and upserted rows, and compacted ones, to new fragments; a row address is fragment << 32 |
-offset) and keeps those of new pins and of pins whose ``embedded_at`` changed. When the count of pins then disagrees with the table's, it reads every pin
+It follows the table: ``sync`` reads the ids and stamps of the rows in fragments newer than the last
+look (LanceDB writes inserted and upserted rows, and compacted ones, to new fragments; a row address
+is fragment << 32 | offset), then the whole rows of new pins and of pins whose ``embedded_at``
+changed, by row id (a compaction's rewrites cost only the first read). When the count of pins then disagrees with the table's, it reads every pin
 id, to drop deleted pins and pick up any row missed. Candidates it does not hold (written since the
 last look) are read from the table by row id, so a new pin is answered as soon as it is committed; a
 pin changed or deleted since the last ``sync`` is seen as it was until the next (``pinembed serve``
 syncs within about a second of a commit).
 
-Memory: 4 bytes per dimension per pin plus the card columns and maps (1M pins x 512-d: about 2.4 GB).
+Memory: 4 bytes per dimension per pin plus the card columns and maps (1M pins x 512-d: about 2.6 GB).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ CARD_COLUMNS = ("pin_id", "kind", "uri", "title", "n_segments", "duration_s", "c
 _READ = [*CARD_COLUMNS, "embedded_at", "_rowid", "_rowaddr", "vector"]
 _BYTES_PER_PIN = 350  # card columns, the two maps and the stamp (about 330 B at 1M synthetic pins)
 _FETCH = 1000  # ids per IN (...) query
+BLOCK = 1 << 16  # slots per block of vectors
 
 
 def estimate_mb(rows: int, dim: int) -> float:
@@ -52,8 +54,10 @@ class ResidentPins:
     def __init__(self, table: str, dim: int) -> None:
         self.table = table  # the physical pins table this copies (a model switch makes another)
         self.dim = dim
-        self.vectors = np.zeros((0, dim), np.float32)
-        self._stamp = np.zeros(0, np.int64)  # embedded_at in microseconds, by slot
+        # slots in blocks of BLOCK rows: growing never copies what is held (first touches of a big new
+        # array cost seconds per GB on a VM)
+        self._vec_blocks: list[np.ndarray] = []
+        self._stamp_blocks: list[np.ndarray] = []  # embedded_at in microseconds
         self._used = 0
         self._slot: dict[str, int] = {}  # pin id -> slot
         self._by_row: dict[int, int] = {}  # row id -> slot
@@ -78,7 +82,15 @@ class ResidentPins:
     def mb(self) -> float:
         """Memory held, in MB: vectors, stamps, card columns, and the maps (estimated)."""
         cards = sum(c.nbytes for c in self._chunks)
-        return (self.vectors.nbytes + self._stamp.nbytes + cards + 200 * (len(self._slot) + len(self._by_row))) / 1e6
+        held = sum(b.nbytes for b in self._vec_blocks) + sum(b.nbytes for b in self._stamp_blocks)
+        return (held + cards + 200 * (len(self._slot) + len(self._by_row))) / 1e6
+
+    def vector(self, slot: int) -> np.ndarray:
+        """The vector in ``slot`` (a view)."""
+        return self._vec_blocks[slot // BLOCK][slot % BLOCK]
+
+    def _stamp(self, slot: int) -> int:
+        return int(self._stamp_blocks[slot // BLOCK][slot % BLOCK])
 
     # -- reading ---------------------------------------------------------------------------
     def _card(self, slot: int) -> dict[str, Any]:
@@ -94,7 +106,7 @@ class ResidentPins:
             if s is not None:
                 row = self._card(s)
                 if with_vector:
-                    row["vector"] = self.vectors[s]
+                    row["vector"] = self.vector(s)
                 out[pid] = row
         return out
 
@@ -115,7 +127,7 @@ class ResidentPins:
         for r, s in zip(row_ids, slots, strict=True):
             if s is not None and s not in skip:
                 found.append((s, int(r)))
-                vecs.append(self.vectors[s])
+                vecs.append(self.vector(s))
             elif s is None and int(r) in extra and extra[int(r)]["pin_id"] not in exclude:
                 found.append((None, int(r)))
                 vecs.append(np.asarray(extra[int(r)]["vector"], np.float32))
@@ -141,8 +153,6 @@ class ResidentPins:
         t0 = time.perf_counter()
         g = store.generation
         res = cls(g.pins if g is not None else "pins", store.dim)
-        n = store.count()
-        res.vectors, res._stamp = np.zeros((n, res.dim), np.float32), np.zeros(n, np.int64)  # grown if rows arrive
         with res._lock:
             for b in store.iter_batches("pins", _READ, batch_size=batch):
                 res._put(b)
@@ -154,31 +164,33 @@ class ResidentPins:
         """Bring the copy in line with ``store``'s pins table (see the module's docstring); returns
         counts: ``read`` (rows looked at), ``updated`` (new or changed pins), ``deleted``."""
         with self._lock:
-            read = updated = 0
-            top = self._next_fragment
-            for b in store.iter_batches("pins", _READ, where=f"_rowaddr >= {self._next_fragment << 32}"):
-                read += b.num_rows
-                keep = []
-                for pid, st, rid in zip(b.column("pin_id").to_pylist(), _micros(b.column("embedded_at")).tolist(),
-                                        b.column("_rowid").to_pylist(), strict=True):
-                    s = self._slot.get(pid)
-                    unchanged = s is not None and int(self._stamp[s]) == st
-                    if unchanged:
-                        self._by_row[rid] = s  # the same row, moved (compaction)
-                    keep.append(not unchanged)
-                if any(keep):
-                    updated += self._put(b.filter(pa.array(keep)))
-                top = max(top, _fragment_after(b))
-            self._next_fragment = top  # after the scan: a commit meanwhile is in a newer fragment
+            fresh = store.pin_states(("pin_id", "embedded_at", "_rowid", "_rowaddr"),
+                                     where=f"_rowaddr >= {self._next_fragment << 32}")
+            changed = []
+            for pid, st, rid in zip(fresh.column("pin_id").to_pylist(), _micros(fresh.column("embedded_at")).tolist(),
+                                    fresh.column("_rowid").to_pylist(), strict=True):
+                s = self._slot.get(pid)
+                if s is not None and self._stamp(s) == st:
+                    self._by_row[rid] = s  # the same row, moved (compaction): nothing to read
+                else:
+                    changed.append(rid)
+            updated = 0
+            for i in range(0, len(changed), _FETCH):  # a row upserted again meanwhile is in a newer fragment
+                ids = ", ".join(str(r) for r in changed[i:i + _FETCH])
+                for b in store.iter_batches("pins", _READ, where=f"_rowid IN ({ids})"):
+                    updated += self._put(b)
+            self._next_fragment = max(self._next_fragment, _fragment_after(fresh))
             deleted = 0
             if len(self._slot) != store.count():  # pins deleted (or written in an older fragment)
-                ids = set(store.pin_states(("pin_id",)).column("pin_id").to_pylist())
-                gone = [pid for pid in self._slot if pid not in ids]
+                ids = store.pin_states(("pin_id",)).column("pin_id").combine_chunks()
+                held = pa.array(list(self._slot), pa.string())
+                gone = held.filter(pc.invert(pc.is_in(held, value_set=ids))).to_pylist()
                 for pid in gone:
                     self._slot.pop(pid, None)
                 deleted = len(gone)
-                updated += self._fetch(store, [pid for pid in ids if pid not in self._slot])
-            return {"read": read, "updated": updated, "deleted": deleted}
+                if len(self._slot) != len(ids):  # rows missed too (written in an older fragment)
+                    updated += self._fetch(store, ids.filter(pc.invert(pc.is_in(ids, value_set=held))).to_pylist())
+            return {"read": fresh.num_rows, "updated": updated, "deleted": deleted}
 
     def _fetch(self, store: Any, pin_ids: list[str]) -> int:
         n = 0
@@ -192,16 +204,17 @@ class ResidentPins:
         if not n:
             return 0
         vecs = b.column("vector").values.to_numpy(zero_copy_only=False).reshape(n, -1)
-        if self._used + n > len(self.vectors):  # grow; readers keep the old arrays until they look again
-            size = max(len(self.vectors) * 5 // 4, self._used + n, 1024)
-            grown = np.zeros((size, self.dim), np.float32)
-            grown[:self._used] = self.vectors[:self._used]
-            stamps = np.zeros(size, np.int64)
-            stamps[:self._used] = self._stamp[:self._used]
-            self.vectors, self._stamp = grown, stamps
-        base = self._used
-        self.vectors[base:base + n] = vecs
-        self._stamp[base:base + n] = _micros(b.column("embedded_at"))
+        stamps = _micros(b.column("embedded_at"))
+        base, done = self._used, 0
+        while done < n:  # fill the last block, then new ones
+            if self._used + done >= len(self._vec_blocks) * BLOCK:
+                self._vec_blocks.append(np.empty((BLOCK, self.dim), np.float32))
+                self._stamp_blocks.append(np.zeros(BLOCK, np.int64))
+            at = (base + done) % BLOCK
+            take = min(n - done, BLOCK - at)
+            self._vec_blocks[-1][at:at + take] = vecs[done:done + take]
+            self._stamp_blocks[-1][at:at + take] = stamps[done:done + take]
+            done += take
         self._chunks.append(b.select(list(CARD_COLUMNS)))
         self._starts.append(base)
         self._used += n
