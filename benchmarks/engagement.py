@@ -114,6 +114,9 @@ def main() -> None:
     ap.add_argument("--text-weight", type=float, default=PairTrainConfig.text_weight)
     ap.add_argument("--train-blocks", type=int, default=PairTrainConfig.train_blocks)
     ap.add_argument("--anchor-weight", type=float, default=PairTrainConfig.anchor_weight)
+    ap.add_argument("--anchor-batch", type=int, default=PairTrainConfig.anchor_batch)
+    ap.add_argument("--anchor-per-label", type=int, default=40,
+                    help="rehearsal stills per label of nano's training world (64 labels)")
     ap.add_argument("--no-anchor-data", action="store_true",
                     help="anchor only the engagement pins, not a sample of nano's own training world")
     ap.add_argument("--patience", type=int, default=PairTrainConfig.patience)
@@ -138,14 +141,16 @@ def main() -> None:
         held = _heldout(src / "pairs.csv", Path(tmp) / "heldout.csv", 0.2)
         before = _engagement(db, held)
         anchor = None
-        if not args.no_anchor_data:  # rehearsal: a small sample of nano's training world (world.py train split)
+        if not args.no_anchor_data:  # rehearsal: a sample of nano's training world (world.py train split)
             anchor = Path(tmp) / "world-train"
-            _load("world").make(anchor, "train", 7 + args.seed, images_per_label=3, videos_per_label=1)
+            _load("world").make(anchor, "train", 7 + args.seed, images_per_label=args.anchor_per_label,
+                                videos_per_label=1)
         t = time.perf_counter()
         r = train_on_pairs(PairTrainConfig(pairs=str(src / "pairs.csv"), db=db, out=str(Path(tmp) / "tuned"),
                                            init="nano", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                            text_weight=args.text_weight, train_blocks=args.train_blocks,
                                            anchor_weight=args.anchor_weight,
+                                           anchor_batch=args.anchor_batch,
                                            anchor_data=str(anchor) if anchor else None, patience=args.patience, seed=0))
         out["training"] = {"train_pairs": r.train_pairs, "heldout_pairs": r.heldout_pairs, "pins": r.pins,
                            "steps": r.steps, "best_epoch": r.best_epoch, "heldout_recall_at_10_by_epoch": r.recall_at_10,

@@ -599,8 +599,9 @@ def stats(db: str, as_json: bool) -> None:
               help="--pairs: weight of the drift term that keeps what the model saw before in place (no "
                    "forgetting): the --anchor-data images' vectors when given, else the pins'; 0: none.")
 @click.option("--anchor-data", default=None, type=click.Path(exists=True, file_okay=False, path_type=str),
-              help="--pairs: a folder of images (best: what the initial model was trained on) whose vectors the "
-                   "anchor holds instead of the pins' (rehearsal), so content elsewhere keeps its neighbours.")
+              help="--pairs: a folder of images (best: a few thousand of what the initial model was trained on; "
+                   "256 a step, up to 5,000) whose vectors the anchor holds instead of the pins' (rehearsal), so "
+                   "content elsewhere keeps its neighbours.")
 @click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0),
               help="--pairs: how idea pins mix their texts into their vectors; give what ingest used.")
 @json_option

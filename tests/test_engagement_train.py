@@ -136,8 +136,10 @@ def test_anchor_data_reads_images_and_refuses_a_folder_without_any(tmp_path):
     Image.new("RGB", (6, 6)).save(tmp_path / "a" / "two.jpg")
     (tmp_path / "a" / "broken.png").write_bytes(b"not a png")
     (tmp_path / "a" / "notes.txt").write_text("skip me")
-    pixels, bad = load_images(str(tmp_path / "a"), prep)
-    assert pixels.shape == (2, 3, 4, 4) and bad == 1 and float(pixels[0, 0, 0, 0]) == 8  # sorted by path
+    pixels, bad, over = load_images(str(tmp_path / "a"), prep)
+    assert pixels.shape == (2, 3, 4, 4) and bad == 1 and over == 0 and float(pixels[0, 0, 0, 0]) == 8  # by path
+    pixels, bad, over = load_images(str(tmp_path / "a"), prep, limit=2)
+    assert pixels.shape == (1, 3, 4, 4) and bad == 1 and over == 1  # past the limit: counted, not silent
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="holds no readable images"):
         load_images(str(tmp_path / "empty"), prep)

@@ -100,9 +100,10 @@ def pooled(features: Any, groups: list[int], text: Any = None, text_weight: floa
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
-def load_images(folder: str, preprocess: Callable[[Any], Any], limit: int = 2000) -> tuple[Any, int]:
+def load_images(folder: str, preprocess: Callable[[Any], Any], limit: int = 5000) -> tuple[Any, int, int]:
     """(a (n, 3, H, W) tensor of the first ``limit`` images under ``folder`` by path, the number of
-    files that could not be read). For the anchor set of ``train --pairs --anchor-data``."""
+    files that could not be read, the number of images past ``limit`` left out). For the anchor set
+    of ``train --pairs --anchor-data``."""
     from pathlib import Path
 
     import torch
@@ -111,9 +112,9 @@ def load_images(folder: str, preprocess: Callable[[Any], Any], limit: int = 2000
     root = Path(folder)
     if not root.is_dir():
         raise UsageError(f"--anchor-data {folder!r} is not a folder", "give a folder of images (PNG, JPEG, WebP)")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())[:limit]
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     pixels, bad = [], 0
-    for f in files:
+    for f in files[:limit]:
         try:
             with Image.open(f) as im:
                 pixels.append(preprocess(im.convert("RGB")))
@@ -121,4 +122,4 @@ def load_images(folder: str, preprocess: Callable[[Any], Any], limit: int = 2000
             bad += 1
     if not pixels:
         raise UsageError(f"--anchor-data {folder!r} holds no readable images", "give a folder of PNG/JPEG/WebP images")
-    return torch.stack(pixels), bad
+    return torch.stack(pixels), bad, max(0, len(files) - limit)
