@@ -87,8 +87,11 @@ class PinIndex:
             from pinembed.embedders.device import pick_device, pick_precision
 
             pick_precision(pick_device(self._device), self._precision)
-        return ingest(src, self.store, lambda: self.embedder, options, progress, model_id=self._model,
-                      model_spec=(self.model_id, self._device, self._precision))
+        summary = ingest(src, self.store, lambda: self.embedder, options, progress, model_id=self._model,
+                         model_spec=(self.model_id, self._device, self._precision))
+        if self.resident is not None:  # what this process wrote is held too
+            self.sync_memory()
+        return summary
 
     def refresh(self, sources: Any, options: Any = None, progress: Any = None, runner: str | None = None) -> Any:
         """Bring the database in line with ``sources`` (a folder or a list): new, changed, moved,
