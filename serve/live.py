@@ -18,6 +18,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pinembed.errors import PinembedError
+from pinembed.store.resident import pins_table
 
 from .errors import ApiError
 
@@ -97,9 +98,7 @@ class LiveIndex:
         if idx is None or self.memory["state"] == "off" or (self._loader is not None and self._loader.is_alive()):
             return
         res = self._resident
-        g = idx.store.generation
-        table = g.pins if g is not None else "pins"
-        if res is not None and res.table == table and res.garbage <= len(res):
+        if res is not None and res.table == pins_table(idx.store) and res.garbage <= len(res):
             return
         self._resident = None  # another table's (a model switch): its memory goes with the old index
         from pinembed.store.resident import estimate_mb
@@ -126,8 +125,7 @@ class LiveIndex:
             return
         with self._check_lock:
             cur = self._current
-            g = cur.store.generation if cur is not None else None
-            if cur is None or (g.pins if g is not None else "pins") != res.table:
+            if cur is None or pins_table(cur.store) != res.table:
                 self.memory = {"state": "waiting"}
                 return
             res.sync(cur.store)  # the commits made while it loaded
@@ -139,8 +137,7 @@ class LiveIndex:
     def _share_resident(self, new: PinIndex) -> None:
         """Give ``new`` the pins in memory when they copy its table, brought up to date first."""
         res = self._resident
-        g = new.store.generation
-        if res is not None and res.table == (g.pins if g is not None else "pins"):
+        if res is not None and res.table == pins_table(new.store):
             try:
                 res.sync(new.store)
             except Exception as e:  # never keep a copy that could not follow: load it afresh next check

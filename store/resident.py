@@ -40,6 +40,12 @@ _FETCH = 1000  # ids per IN (...) query
 BLOCK = 1 << 16  # slots per block of vectors
 
 
+def pins_table(store: Any) -> str:
+    """The physical pins table ``store`` reads: a copy of another (a model switch) is no copy of it."""
+    g = store.generation
+    return g.pins if g is not None else "pins"
+
+
 def estimate_mb(rows: int, dim: int) -> float:
     """Memory a copy of ``rows`` pins of ``dim`` dimensions takes, in MB."""
     return rows * (4 * dim + _BYTES_PER_PIN) / 1e6
@@ -151,8 +157,7 @@ class ResidentPins:
     def load(cls, store: Any, batch: int = 65_536) -> ResidentPins:
         """A copy of ``store``'s live pins table, read in batches."""
         t0 = time.perf_counter()
-        g = store.generation
-        res = cls(g.pins if g is not None else "pins", store.dim)
+        res = cls(pins_table(store), store.dim)
         with res._lock:
             for b in store.iter_batches("pins", _READ, batch_size=batch):
                 res._put(b)
