@@ -73,16 +73,23 @@ class LiveIndex:
         self._thread = threading.Thread(target=self._loop, name="pinembed-live", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop checking (the current index stays usable)."""
+    def stop(self, timeout_s: float = 120.0) -> None:
+        """Stop checking and loading (the current index stays usable). Waits for the threads to end their
+        step (a model's warm-up, a check, a batch of the pins being loaded): a process that exits while one
+        of them runs inside torch or LanceDB aborts ("terminate called without an active exception")."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for name in ("_thread", "_loader"):  # the checker first: it may start a loader until it stops
+            t = getattr(self, name)
+            if t is not None:
+                t.join(timeout=timeout_s)
+                if t.is_alive():
+                    log.warning("the %s thread has not stopped after %.0f s", t.name, timeout_s)
 
     def _loop(self) -> None:
         if self._current is not None:
             self._hold()
-            self._warm(self._current)
+            if not self._stop.is_set():
+                self._warm(self._current)
         while not self._stop.wait(self.settings.reload_interval_s):
             try:
                 self.check()
@@ -95,7 +102,8 @@ class LiveIndex:
         """Start loading the current pins table into memory in a thread, when it is not held (or is
         another table's after a model switch, or mostly old rows) and fits the budget."""
         idx = self._current
-        if idx is None or self.memory["state"] == "off" or (self._loader is not None and self._loader.is_alive()):
+        if (idx is None or self._stop.is_set() or self.memory["state"] == "off"
+                or (self._loader is not None and self._loader.is_alive())):
             return
         res = self._resident
         if res is not None and res.table == pins_table(idx.store) and res.garbage <= len(res):
@@ -118,7 +126,10 @@ class LiveIndex:
         from pinembed.store.resident import ResidentPins
 
         try:
-            res = ResidentPins.load(idx.store)
+            res = ResidentPins.load(idx.store, stop=self._stop)
+            if res is None:  # stopped
+                self.memory = {"state": "waiting"}
+                return
         except Exception as e:  # a table dropped under it (model switch, gc): tried again next check
             log.warning("loading the pins into memory failed: %s", e)
             self.memory = {"state": "waiting"}

@@ -154,12 +154,15 @@ class ResidentPins:
 
     # -- following the table -----------------------------------------------------------------
     @classmethod
-    def load(cls, store: Any, batch: int = 65_536) -> ResidentPins:
-        """A copy of ``store``'s live pins table, read in batches."""
+    def load(cls, store: Any, batch: int = 65_536, stop: threading.Event | None = None) -> ResidentPins | None:
+        """A copy of ``store``'s live pins table, read in batches; None when ``stop`` is set before the
+        last batch (a server shutting down)."""
         t0 = time.perf_counter()
         res = cls(pins_table(store), store.dim)
         with res._lock:
             for b in store.iter_batches("pins", _READ, batch_size=batch):
+                if stop is not None and stop.is_set():
+                    return None
                 res._put(b)
                 res._next_fragment = max(res._next_fragment, _fragment_after(b))
         res.loaded_s = time.perf_counter() - t0

@@ -392,6 +392,19 @@ def test_cli_prints_the_url_and_stops_on_sigterm(base_db):
         proc.kill()
 
 
+def test_stopping_waits_for_the_warm_up_and_the_loading(base_db):
+    """A process exiting while the model warms up (torch) or the pins load (LanceDB) in a daemon thread
+    aborts ("terminate called without an active exception", exit -6): stop() waits for both."""
+    from pinembed.serve.live import LiveIndex
+    from pinembed.serve.settings import ServeSettings
+
+    live = LiveIndex(base_db, ServeSettings())
+    live.start()
+    live.stop()
+    assert not live._thread.is_alive() and not (live._loader and live._loader.is_alive())
+    assert live.get().store.count() == 9  # the index stays usable
+
+
 # -- live: a refresh and a model switch while a client queries -----------------------------------
 def test_refresh_and_model_switch_are_picked_up_without_failed_requests(base_db, source, tmp_path, tiny_model_id):
     from pinembed.ingestion.refresh import refresh
