@@ -15,7 +15,12 @@ logging.getLogger().setLevel(logging.ERROR)  # open_clip logs "initialized rando
 REPO = Path(__file__).resolve().parent.parent
 # precision auto's verdicts (embedders/auto_precision.py) are cached per test session, not in ~/.cache:
 # every run checks its models afresh, and CLI subprocesses share the session's verdicts
-os.environ.setdefault("PINEMBED_CACHE_DIR", tempfile.mkdtemp(prefix="pinembed-cache-"))
+if "PINEMBED_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+
+    os.environ["PINEMBED_CACHE_DIR"] = tempfile.mkdtemp(prefix="pinembed-cache-")
+    atexit.register(shutil.rmtree, os.environ["PINEMBED_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
