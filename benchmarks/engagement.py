@@ -12,7 +12,7 @@
 Goal: recall_at_10_after - recall_at_10_before >= 0.15, text_recall_at_5_after >= 0.90,
 label_precision_at_10_before - label_precision_at_10_after <= 0.05.
 
-    python benchmarks/engagement.py [--seed 0] [--pins 900] [--epochs 10] [--speed]
+    python benchmarks/engagement.py [--seed 0] [--pins 900] [--epochs 12] [--speed]
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def main() -> None:
     ap.add_argument("--no-anchor-data", action="store_true",
                     help="anchor only the engagement pins, not a sample of nano's own training world")
     ap.add_argument("--patience", type=int, default=PairTrainConfig.patience)
+    ap.add_argument("--negatives", type=int, default=PairTrainConfig.negatives)
     ap.add_argument("--quality-seed", type=int, default=1000, help="seed of quality.py's eval world")
     ap.add_argument("--speed", action="store_true", help="also time eval of 10k pairs over 100k pins")
     args = ap.parse_args()
@@ -150,7 +151,7 @@ def main() -> None:
                                            init="nano", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                            text_weight=args.text_weight, train_blocks=args.train_blocks,
                                            anchor_weight=args.anchor_weight,
-                                           anchor_batch=args.anchor_batch,
+                                           anchor_batch=args.anchor_batch, negatives=args.negatives,
                                            anchor_data=str(anchor) if anchor else None, patience=args.patience, seed=0))
         out["training"] = {"train_pairs": r.train_pairs, "heldout_pairs": r.heldout_pairs, "pins": r.pins,
                            "steps": r.steps, "best_epoch": r.best_epoch, "heldout_recall_at_10_by_epoch": r.recall_at_10,

@@ -579,7 +579,7 @@ def stats(db: str, as_json: bool) -> None:
               help="open_clip architecture name or JSON config file.")
 @click.option("--init", default=None, help="An open_clip model id to fine-tune instead of starting from random "
                                            "(with --pairs: the database's model when not given).")
-@click.option("--epochs", default=10, show_default=True, type=click.IntRange(1))
+@click.option("--epochs", default=None, type=click.IntRange(1), help="[default: 10; 12 with --pairs]")
 @click.option("--batch-size", default=None, type=click.IntRange(2), help="[default: 128; 64 pairs with --pairs]")
 @click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="[default: 1e-3]")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -595,33 +595,38 @@ def stats(db: str, as_json: bool) -> None:
 @click.option("--train-blocks", default=2, show_default=True, type=click.IntRange(0),
               help="--pairs: train only the image tower's last N blocks and its head (the frozen rest runs once "
                    "per pin); 0: the whole tower.")
-@click.option("--anchor-weight", default=20.0, show_default=True, type=click.FloatRange(0),
+@click.option("--anchor-weight", default=30.0, show_default=True, type=click.FloatRange(0),
               help="--pairs: weight of the drift term that keeps what the model saw before in place (no "
                    "forgetting): the --anchor-data images' vectors when given, else the pins'; 0: none.")
 @click.option("--anchor-data", default=None, type=click.Path(exists=True, file_okay=False, path_type=str),
               help="--pairs: a folder of images (best: a few thousand of what the initial model was trained on; "
                    "256 a step, up to 5,000) whose vectors the anchor holds instead of the pins' (rehearsal), so "
                    "content elsewhere keeps its neighbours.")
+@click.option("--negatives", default=64, show_default=True, type=click.IntRange(0),
+              help="--pairs: pins of the database outside the batch added as negatives each step (from the "
+                   "training pairs' pins and up to 2,000 pins in no pair, which the held-out ranking includes "
+                   "too); 0: in-batch negatives only.")
 @click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0),
               help="--pairs: how idea pins mix their texts into their vectors; give what ingest used.")
 @json_option
 @handle_errors
-def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, init: str | None, epochs: int,
+def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, init: str | None, epochs: int | None,
           batch_size: int | None, lr: float | None, seed: int, dtype: str, holdout: float, patience: int,
           text_weight: float, train_blocks: int, anchor_weight: float, anchor_data: str | None,
-          idea_text_weight: float, as_json: bool) -> None:
+          negatives: int, idea_text_weight: float, as_json: bool) -> None:
     """Train (or fine-tune) a CLIP model: on image-text pairs from a folder (--data, open_clip's ClipLoss),
-    or on engaged pin pairs of a database (--pairs --db: a symmetric InfoNCE over in-batch negatives on the
-    image tower, early stopping on the held-out latest pairs' Recall@10)."""
+    or on engaged pin pairs of a database (--pairs --db: a symmetric InfoNCE over in-batch negatives and
+    --negatives pins of the database on the image tower, early stopping on the held-out latest pairs'
+    Recall@10)."""
     if (data is None) == (pairs is None):
         raise click.UsageError("give --data (image-text training) or --pairs with --db (engagement fine-tuning)")
     if pairs is not None:
         from pinembed.training.engagement_train import PairTrainConfig, format_result, train_on_pairs
 
-        pcfg = PairTrainConfig(pairs=pairs, db=db, out=out, init=init, epochs=epochs, batch_size=batch_size or 64,
+        pcfg = PairTrainConfig(pairs=pairs, db=db, out=out, init=init, epochs=epochs or PairTrainConfig.epochs, batch_size=batch_size or 64,
                                lr=lr or 1e-3, seed=seed, dtype=dtype, holdout=holdout, patience=patience,
                                text_weight=text_weight, train_blocks=train_blocks or None,
-                               anchor_weight=anchor_weight, anchor_data=anchor_data,
+                               anchor_weight=anchor_weight, anchor_data=anchor_data, negatives=negatives,
                                idea_text_weight=idea_text_weight,
                                storage_options=_storage_options())
         with _progress(enabled=not as_json and sys.stderr.isatty(), label="fine-tuning") as progress:
@@ -631,7 +636,7 @@ def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, ini
     from pinembed.training.train import TrainConfig
     from pinembed.training.train import train as run_train
 
-    cfg = TrainConfig(data=data, out=out, arch=arch, init=init, epochs=epochs, batch_size=batch_size or 128,
+    cfg = TrainConfig(data=data, out=out, arch=arch, init=init, epochs=epochs or 10, batch_size=batch_size or 128,
                       lr=lr or 1e-3, seed=seed, dtype=dtype)
     with _progress(enabled=not as_json and sys.stderr.isatty(), label="training") as progress:
         result = run_train(cfg, (lambda step, total, loss: progress(step, total)) if progress else None)

@@ -114,12 +114,47 @@ def test_training_embeds_pins_as_they_are_stored(world):
         assert float(tuner.initial[pin] @ stored[pin]) > 0.999, (pin, media.kinds[pin])
 
 
+def test_extra_negatives_are_database_pins_never_known_positives_nor_held_out_only(world):
+    """Each step adds pins of the database outside the batch as negatives (the full ranking puts them
+    between a pair): drawn from the training pairs' pins and pins in no pair, never a pin that only
+    held-out pairs name, and a pin engaged with the row's pin is masked."""
+    from pinembed.store import Store
+    from pinembed.training.engagement_pairs import read_pairs
+    from pinembed.training.engagement_train import _Tuner
+    from pinembed.training.pin_media import load_pin_media
+    from pinembed.training.train import TrainConfig, _model
+
+    src, db, _ = world
+    store = Store(db)
+    model, preprocess, tokenizer, _, _ = _model(TrainConfig(data="", out="", init=store.identity["model_id"]))
+    ids = store.pin_states(("pin_id",)).column("pin_id").to_pylist()
+    pairs = read_pairs(src / "pairs.csv")
+    train, held = pairs.split_by_time(0.2)
+    paired = set(pairs.query) | set(pairs.engaged)
+    unpaired = sorted(set(ids) - paired)
+    held_only = (set(held.query) | set(held.engaged)) - set(train.query) - set(train.engaged)
+    assert unpaired and held_only  # the world has both
+    tuner = _Tuner(model, tokenizer, load_pin_media(store, ids, preprocess, 64),
+                   PairTrainConfig(pairs="", db=db, out="", negatives=16))
+    tuner.use_negatives(train, unpaired)
+    batch = set(train.query[:8]) | set(train.engaged[:8])
+    drawn = set()
+    for _ in range(20):
+        neg = tuner._negatives(batch)
+        assert 0 < len(neg) <= 16 and len(set(neg)) == len(neg) and not set(neg) & batch
+        drawn |= set(neg)
+    assert not drawn & held_only and drawn & set(unpaired)
+    assert (train.query[0], train.engaged[0]) in tuner.positive and (train.engaged[0], train.query[0]) in tuner.positive
+    assert tuner.step(train, list(range(8))) > 0
+
+
 def test_cli_defaults_are_the_training_defaults():
     cfg = PairTrainConfig(pairs="", db="", out="")
     params = {p.name: p.default for p in cli.commands["train"].params}
     assert params["train_blocks"] == cfg.train_blocks and params["anchor_weight"] == cfg.anchor_weight
     assert params["idea_text_weight"] == cfg.idea_text_weight and params["text_weight"] == cfg.text_weight
     assert params["holdout"] == cfg.holdout and params["patience"] == cfg.patience
+    assert params["negatives"] == cfg.negatives
 
 
 def test_anchor_data_reads_images_and_refuses_a_folder_without_any(tmp_path):
