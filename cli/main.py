@@ -623,7 +623,8 @@ def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, ini
     if pairs is not None:
         from pinembed.training.engagement_train import PairTrainConfig, format_result, train_on_pairs
 
-        pcfg = PairTrainConfig(pairs=pairs, db=db, out=out, init=init, epochs=epochs or PairTrainConfig.epochs, batch_size=batch_size or 64,
+        pcfg = PairTrainConfig(pairs=pairs, db=db, out=out, init=init, epochs=epochs or PairTrainConfig.epochs,
+                               batch_size=batch_size or 64,
                                lr=lr or 1e-3, seed=seed, dtype=dtype, holdout=holdout, patience=patience,
                                text_weight=text_weight, train_blocks=train_blocks or None,
                                anchor_weight=anchor_weight, anchor_data=anchor_data, negatives=negatives,
@@ -636,7 +637,8 @@ def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, ini
     from pinembed.training.train import TrainConfig
     from pinembed.training.train import train as run_train
 
-    cfg = TrainConfig(data=data, out=out, arch=arch, init=init, epochs=epochs or 10, batch_size=batch_size or 128,
+    cfg = TrainConfig(data=data, out=out, arch=arch, init=init, epochs=epochs or TrainConfig.epochs,
+                      batch_size=batch_size or 128,
                       lr=lr or 1e-3, seed=seed, dtype=dtype)
     with _progress(enabled=not as_json and sys.stderr.isatty(), label="training") as progress:
         result = run_train(cfg, (lambda step, total, loss: progress(step, total)) if progress else None)

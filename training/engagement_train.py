@@ -17,8 +17,8 @@
   pin known engaged with the row's pin is masked. The full ranking puts every pin of the database
   between a pair, not only engaged ones; on benchmarks/engagement.py seed 2 the gain went from +0.122
   (in-batch only) to +0.151, the label precision lost from 0.014 to 0.001 (10 epochs, anchor 20). With
-  12 epochs and anchor 30 (the defaults): +0.176 and 0.008 on seed 2, +0.188 and 0.025 on seed 1. Plus ``text_weight`` x a CLIP image-text term between the batch's pins
-  and their titles, so text search keeps working and what a pin shows (its title names it) keeps
+  12 epochs and anchor 30 (the defaults): +0.176 and 0.008 on seed 2, +0.188 and 0.025 on seed 1.
+  Plus ``text_weight`` x a CLIP image-text term between the batch's pins and their titles, so text search keeps working and what a pin shows (its title names it) keeps
   counting, and ``anchor_weight`` x a drift term that keeps what the model saw before where it was.
   With ``anchor_data`` (a folder of images: best the media the initial model was trained on) the drift
   is that of a seeded sample of those images per step from their initial vectors (rehearsal), and the
@@ -36,8 +36,8 @@
   held-out Recall@10 is measured with the eval code (``engagement_eval.exact_ranks``; the index is
   every pin of the pairs file and the pins in no pair read for negatives, embedded by the model being
   trained: with the pins in no pair under ``negative_pool``, the eval protocol's own figure); the best
-  epoch is kept and training stops after ``patience`` epochs without a gain. Epoch 0 is the initial model: a run that
-  never beats it writes the initial weights.
+  epoch is kept and training stops after ``patience`` epochs without a gain. Epoch 0 is the initial
+  model: a run that never beats it writes the initial weights.
 - Deterministic for a seed on a given machine (seeded shuffles, no data-loader threads).
 """
 
@@ -79,7 +79,7 @@ class PairTrainConfig:
     dtype: str = "fp32"
     max_frames: int = 4
     train_blocks: int | None = 2  # train only the image tower's last N blocks (+ its head); None: all of it
-    anchor_weight: float = 30.0  # x mean squared drift of the anchor images' (else the pins') vectors (20: seed 1 lost 0.056 with negatives)
+    anchor_weight: float = 30.0  # x mean squared drift of the anchor images' (else the pins') vectors
     idea_text_weight: float = DEFAULT_IDEA_TEXT_WEIGHT  # idea pins pool their texts as ingest does
     anchor_data: str | None = None  # a folder of images (e.g. the initial model's own training media) anchored too
     anchor_batch: int = 256  # anchor images per step (64 -> 256, 40 stills a label: seed 1 lost 0.031, not 0.116)
@@ -134,12 +134,12 @@ def train_on_pairs(cfg: PairTrainConfig, progress: Progress | None = None) -> Pa
     model, preprocess, tokenizer, model_cfg, preprocess_cfg = _model(TrainConfig(data="", out=cfg.out, init=init))
     size = preprocess_cfg.get("size", 224)
     paired = set(pairs.query) | set(pairs.engaged)
-    unpaired = sorted(known - paired)
-    if cfg.negatives and len(unpaired) > cfg.negative_pool:
+    unpaired = sorted(known - paired) if cfg.negatives else []  # extra negatives, in the held-out ranking too
+    if len(unpaired) > cfg.negative_pool:
         import random
 
         unpaired = sorted(random.Random(cfg.seed).sample(unpaired, cfg.negative_pool))
-    media = load_pin_media(store, paired | set(unpaired if cfg.negatives else ()), preprocess,
+    media = load_pin_media(store, paired | set(unpaired), preprocess,
                            int(size if isinstance(size, int) else max(size)), cfg.max_frames)
     left_out |= {"pins_missing": media.missing, "pins_failed": media.failed}
     keep = [i for i in range(len(pairs)) if pairs.query[i] in media.pixels and pairs.engaged[i] in media.pixels]
