@@ -166,6 +166,9 @@ def ingest_options(fn):
                      help="At most this many frames per video or animation."),
         click.option("--video-timeout", default=60.0, show_default=True, type=click.FloatRange(0.001),
                      help="Seconds one video may take to decode before it is recorded as a failure."),
+        click.option("--image-timeout", default=None, type=click.FloatRange(0.001),
+                     help="Seconds one image file may take to decode (in a decode process) before it is "
+                          "recorded as a failure [default: 30]."),
         click.option("--max-video-pixels", default=None, type=click.IntRange(1),
                      help="Videos with larger frames are refused into the failure ledger [default: 7680x4320]."),
         click.option("--id-prefix", default=None,
@@ -186,7 +189,7 @@ def ingest_options(fn):
 
 def _ingest_opts(batch_size: int | None, workers: int | None, image_decode: str, max_pixels: int | None, text_weight: float,
                  idea_text_weight: float, max_fps: float, max_frames: int, video_timeout: float,
-                 max_video_pixels: int | None, id_prefix: str | None, runner: str, ray_address: str | None,
+                 image_timeout: float | None, max_video_pixels: int | None, id_prefix: str | None, runner: str, ray_address: str | None,
                  cpus_per_worker: float, gpus_per_worker: float | None) -> Any:
     from pinembed.ingestion.options import RayOptions
     from pinembed.ingestion.pipeline import IngestOptions
@@ -201,8 +204,11 @@ def _ingest_opts(batch_size: int | None, workers: int | None, image_decode: str,
     opts.ray = RayOptions(ray_address, workers if runner == "ray" else None, cpus_per_worker, gpus_per_worker)
     if workers and runner == "local":
         opts.workers = min(workers, 64)
-    if max_pixels:
-        opts.limits = ReadLimits(max_pixels=max_pixels)
+    limits = {"max_pixels": max_pixels} if max_pixels else {}
+    if image_timeout:
+        limits["image_timeout_s"] = image_timeout
+    if limits:
+        opts.limits = ReadLimits(**limits)
     return opts
 
 
@@ -239,12 +245,17 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     """Embed every image, video and idea pin under SRC into the database (new and changed ones only).
 
     \b
-    Images: jpg, png, webp, gif, bmp, tif, heic/heif, avif, jp2, pnm/pbm/pgm/ppm.
-    Motion: animated gif, webp and png (sampled like videos).
+    Images: jpg, png, webp, gif, bmp, tif (the first page), heic/heif, avif, jp2, pnm/pbm/pgm/ppm,
+    mpo (the first picture), tga, psd (the composite), ico (the largest), dds, pcx, sgi.
+    Motion: animated gif, webp, png and avif/avifs (sampled like videos).
     Videos: mp4, m4v, mov, webm, mkv, avi.
     Idea pins: folders holding a pin.json.
     A sidecar photo.json ({"title", "description"}) or photo.txt gives a title. Other files
-    (camera RAW, documents) are skipped and named: --list-skipped or --json.
+    (camera RAW, documents) are skipped and named: --list-skipped or --json. Symlinks inside SRC
+    are followed; links out of SRC and folder loops are skipped and named.
+    Image and video decoders run in decode processes: a file that crashes or hangs one
+    (--image-timeout, --video-timeout) is a failure of that file only. A changed file that now
+    fails is withdrawn: its pin leaves results at once (the ledger says why).
     Each source folder owns its pin ids (the path under it); a second folder needs --id-prefix.
     SRC may be an object-storage prefix (s3://bucket/media/, gs://, az://; --storage-option applies).
     Nothing is deleted; `pinembed refresh` also follows moves and deletions.
@@ -265,8 +276,9 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     else:
         s = summary
         click.echo(
-            f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, failed {s.failed}, "
-            f"warnings {s.warnings}, skipped {s.skipped} in {s.elapsed_s:.1f}s ({s.items_per_s:.1f} items/s) -> {db}"
+            f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, failed {s.failed}"
+            + (f" (withdrawn {s.withdrawn}: changed and now broken)" if s.withdrawn else "")
+            + f", warnings {s.warnings}, skipped {s.skipped} in {s.elapsed_s:.1f}s ({s.items_per_s:.1f} items/s) -> {db}"
         )
         _print_failures(s.failures, s.failed, db)
         _print_failures(s.warning_rows, s.warnings, db, "warning")
@@ -294,7 +306,9 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
     moved      same content hash under a new path (moved, renamed): vectors reused
     copied     the same, with the original still there
     deleted    media gone (not moved): removed from pins and segments
-    failed     retried; given up after --max-attempts runs unless it changes or --retry-failed
+    failed     a changed file that now fails is withdrawn (its pin leaves results at once);
+               retried; given up after --max-attempts runs unless it changes or --retry-failed
+               (a given-up input is not read and loads no model: exit 0)
     stale      with --model NEW: a new generation is built beside the live one and goes live
                when complete (resumable); `pinembed models` lists generations, `pinembed gc` drops old ones
 
@@ -321,7 +335,9 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
     head = "plan (dry run, nothing written)" if s.dry_run else "refreshed"
     click.echo(f"{head}: new {p['new']}, changed {p['changed']}, unchanged {p['unchanged']}, moved {p['moved']}, "
                f"copied {p['copied']}, deleted {p['deleted']}, retried {p['retry']}, given up {p['given_up']}, "
-               f"stale {p['stale']}" + ("" if s.dry_run else f"; failed {s.failed}, warnings {s.warnings}")
+               f"stale {p['stale']}" + ("" if s.dry_run else f"; failed {s.failed}"
+                                         + (f" (withdrawn {s.withdrawn})" if s.withdrawn else "")
+                                         + f", warnings {s.warnings}")
                + f", skipped {s.skipped} in {s.elapsed_s:.1f}s -> {db}")
     if s.dry_run:
         for cat, ids in s.examples.items():

@@ -1,14 +1,18 @@
-"""Video decoding in worker processes, with a time bound per file.
+"""Decoding in worker processes, with a time bound per file: videos (``video.decode_video``) and
+image files (``pictures.read_picture``).
 
-A decode runs in a long-lived child interpreter (``python -m pinembed.ingestion.decode_worker``). If
-it takes longer than the bound, the child is killed and replaced and the file becomes a ledger row
-("timeout"); if the decoder crashes the child (a segfault in FFmpeg), the same happens
-("decoder_crashed"). The run itself never hangs or dies. Children are fresh interpreters rather than
-multiprocessing forks or spawns: nothing of the parent (torch threads, the user's __main__) is copied.
+A decode runs in a long-lived child interpreter (``python -m pinembed.ingestion.decode_worker``),
+started with the run and living for it. If it takes longer than the bound, the child is killed and
+replaced and the file becomes a ledger row ("timeout"); if the decoder crashes the child (a segfault
+in FFmpeg or libtiff, an abort), the same happens ("decoder_crashed"). The run itself never hangs or
+dies. What a decoder prints or warns while decoding a file comes back with that file's answer
+(``notes``), never on the run's stderr. Children are fresh interpreters rather than multiprocessing
+forks or spawns: nothing of the parent (torch threads, the user's __main__) is copied.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
 import queue
@@ -22,10 +26,12 @@ from typing import IO, Any
 
 from pinembed.errors import InputError
 
+from .pictures import Picture, PictureParams
 from .video import Frames, VideoParams
 
 _HEADER = struct.Struct("!Q")
 STARTUP_TIMEOUT_S = 120.0
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; elsewhere the call fails and is skipped
 
 
 def send(stream: IO[bytes], obj: Any) -> None:
@@ -42,13 +48,10 @@ def recv(stream: IO[bytes]) -> Any:
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = stream.read(n - len(buf))
-        if not chunk:
-            raise EOFError("decode worker closed its pipe")
-        buf += chunk
-    return bytes(buf)
+    data = stream.read(n)  # a buffered stream reads until n bytes or the end
+    if data is None or len(data) < n:
+        raise EOFError("decode worker closed its pipe")
+    return data
 
 
 class _Child:
@@ -61,16 +64,21 @@ class _Child:
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env,
             )
 
+        for pipe in (self.proc.stdin, self.proc.stdout):  # a frame of pixels in one write, not sixteen
+            try:
+                fcntl.fcntl(pipe.fileno(), _F_SETPIPE_SZ, 1 << 20)
+            except OSError:
+                pass
         self.ready = False
 
-    def ask(self, path: str, params: VideoParams) -> Any:
+    def ask(self, job: tuple[Any, ...], timeout_s: float) -> Any:
         if not self.ready:  # the time bound starts once the worker has imported its decoders
             ok, _, _ = select.select([self.proc.stdout], [], [], STARTUP_TIMEOUT_S)
             if not ok or recv(self.proc.stdout) != "ready":
                 raise EOFError("decode worker did not start")
             self.ready = True
-        send(self.proc.stdin, (path, params))
-        ready, _, _ = select.select([self.proc.stdout], [], [], params.timeout_s)
+        send(self.proc.stdin, job)
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout_s)
         if not ready:
             raise TimeoutError
         return recv(self.proc.stdout)
@@ -120,24 +128,34 @@ class DecodePool:
         self._idle.put(fresh)
 
     def decode(self, path: str, params: VideoParams) -> Frames:
-        """Sampled frames of ``path``; InputError on bad input, a timeout or a decoder crash."""
+        """Sampled frames of the video file ``path``; InputError on bad input, a timeout or a crash."""
+        return self._run(("video", path, params), params.timeout_s, "video", "--video-timeout")
+
+    def picture(self, data: bytes, name: str, params: PictureParams) -> Picture:
+        """Image bytes decoded (``pictures.read_picture``), with what the decoder warned about in
+        ``notes``; InputError on bad input, a timeout or a decoder crash."""
+        return self._run(("picture", data, name, params), params.timeout_s, "image", "--image-timeout")
+
+    def _run(self, job: tuple[Any, ...], timeout_s: float, what: str, flag: str) -> Any:
         child = self._take()
         try:
-            msg = child.ask(path, params)
+            msg = child.ask(job, timeout_s)
         except TimeoutError:
             self._drop(child)
-            raise InputError(f"decoding took longer than {params.timeout_s:g} s",
-                             "raise --video-timeout if such files are expected", error="timeout") from None
+            raise InputError(f"decoding took longer than {timeout_s:g} s",
+                             f"raise {flag} if such files are expected", error="timeout") from None
         except (EOFError, OSError, pickle.UnpicklingError) as e:
             self._drop(child)
-            raise InputError("the video decoder crashed on this file", error="decoder_crashed") from e
+            raise InputError(f"the {what} decoder crashed on this file", error="decoder_crashed") from e
         except BaseException:  # never lose a worker: the pool would hang on the next file
             self._drop(child)
             raise
         self._idle.put(child)
         if msg[0] == "ok":
             return msg[1]
-        _, message, hint, error = msg
+        _, message, hint, error, notes = msg
+        if notes:  # what the decoder said is part of why it failed
+            message = f"{message} (the decoder said: {'; '.join(notes)})"[:2000]
         raise InputError(message, hint, error=error)
 
     def close(self) -> None:

@@ -1,42 +1,116 @@
-"""The decode worker process: reads (path, VideoParams) frames on stdin, answers on stdout.
+"""The decode worker process: reads jobs on stdin, answers on stdout, one at a time.
 
-Run by ``decode_pool.DecodePool`` as ``python -m pinembed.ingestion.decode_worker``. The protocol
-uses a private copy of stdout; fd 1 itself points at stderr, so nothing a C library prints can
-corrupt a frame. The first frame it sends is "ready", once its decoders are imported.
+Run by ``decode_pool.DecodePool`` as ``python -m pinembed.ingestion.decode_worker``. Jobs are
+``("video", path, VideoParams)`` and ``("picture", bytes, name, PictureParams)``. The protocol uses a
+private copy of stdout; fds 1 and 2 point at an unlinked temporary file, so nothing a C library
+prints can corrupt a frame or reach the run's stderr: what was printed during a job, and the Python
+warnings it raised, are that job's notes (harmless ones dropped, see ``HARMLESS``). The first frame
+it sends is "ready", once the image decoders are imported (the video ones load at the first video).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+import tempfile
+import warnings
+from typing import Any
+
+#: Decoder messages about metadata that does not change the pixels: dropped from a file's notes.
+HARMLESS = re.compile(
+    r"unknown field with tag|does not end in null byte|tag ignored|unknown tag|"
+    r"palette images with transparency expressed in bytes|metadata warning|"
+    r"decompressionbomb|image size \(\d+ pixels\) exceeds limit",  # our own pixel limit applies first
+    re.IGNORECASE,
+)
+MAX_NOTES = 5  # distinct notes kept per file
+MAX_NOTE_CHARS = 300
+
+
+class _Captured:
+    """fds 1 and 2 redirected to an unlinked temporary file, read back after each job."""
+
+    def __init__(self) -> None:
+        self.read_fd, path = tempfile.mkstemp(prefix="pinembed-decode-")
+        write_fd = os.open(path, os.O_WRONLY | os.O_APPEND)  # after a truncation, writes start at 0 again
+        os.unlink(path)
+        os.dup2(write_fd, 1)
+        os.dup2(write_fd, 2)
+        os.close(write_fd)
+
+    def take(self) -> str:
+        """What was printed since the last call (and forget it)."""
+        sys.stdout.flush()
+        sys.stderr.flush()
+        size = os.fstat(self.read_fd).st_size
+        if not size:
+            return ""
+        text = os.pread(self.read_fd, min(size, 1 << 16), 0).decode("utf-8", "replace")
+        os.ftruncate(self.read_fd, 0)
+        return text
+
+
+def notes(printed: str, caught: list[warnings.WarningMessage]) -> list[str]:
+    """A job's notes: distinct lines printed and warnings raised, harmless ones dropped, capped."""
+    lines = [ln.strip() for ln in printed.splitlines()] + [f"{w.category.__name__}: {w.message}" for w in caught]
+    out: list[str] = []
+    for ln in lines:
+        ln = ln[:MAX_NOTE_CHARS]
+        if ln and not HARMLESS.search(ln) and ln not in out:
+            out.append(ln)
+    return out[:MAX_NOTES]
+
+
+def _job(job: tuple[Any, ...]) -> Any:
+    from pinembed import failpoints
+
+    kind = job[0]
+    if kind == "video":
+        from pinembed.ingestion.video import decode_video
+
+        failpoints.hit_file("decode", job[1])
+        return decode_video(job[1], job[2])
+    if kind == "picture":
+        from pinembed.ingestion.pictures import read_picture
+
+        failpoints.hit_file("decode", job[2])
+        return read_picture(job[1], job[2], job[3])
+    raise ValueError(f"unknown decode job {kind!r}")
 
 
 def main() -> None:
-    """Serve decode requests until stdin closes."""
+    """Serve decode jobs until stdin closes."""
     proto_out = os.fdopen(os.dup(1), "wb")
-    os.dup2(2, 1)
     proto_in = sys.stdin.buffer
+    captured = _Captured()
     from pinembed.errors import InputError
-    from pinembed.ingestion import video
+    from pinembed.ingestion import pictures, video  # noqa: F401  (PIL, pillow-heif and numpy load now)
     from pinembed.ingestion.decode_pool import recv, send
-    from pinembed.ingestion.video import decode_video
 
-    video.IN_DECODE_WORKER = True  # no torch here, so decord may load first
-    import av  # noqa: F401  (loaded now, while the parent is still planning, not at the first file)
-    import decord  # noqa: F401
-
+    video.IN_DECODE_WORKER = True  # no torch here, so decord may load first (at the first video: 0.6 s)
+    captured.take()
     send(proto_out, "ready")  # the parent starts each file's time bound after this
     while True:
         try:
-            path, params = recv(proto_in)
+            job = recv(proto_in)
         except (EOFError, KeyboardInterrupt):
             return
-        try:
-            send(proto_out, ("ok", decode_video(path, params)))
-        except InputError as e:
-            send(proto_out, ("input_error", e.message, e.hint, e.error))
-        except Exception as e:  # anything else the decoder raises is still one file's failure
-            send(proto_out, ("input_error", f"{type(e).__name__}: {e}"[:500], "", "decode_error"))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                result: Any = ("ok", _job(job))
+            except InputError as e:
+                result = ("input_error", e.message, e.hint, e.error)
+            except Exception as e:  # anything else the decoder raises is still one file's failure
+                result = ("input_error", f"{type(e).__name__}: {e}"[:500], "", "decode_error")
+        said = notes(captured.take(), caught)
+        if result[0] == "ok":
+            if isinstance(result[1], pictures.Picture):
+                result[1].notes = said
+            send(proto_out, result)
+        else:
+            send(proto_out, (*result, said))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 """Walk a source folder and classify what it holds: images, videos, idea pins (folders with pin.json).
 
 Pin ids are the path relative to the source root with POSIX separators (optionally under a prefix):
-stable across runs and readable. Hidden files and folders are skipped; symlinked folders are followed
-once (loops are survived by remembering each real folder visited).
+stable across runs and readable. Hidden files and folders are skipped.
+
+Symlinks (one policy with ``pinembed serve``, which serves what lies inside a source): a link whose
+target lies inside the source root (both resolved) is followed, a file link as a pin under the link's
+own path, a folder link as a folder; a link out of the source is a named skip (``symlink_outside``),
+and so is a folder link back to a folder on the way to it (``symlink_loop``). A link to nothing is a
+ledger row (``unreadable``), as any file that cannot be stat'ed.
 """
 
 from __future__ import annotations
@@ -71,27 +76,30 @@ def discover(root: str | os.PathLike[str], id_prefix: str = "",
             "pass the folder that holds your media, e.g. pinembed ingest ./media",
         )
     found = Discovery([], [])
-    seen_dirs: set[tuple[int, int]] = set()
     db = _identity(database) if database is not None and "://" not in database else None
-    stack: list[tuple[Path, str]] = [(root, "")]
+    real_root = os.path.realpath(root)
+    stack: list[tuple[Path, str, frozenset[tuple[int, int]]]] = [(root, "", frozenset())]
     with gc_paused():  # ~100k small objects per 100k files: the cyclic GC would re-scan them many times
         while stack:
-            folder, rel = stack.pop()
-            _scan_folder(folder, rel, id_prefix, seen_dirs, stack, found, db)
+            folder, rel, above = stack.pop()
+            _scan_folder(folder, rel, id_prefix, above, stack, found, db, real_root)
     found.keep_unique_ids()
     return found
 
 
 def _scan_folder(
-    folder: Path, rel: str, prefix: str, seen_dirs: set[tuple[int, int]], stack: list, found: Discovery,
-    db: tuple[int, int] | None = None,
+    folder: Path, rel: str, prefix: str, above: frozenset[tuple[int, int]], stack: list, found: Discovery,
+    db: tuple[int, int] | None, real_root: str,
 ) -> None:
+    """One folder's entries, skips and problems; its sub-folders go on ``stack`` with the folders on
+    the way to them (``above``, by device and inode: a folder met again on its own path is a loop)."""
     here = _pin_id(rel, prefix)
     try:
         info = folder.stat()
-        if (info.st_dev, info.st_ino) in seen_dirs:  # a symlink loop, or a folder reached twice
+        if (info.st_dev, info.st_ino) in above:  # a loop not made by a symlink (a bind mount)
+            found.skips.append(Skip(os.fspath(folder), "symlink_loop", "this folder contains itself; not walked again"))
             return
-        seen_dirs.add((info.st_dev, info.st_ino))
+        path_here = above | {(info.st_dev, info.st_ino)}
         with os.scandir(folder) as it:
             children = sorted(it, key=lambda d: d.name)
     except OSError as e:
@@ -116,11 +124,16 @@ def _scan_folder(
             is_dir = d.is_dir(follow_symlinks=True)
         except OSError:
             is_dir = False
+        if d.is_symlink():
+            skip = _symlink_skip(f"{base}{os.sep}{name}", real_root, is_dir, path_here)
+            if skip is not None:
+                found.skips.append(skip)
+                continue
         if is_dir:
             if db is not None and _identity(d) == db:
                 found.skips.append(database_skip(f"{base}{os.sep}{name}"))
                 continue
-            stack.append((folder / name, child_rel))
+            stack.append((folder / name, child_rel, path_here))
             continue
         stem, ext = split[name]
         ext = ext.lower()
@@ -144,6 +157,21 @@ def _scan_folder(
             continue
         sidecar, sig = _sidecar(folder, stem, names) if sidecars else (None, "")
         found.entries.append(Entry(pin_id, kind.name, f"{base}{os.sep}{name}", s.st_size, s.st_mtime_ns, sidecar, sig))
+
+
+def _symlink_skip(path: str, real_root: str, is_dir: bool, above: frozenset[tuple[int, int]]) -> Skip | None:
+    """The skip of a symlink that is not followed (None for one that is): one out of the source, or a
+    folder link to a folder on the way to it. A link to nothing is left to the stat (a ledger row)."""
+    if not os.path.exists(path):
+        return None
+    target = os.path.realpath(path)
+    if target != real_root and not target.startswith(real_root.rstrip(os.sep) + os.sep):
+        return Skip(path, "symlink_outside", f"a symlink to {target}, outside the source folder {real_root}: not "
+                                             "followed (pinembed reads and serves only what lies inside a source); "
+                                             "copy the media in, or ingest its folder as a source of its own")
+    if is_dir and _identity(path) in above:
+        return Skip(path, "symlink_loop", f"a symlink to {target}, a folder on the way to it: not walked again")
+    return None
 
 
 def database_skip(path: str) -> Skip:

@@ -63,7 +63,7 @@ class Skip:
     """A file that is deliberately not ingested, named with the reason (never silently dropped)."""
 
     path: str
-    reason: str  # not_media | camera_raw | hidden | not_a_page | database
+    reason: str  # not_media | camera_raw | hidden | not_a_page | database | symlink_outside | symlink_loop
     message: str
 
     def to_dict(self) -> dict[str, str]:

@@ -1,12 +1,14 @@
 """Decoding images with PIL: EXIF orientation, every mode to RGB, a decompression-bomb guard.
 
-Formats: whatever PIL reads (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, JPEG 2000, PNM) plus HEIC/HEIF
-through pillow-heif. The format is taken from the bytes, never from the file name.
+Formats: whatever PIL reads (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF, JPEG 2000, PNM, MPO, TGA, PSD, ICO,
+DDS, PCX, SGI) plus HEIC/HEIF through pillow-heif. The format is taken from the bytes, never from the
+file name; messages name it (and the name, when the two disagree).
 """
 
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from dataclasses import dataclass
 
@@ -23,6 +25,11 @@ except ImportError:  # pragma: no cover - a core dependency; kept importable wit
     pillow_heif = None
 
 DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000
+#: Formats whose extra frames are an animation; in every other format (multi-page TIFF, MPO, PSD layers,
+#: ICO sizes) a file is a still image: its first (or composite) picture.
+ANIMATED_FORMATS = frozenset({"GIF", "PNG", "WEBP", "AVIF"})
+#: JPEG-coded formats that take a reduced-scale draft decode.
+_DRAFTABLE = frozenset({"JPEG", "MPO"})
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never half an image
 
@@ -61,8 +68,20 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open image bytes (headers only) and check their size; InputError for anything unusable."""
+def described(im: Image.Image, name: str = "") -> str:
+    """What an opened image is, for messages: its format ("PSD"), and the file's extension when that
+    names another format ("PSD data named .png")."""
+    fmt = im.format or "image"
+    ext = os.path.splitext(name)[1].lower()
+    named = Image.registered_extensions().get(ext) if ext else None
+    if named is None or named == fmt or {named, fmt} <= _DRAFTABLE:
+        return fmt
+    return f"{fmt} data named {ext}"
+
+
+def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "") -> Image.Image:
+    """Open image bytes (headers only) and check their size; InputError for anything unusable
+    (``name``, the file's name, makes messages say what the file is called as well as what it is)."""
     if not data:
         raise InputError("empty file (0 bytes)", error="empty")
     try:
@@ -79,10 +98,10 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
         raise InputError(f"corrupt image header: {e}", error="corrupt") from e
     w, h = im.size
     if w <= 0 or h <= 0:
-        raise InputError(f"image has no pixels ({w}x{h})", error="corrupt")
+        raise InputError(f"{described(im, name)} image has no pixels ({w}x{h})", error="corrupt")
     if w * h > max_pixels:
         raise InputError(
-            f"image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}",
+            f"{described(im, name)} image is {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,}",
             "raise --max-pixels if such images are expected",
             error="too_large",
         )
@@ -90,7 +109,10 @@ def open_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image
 
 
 def is_animated(im: Image.Image) -> bool:
-    """Whether an opened image has more than one frame (animated GIF, WebP or APNG)."""
+    """Whether an opened image is an animation: a GIF, APNG, WebP or AVIF sequence of more than one
+    frame (the pages of a TIFF, the pictures of an MPO, the layers of a PSD are no animation)."""
+    if im.format not in ANIMATED_FORMATS:
+        return False
     try:
         return bool(getattr(im, "is_animated", False)) and int(getattr(im, "n_frames", 1)) > 1
     except Exception:
@@ -122,16 +144,16 @@ def device_decodable(im: Image.Image) -> bool:
     return im.format == "JPEG" and im.mode in ("RGB", "L")
 
 
-def decode_opened(im: Image.Image, draft_size: int | None = None) -> Decoded:
-    """Finish decoding an image from ``open_image``: orientation, pixels, RGB."""
+def decode_opened(im: Image.Image, draft_size: int | None = None, name: str = "") -> Decoded:
+    """Finish decoding an image from ``open_image``: orientation, pixels (of the first frame), RGB."""
     fmt = im.format
     w, h = upright_size(im)
     try:
-        if draft_size and im.format == "JPEG":
+        if draft_size and im.format in _DRAFTABLE:
             im.draft("RGB", (draft_size, draft_size))
         im.load()
     except Exception as e:
-        raise InputError(f"truncated or corrupt image data: {e}", error="truncated") from e
+        raise InputError(f"truncated or corrupt {described(im, name)} data: {e}", error="truncated") from e
     try:
         im = ImageOps.exif_transpose(im) or im
     except Exception:

@@ -47,6 +47,8 @@ class IngestOptions:
     idea_text_weight: float = DEFAULT_IDEA_TEXT_WEIGHT  # idea pins: weight of title/description/page texts
     id_prefix: str | None = None  # None: a known source keeps its recorded prefix, a new one gets none
     fast_jpeg: bool = True  # decode JPEGs at reduced scale (never below the model's input size)
+    isolate_images: bool = True  # image files decode in worker processes that live for the run, so a decoder
+    # that crashes or hangs costs that file only (False: in the read threads, as the --image-timeout cannot)
     runner: str = "local"  # who reads and embeds: local (threads in this process) or ray
     ray: RayOptions = field(default_factory=RayOptions)
 

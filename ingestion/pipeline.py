@@ -67,13 +67,14 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Calla
         found = discover(root, source.prefix, store.storage_options, database=store.uri)
         stored = {r["pin_id"]: r for r in store.pin_states(("pin_id", "kind", "uri", "source_sig")).to_pylist()}
         entries, taken = claim_ids(found.entries, stored, [root])
-        run = Run(store, embedder, opts, {p: r["source_sig"] for p, r in stored.items()}, progress)
+        plan = make_plan(entries, stored, opts.signature)
+        run = Run(store, embedder, opts, {p: r["source_sig"] for p, r in stored.items()}, progress,
+                  replacing={e.pin_id for e in plan.changed})
         run.summary.runner = opts.runner
         run.model_spec = model_spec
         run.summary.skipped, run.summary.skipped_files = found.skipped, [k.to_dict() for k in found.skips]
         run.summary.sources = [{"root": source.root, "id_prefix": source.prefix}]
         run.problems(found.problems + taken)
-        plan = make_plan(entries, stored, opts.signature)
         run.summary.unchanged = len(plan.unchanged)
         have = store.identity
         if plan.todo or have is None or (model_id is not None and model_id != have.get("model_id")):

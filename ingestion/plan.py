@@ -111,8 +111,11 @@ def make_refresh_plan(
     Unchanged entries cost nothing beyond the stat already done. Only entries the store does not hold
     by id are hashed (``content_hash``), to find moves and copies. ``ledger`` (uri -> failure row)
     marks inputs that failed before: retried, or given up after ``max_attempts`` unless they changed
-    since or ``retry_failed``. ``live`` (pin id -> source_sig and kind in the live generation) is given
-    while another model's generation is being built: entries it holds unchanged are stale.
+    since or ``retry_failed``. A stored pin whose changed file fails is withdrawn by the run (``Run``),
+    so the next plan finds it here, as an input that failed before. ``live`` (pin id -> source_sig,
+    kind and uri in the live generation) is given while another model's generation is being built:
+    entries it holds unchanged are stale, and its pins whose media is gone count as deleted (the
+    switch drops them).
 
     A stored pin whose media is gone and whose content shows up under a new id is moved (its row
     goes, counted as moved, not deleted); a second new id with the same content is a copy."""
@@ -130,17 +133,12 @@ def make_refresh_plan(
                 by_hash[key] = pid
     for e in entries:
         row = by_id.get(e.pin_id)
-        if row is not None:
+        if row is not None:  # (a changed file that fails is withdrawn by the run: next time it is not stored)
             (plan.unchanged if row.get("source_sig") == sig_of(e, row.get("kind")) else plan.changed).append(e)
             continue
         failed = ledger.get(e.uri)
         if failed is not None:
-            seen = failed.get("last_seen")
-            changed_since = seen is None or e.mtime_ns > int(seen.timestamp() * 1e9)
-            if failed.get("attempts", 0) >= max_attempts and not retry_failed and not changed_since:
-                plan.given_up.append(e)
-            else:
-                plan.retry.append(e)
+            (plan.given_up if _given_up(failed, e, max_attempts, retry_failed) else plan.retry).append(e)
             continue
         held = live.get(e.pin_id) if live is not None else None
         if held is not None and held.get("source_sig") == sig_of(e, held.get("kind")):
@@ -155,6 +153,17 @@ def make_refresh_plan(
                 moved_from.add(source)
         else:
             plan.new.append(e)
+    if live is not None:  # a model upgrade: the live generation's pins whose media is gone go at the switch
+        gone |= {pid for pid, r in live.items()
+                 if pid not in present and pid not in by_id and under(r.get("uri"), roots)}
     plan.deleted = sorted(gone - moved_from)
     plan.moved_from = sorted(moved_from)
     return plan
+
+
+def _given_up(failed: Mapping[str, Any], e: Entry, max_attempts: int, retry_failed: bool) -> bool:
+    """Whether an input that failed before is left alone: it failed ``max_attempts`` runs and its file
+    has not changed since the last of them (``--retry-failed`` tries it anyway)."""
+    seen = failed.get("last_seen")
+    changed_since = seen is None or e.mtime_ns > int(seen.timestamp() * 1e9)
+    return failed.get("attempts", 0) >= max_attempts and not retry_failed and not changed_since

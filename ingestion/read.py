@@ -16,14 +16,16 @@ from pinembed.errors import InputError
 from . import kinds
 from .decode_pool import DecodePool
 from .entry import Entry
-from .images import DEFAULT_MAX_PIXELS, decode_image
+from .images import DEFAULT_MAX_PIXELS
 from .ledger import failure_row
 from .media_store import MediaStore, file_digest, local_file, read_file
+from .pictures import Picture, PictureParams, read_picture
 from .sidecar import read_sidecar
 from .video import VideoParams, is_blank
 
 DEFAULT_MAX_BYTES = 256 << 20
 DEFAULT_MAX_VIDEO_BYTES = 4 << 30
+DEFAULT_IMAGE_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -33,6 +35,7 @@ class ReadLimits:
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_bytes: int = DEFAULT_MAX_BYTES
     max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES
+    image_timeout_s: float = DEFAULT_IMAGE_TIMEOUT_S  # one image file's decode, in a decode worker
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,9 @@ class Reader:
     limits: ReadLimits
     video: VideoParams
     draft_size: int | None
-    pool: DecodePool | None = None
+    pool: DecodePool | None = None  # decode workers: videos always, images too when given (else in this thread)
     device_decode: bool = False  # still JPEGs are left encoded, for the embed stage's batch decoder
+    isolate_images: bool = True  # image files decode in ``pool`` (when there is one)
 
     def __call__(self, entry: Entry) -> Item:
         t0 = time.perf_counter()
@@ -101,11 +105,22 @@ class Reader:
         except OSError as e:
             raise InputError(f"cannot read file: {e.strerror}", error="unreadable") from e
 
-    def image_pixels(self, path: Path | str, size: int, media: MediaStore | None = None) -> tuple[Any, bytes, int, int]:
-        """(preprocessed pixels, the file's bytes, width, height) of a still image."""
+    def picture(self, data: bytes, name: str, still: bool = False) -> Picture:
+        """Image bytes decoded, in a decode worker when the run has them (a crash or a hang there is
+        an InputError for this file), else here; ``still``: the first frame even of an animation."""
+        params = PictureParams(self.limits.max_pixels, self.draft_size, self.video.max_fps, self.video.max_frames,
+                               still, self.limits.image_timeout_s)
+        if self.pool is not None and self.isolate_images:
+            return self.pool.picture(data, name, params)
+        return read_picture(data, name, params)
+
+    def image_pixels(self, path: Path | str, size: int, media: MediaStore | None = None
+                     ) -> tuple[Any, bytes, Picture]:
+        """(preprocessed pixels, the file's bytes, the decoded Picture) of a still image (the first
+        frame of an animation)."""
         data = self.read_bytes(path, size, media)
-        decoded = decode_image(data, self.limits.max_pixels, self.draft_size)
-        return self.pre(decoded.image), data, decoded.width, decoded.height
+        pic = self.picture(data, str(path), still=True)
+        return self.pre(Image.fromarray(pic.frames[0])), data, pic
 
     def pre(self, image: Image.Image) -> Any:
         """The model's preprocessing of one RGB image."""
@@ -138,6 +153,14 @@ class Reader:
             pixels.append(self.pre(Image.fromarray(f)))
             parts.append(Part(uri, page, t, is_blank(f)))
         return frames, pixels, parts, digest
+
+
+def decoder_warning(uri: str, pin_id: str, pic: Picture) -> list[dict[str, Any]]:
+    """The ledger warning of what the decoder said while decoding ``uri`` into ``pic`` ([] if nothing)."""
+    if not pic.notes:
+        return []
+    err = InputError(f"the {pic.format or 'image'} decoder warned: {'; '.join(pic.notes)}", error="decoder_warning")
+    return [failure_row(uri, pin_id, err)]
 
 
 def preprocess_image(preprocess: Callable[[Any], Any], image: Image.Image) -> Any:

@@ -60,7 +60,8 @@ class RefreshSummary(RunSummary):
     failed: int = 0  # inputs that failed in this run (their ledger rows are in ``failures``)
     warnings: int = 0  # pins that landed with a warning (``warning_rows``)
     skipped: int = 0  # files not read (named in ``skipped_files``)
-    given_up: int = 0
+    given_up: int = 0  # inputs that failed --max-attempts runs and did not change since: not read
+    withdrawn: int = 0  # stored pins whose changed file failed: taken out of results (the ledger says why)
     model_loaded: bool = False
     model_id: str | None = None
     generation: int | None = None  # the generation written
@@ -135,7 +136,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     summary.skipped, summary.skipped_files = found.skipped, [k.to_dict() for k in found.skips]
     live_rows = None
     if target is not live_store:
-        live_rows = {r["pin_id"]: r for r in live_store.pin_states(("pin_id", "kind", "source_sig")).to_pylist()}
+        live_rows = {r["pin_id"]: r for r in live_store.pin_states(("pin_id", "kind", "source_sig", "uri")).to_pylist()}
     ledger = live_store.failures_by_uri()
     with gc_paused():
         plan = make_refresh_plan(entries, stored, roots, ledger=ledger, live=live_rows,
@@ -156,7 +157,8 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     if plan.moved:
         todo += _reuse(target, plan.moved, opts.ingest, summary)
     loader = embedder if embedder is not None else (lambda: get_embedder(model_id, device, precision))
-    run = Run(target, loader, opts.ingest, {r["pin_id"]: r["source_sig"] for r in stored}, progress)
+    run = Run(target, loader, opts.ingest, {r["pin_id"]: r["source_sig"] for r in stored}, progress,
+              replacing={e.pin_id for e in plan.changed})
     run.problems(found.problems)
     if todo or target.generation is None:
         target.ensure_space(space_identity(run.embedder.identity()))
@@ -172,6 +174,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     target.clear_failures(gone)
     r = run.finish(t0)
     summary.added, summary.updated, summary.failed, summary.warnings = r.added, r.updated, r.failed, r.warnings
+    summary.withdrawn = r.withdrawn
     summary.failures, summary.warning_rows = r.failures, r.warning_rows
     summary.index = r.index
     summary.generation = target.generation.generation if target.generation else None

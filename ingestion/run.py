@@ -46,6 +46,8 @@ class IngestSummary(RunSummary):
     unchanged: int = 0
     failed: int = 0  # inputs that failed in this run (their ledger rows are in ``failures``)
     warnings: int = 0  # pins that landed with a warning (a bad sidecar, a dropped page; ``warning_rows``)
+    withdrawn: int = 0  # stored pins whose changed file failed: taken out of results at once, their old
+    # vector gone (the ledger says why; the next run reads the file again, refresh gives up after its attempts)
     skipped: int = 0  # files not read: not media, camera RAW, hidden, not a page of an idea pin
     model_loaded: bool = False
     runner: str = "local"
@@ -70,8 +72,9 @@ class Run:
     (``embedder``): a run with nothing to embed never loads it."""
 
     def __init__(self, store: Store, embedder: Embedder | Callable[[], Embedder] | None, opts: IngestOptions,
-                 known: dict[str, str], progress: Progress | None = None) -> None:
+                 known: dict[str, str], progress: Progress | None = None, replacing: set[str] | None = None) -> None:
         self.store, self.opts, self.known = store, opts, known
+        self.replacing = replacing or set()  # stored pins this run re-reads (changed): withdrawn if they fail
         self._embedder = embedder
         self.progress = progress
         self.summary = IngestSummary()
@@ -119,6 +122,13 @@ class Run:
         self.keep.update(r["uri"] for r in batch.failures)
         t = time.perf_counter()
         write_embedded(self.store, batch, self.keep)
+        landed = {p.pin_id for p in batch.landed}
+        broken = sorted({r["pin_id"] for r in batch.failures  # (a duplicate id is another entry's row)
+                         if r.get("pin_id") in self.replacing and r.get("error") != "duplicate_id"} - landed)
+        if broken:  # a changed file that fails never answers with its old vector (the ledger rows are written)
+            self.store.delete_pins(broken)
+            self.replacing.difference_update(broken)
+            self.summary.withdrawn += len(broken)
         if batch.pins:
             self.writes += 1
             if self.writes % COMPACT_EVERY == 0:  # one fragment per commit: merge them on the way

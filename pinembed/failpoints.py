@@ -5,6 +5,10 @@ Off unless ``$PINEMBED_FAILPOINT`` is set to ``NAME`` or ``NAME:N`` (die at the 
 ``NAME:N:MS`` dies MS milliseconds after that hit, e.g. in the middle of an index build). Names:
 ``read`` (an input decoded), ``commit`` (segments written, pins not yet), ``batch`` (a batch
 committed), ``index`` (an index build starting), ``switch`` (a model generation about to go live).
+
+Decoder failpoints act in a decode worker on one file, named by the end of its path or name:
+``decode_abort=NAME`` aborts the worker (SIGABRT, as a crashing C decoder would) and
+``decode_hang=NAME`` makes it hang, when it starts decoding a file whose name ends with NAME.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 
 _hits: dict[str, int] = {}
 _lock = threading.Lock()
@@ -34,6 +39,22 @@ def hit(name: str) -> None:
         threading.Timer(int(ms_s) / 1000, _die).start()
     else:
         _die()
+
+
+def hit_file(place: str, name: str) -> None:
+    """Abort or hang this process at ``place`` (``decode``) when ``$PINEMBED_FAILPOINT`` is
+    ``decode_abort=NAME`` or ``decode_hang=NAME`` and the file ``name`` ends with NAME."""
+    spec = os.environ.get("PINEMBED_FAILPOINT")
+    if not spec or "=" not in spec:
+        return
+    want, _, suffix = spec.partition("=")
+    if not suffix or not name.endswith(suffix):
+        return
+    if want == f"{place}_abort":
+        os.abort()
+    if want == f"{place}_hang":
+        while True:
+            time.sleep(3600)
 
 
 def _die() -> None:

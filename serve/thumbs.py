@@ -1,7 +1,8 @@
 """JPEG thumbnails made on demand: an image, an animation's or a video's frame at a time, an idea
-pin's page. Decoded with the project's own readers (``ingestion.images``, ``ingestion.video``), under
-the same pixel limits as ingestion, and kept in memory by a least-recently-used cache bounded in
-bytes. The cache key holds the pin's content hash, so a refreshed pin gets a new thumbnail."""
+pin's page, and the preview of an uploaded image (HEIC, TIFF and other formats a browser cannot show).
+Decoded with the project's own readers (``ingestion.images``, ``ingestion.video``), under the same
+pixel limits as ingestion, and kept in memory by a least-recently-used cache bounded in bytes. The
+cache key holds the pin's content hash, so a refreshed pin gets a new thumbnail."""
 
 from __future__ import annotations
 
@@ -66,6 +67,20 @@ def make_thumb(media: MediaFile, t_s: float | None, size: int, max_pixels: int) 
         im = Image.fromarray(frame)
     else:
         im = _image(media, t_s, max_pixels, size)
+    return _jpeg(im, size)
+
+
+def preview_jpeg(data: bytes, size: int, max_pixels: int) -> bytes:
+    """A JPEG of the uploaded image ``data`` (upright, its first frame), longest side at most ``size``:
+    any format ingestion reads. InputError (415; 413 over ``max_pixels``) when it is not an image."""
+    from pinembed.ingestion.images import decode_image
+
+    return _jpeg(decode_image(data, max_pixels, draft_size=size).image, size)
+
+
+def _jpeg(im, size: int) -> bytes:
+    from PIL import Image
+
     im.thumbnail((size, size), Image.Resampling.LANCZOS)
     buf = io.BytesIO()
     im.save(buf, "JPEG", quality=85, optimize=True)
@@ -85,7 +100,7 @@ def _image(media: MediaFile, t_s: float | None, max_pixels: int, size: int):
         data = f.read()
     im = open_image(data, max_pixels)
     if media.media_kind == "motion" and t_s is not None:
-        from pinembed.ingestion.kinds.motion import frame_starts
+        from pinembed.ingestion.pictures import frame_starts
 
         starts, _ = frame_starts(im)
         n = max(i for i, s in enumerate(starts) if s <= t_s) if starts and starts[0] <= t_s else 0

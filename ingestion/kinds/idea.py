@@ -42,7 +42,7 @@ class IdeaKind(Kind):
 
     def read(self, reader: Reader, entry: Entry) -> Item:
         from ..ledger import problem_rows
-        from ..read import Item, Part
+        from ..read import Item, Part, decoder_warning
 
         h = hashlib.blake2b(digest_size=16)
         h.update(read_small(join(entry.path, MANIFEST), MAX_MANIFEST_BYTES, "manifest", "pin.json", entry.media))
@@ -52,7 +52,8 @@ class IdeaKind(Kind):
             uri = str(page.path)
             try:
                 if page.kind == "image":
-                    pixels, data, _, _ = reader.image_pixels(page.path, page.size, entry.media)
+                    pixels, data, pic = reader.image_pixels(page.path, page.size, entry.media)
+                    item.warnings += decoder_warning(uri, entry.pin_id, pic)
                     item.pixels.append(pixels)
                     item.parts.append(Part(uri, page.index))
                     h.update(data)

@@ -1,5 +1,7 @@
-"""Still images: one file, one forward pass, one vector. An animated file (GIF, WebP, APNG) found here
-is handed to the motion kind once its bytes show more than one frame."""
+"""Still images: one file, one forward pass, one vector. An animated file (GIF, WebP, APNG, AVIF
+sequence) found here is handed to the motion kind once its decoded bytes show more than one frame;
+a multi-page TIFF, an MPO, a layered PSD or an ICO of several sizes is a still (see ``pictures.py``).
+Decoding runs in the run's decode workers (``Reader.picture``)."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
 from pinembed.errors import InputError
 
-from ..images import decode_opened, device_decodable, is_animated, open_image, upright_size
+from ..images import device_decodable, open_image, upright_size
 from ..pooling import pool
 from .base import Kind, digest, text_vector
 
@@ -20,16 +23,18 @@ if TYPE_CHECKING:
     from ..read import Item, Reader
     from ..video import VideoParams
 
-#: What PIL (with pillow-heif) reads. HEIC/HEIF from phones, AVIF, JPEG 2000 and PNM included.
+#: What PIL (with pillow-heif) reads. HEIC/HEIF from phones, AVIF (and AVIF sequences), JPEG 2000, PNM,
+#: MPO (what many cameras write), TGA, PSD (the composite), ICO (the largest size), DDS, PCX and SGI.
 EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".tif", ".tiff",
-    ".heic", ".heif", ".hif", ".avif", ".jp2", ".j2k", ".jpf", ".jpx", ".j2c", ".jpc",
-    ".pnm", ".pbm", ".pgm", ".ppm",
+    ".heic", ".heif", ".hif", ".avif", ".avifs", ".jp2", ".j2k", ".jpf", ".jpx", ".j2c", ".jpc",
+    ".pnm", ".pbm", ".pgm", ".ppm", ".mpo", ".tga", ".icb", ".vda", ".vst", ".psd", ".ico", ".dds",
+    ".pcx", ".sgi",
 })
 #: Extensions whose files are usually animated: they take the motion kind's share of the read-ahead.
-USUALLY_ANIMATED = frozenset({".gif", ".apng"})
+USUALLY_ANIMATED = frozenset({".gif", ".apng", ".avifs"})
 #: Formats whose files are often misnamed by the tools that export them (an iPhone photo saved as .jpg).
-_PHONE_FORMATS = {"HEIF": frozenset({".heic", ".heif", ".hif"}), "AVIF": frozenset({".avif"})}
+_PHONE_FORMATS = {"HEIF": frozenset({".heic", ".heif", ".hif"}), "AVIF": frozenset({".avif", ".avifs"})}
 
 
 class ImageKind(Kind):
@@ -40,21 +45,24 @@ class ImageKind(Kind):
         return video.max_frames if os.path.splitext(entry.file)[1].lower() in USUALLY_ANIMATED else 1
 
     def read(self, reader: Reader, entry: Entry) -> Item:
-        from ..read import Item, Part
+        from ..read import Item, Part, decoder_warning
         from . import get
 
         data = reader.read_bytes(entry.path, entry.size, entry.media)
-        im = open_image(data, reader.limits.max_pixels)
-        if is_animated(im):
-            return get("motion").read_opened(reader, entry, im, data)  # type: ignore[attr-defined]
-        if reader.device_decode and device_decodable(im):  # decoded with its batch on the model's device
-            from pinembed.embedders.device_preprocess import Encoded
+        if reader.device_decode:  # a still JPEG is decoded with its batch on the model's device
+            im = open_image(data, reader.limits.max_pixels, entry.file)
+            if device_decodable(im):
+                from pinembed.embedders.device_preprocess import Encoded
 
-            w, h = upright_size(im)
-            return Item(entry, [Encoded(data, reader.limits.max_pixels)], [Part(entry.uri)], digest(data), w, h)
-        decoded = decode_opened(im, reader.draft_size)
-        item = Item(entry, [reader.pre(decoded.image)], [Part(entry.uri)], digest(data), decoded.width, decoded.height)
-        misnamed = misnamed_warning(entry, decoded.format)
+                w, h = upright_size(im)
+                return Item(entry, [Encoded(data, reader.limits.max_pixels)], [Part(entry.uri)], digest(data), w, h)
+        pic = reader.picture(data, entry.file)
+        if pic.animated:
+            return get("motion").item(reader, entry, pic, data)  # type: ignore[attr-defined]
+        item = Item(entry, [reader.pre(Image.fromarray(pic.frames[0]))], [Part(entry.uri)], digest(data),
+                    pic.width, pic.height)
+        item.warnings += decoder_warning(entry.uri, entry.pin_id, pic)
+        misnamed = misnamed_warning(entry, pic.format)
         if misnamed is not None:
             item.warnings.append(misnamed)
         return item

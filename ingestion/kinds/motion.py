@@ -1,34 +1,23 @@
-"""Motion pins: animated GIF, WebP and APNG files, sampled like videos.
+"""Motion pins: animated GIF, WebP, APNG and AVIF files, sampled like videos.
 
-An animation is read with PIL in the read thread (no decode process: these are small files whose
-size is already bounded by the byte limit). Frame times come from the frames' own durations; the
-sample times are the video kind's (at most ``--fps`` a second, at most ``--max-frames``), each time
-showing the frame on screen then. The pin vector pools the non-blank frames and every frame is kept
-as a segment with its time, so results carry ``best_t_s`` as videos do. A single-frame file stays an
-image (the image kind hands over only when the bytes show several frames).
+An animation is decoded in the run's decode workers like any image file (``pictures.read_picture``:
+frame times from the frames' own durations, the video kind's sample times, at most ``--fps`` a
+second and ``--max-frames``, each time showing the frame on screen then). The pin vector pools the
+non-blank frames and every frame is kept as a segment with its time, so results carry ``best_t_s`` as
+videos do. A single-frame file stays an image (the image kind hands over only animations).
 """
 
 from __future__ import annotations
 
-import bisect
 from typing import TYPE_CHECKING
 
-import numpy as np
-from PIL import Image
-
-from pinembed.errors import InputError
-
-from ..images import to_rgb
-from ..video import is_blank, sample_times
+from ..video import is_blank
 from .base import FramesKind, digest
 
 if TYPE_CHECKING:
     from ..entry import Entry
+    from ..pictures import Picture
     from ..read import Item, Reader
-
-MAX_FRAMES_SCANNED = 5_000  # frames whose durations are read; a longer animation is cut there
-MIN_FRAME_MS = 20  # browsers show frames of 0-10 ms for 100 ms; so do we
-DEFAULT_FRAME_MS = 100
 
 
 class MotionKind(FramesKind):
@@ -36,54 +25,27 @@ class MotionKind(FramesKind):
     extensions = frozenset()  # claimed by content: the image kind hands animated files over
 
     def read(self, reader: Reader, entry: Entry) -> Item:
-        from ..images import open_image
+        from pinembed.errors import InputError
 
         data = reader.read_bytes(entry.path, entry.size, entry.media)
-        return self.read_opened(reader, entry, open_image(data, reader.limits.max_pixels), data)
+        pic = reader.picture(data, entry.file)
+        if not pic.animated:
+            raise InputError(f"not an animation: {pic.format or 'the file'} has a single frame", error="not_animated")
+        return self.item(reader, entry, pic, data)
 
-    def read_opened(self, reader: Reader, entry: Entry, im: Image.Image, data: bytes) -> Item:
-        """Sample the frames of an opened animation (``data`` are its bytes, for the content hash)."""
-        from ..read import Item, Part
+    def item(self, reader: Reader, entry: Entry, pic: Picture, data: bytes) -> Item:
+        """The Item of a decoded animation (``data`` are its bytes, for the content hash)."""
+        from PIL import Image
 
-        starts, duration_s = frame_starts(im)
-        times = sample_times(duration_s, reader.video.max_fps, reader.video.max_frames)
-        wanted = [max(0, bisect.bisect_right(starts, t) - 1) for t in times]
-        frames: dict[int, Image.Image] = {}
-        try:
-            for i in sorted(set(wanted)):
-                im.seek(i)
-                frames[i] = to_rgb(im.convert("RGBA"))  # seeking in order composes each frame on the last
-        except Exception as e:
-            raise InputError(f"truncated or corrupt animation (frame {len(frames)}): {e}", error="truncated") from e
-        pixels, parts = [], []
-        for i in wanted:
-            frame = frames[i]
-            pixels.append(reader.pre(frame))
-            parts.append(Part(entry.uri, None, round(starts[i], 3), is_blank(np.asarray(frame))))
-        n = len(starts)
-        return Item(entry, pixels, parts, digest(data), im.size[0], im.size[1], round(duration_s, 3),
-                    round(n / duration_s, 3) if duration_s > 0 else None, kind=self.name)
+        from ..read import Item, Part, decoder_warning
 
-
-
-def frame_starts(im: Image.Image) -> tuple[list[float], float]:
-    """Start time (seconds) of each frame and the animation's duration, from the frames' durations."""
-    n = min(int(getattr(im, "n_frames", 1)), MAX_FRAMES_SCANNED)
-    starts, t = [], 0.0
-    try:
-        for i in range(n):
-            im.seek(i)
-            ms = im.info.get("duration")
-            if ms is None:  # WebP sets a frame's duration when the frame loads
-                im.load()
-                ms = im.info.get("duration", DEFAULT_FRAME_MS)
-            ms = float(ms) if isinstance(ms, int | float) and ms == ms else DEFAULT_FRAME_MS
-            starts.append(t)
-            t += (DEFAULT_FRAME_MS if ms < MIN_FRAME_MS else ms) / 1000.0
-        im.seek(0)
-    except Exception as e:
-        raise InputError(f"truncated or corrupt animation (frame {len(starts)}): {e}", error="truncated") from e
-    return starts, t
+        pixels = [reader.pre(Image.fromarray(f)) for f in pic.frames]
+        parts = [Part(entry.uri, None, t, is_blank(f)) for f, t in zip(pic.frames, pic.times, strict=True)]
+        d = pic.duration_s or 0.0
+        item = Item(entry, pixels, parts, digest(data), pic.width, pic.height, d,
+                    round(pic.n_frames / d, 3) if d > 0 else None, kind=self.name)
+        item.warnings += decoder_warning(entry.uri, entry.pin_id, pic)
+        return item
 
 
 KIND = MotionKind()

@@ -1,5 +1,5 @@
-"""The local runner: read in threads (videos in decode processes), embed in this process, write from
-this process, one batch at a time. Memory is bounded by a read-ahead window counted in images."""
+"""The local runner: read in threads (image files and videos decode in decode processes), embed in this
+process, write from this process, one batch at a time. Memory is bounded by a read-ahead window counted in images."""
 
 from __future__ import annotations
 
@@ -84,9 +84,12 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
     on_device = opts.decodes_on_device(str(getattr(embedder, "device", "cpu"))) and \
         embedder.device_preprocessor() is not None
     with ExitStack() as stack:
-        pool = stack.enter_context(DecodePool(opts.workers)) if any(map(needs_decode_pool, todo)) else None
+        # decode workers live for the run: every image file and video decodes there (with the device decoder,
+        # most JPEGs never need one, so they start on first use)
+        pool = stack.enter_context(DecodePool(opts.workers, prestart=not on_device)) \
+            if opts.isolate_images or any(map(needs_decode_pool, todo)) else None
         reader = Reader(embedder.preprocess, opts.limits, video, embedder.image_size if opts.fast_jpeg else None,
-                        pool, device_decode=on_device)
+                        pool, device_decode=on_device, isolate_images=opts.isolate_images)
         prep = stack.enter_context(ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="pinembed-decode")) \
             if on_device else None
         batch: list[Item] = []

@@ -56,6 +56,7 @@ class ReadSpec:
     draft_size: int | None
     workers: int = 1
     device_decode: bool = False  # leave still JPEGs encoded for the actors' device decoder (GPU actors)
+    isolate_images: bool = True  # image files decode in a decode process (IngestOptions.isolate_images)
 
 
 def _read_batch(batch: dict[str, np.ndarray], spec: ReadSpec) -> dict[str, np.ndarray]:
@@ -67,11 +68,33 @@ def _read_batch(batch: dict[str, np.ndarray], spec: ReadSpec) -> dict[str, np.nd
     entries: list[Entry] = [pickle.loads(b) for b in batch["entry"]]
     out = []
     with ExitStack() as stack:
-        pool = stack.enter_context(DecodePool(1)) if any(map(needs_decode_pool, entries)) else None
-        reader = Reader(spec.preprocess, spec.limits, spec.video, spec.draft_size, pool, spec.device_decode)
+        if spec.isolate_images:  # one decode process per Ray worker, kept for the worker's life
+            pool: DecodePool | None = _task_pool()
+        else:
+            pool = stack.enter_context(DecodePool(1)) if any(map(needs_decode_pool, entries)) else None
+        reader = Reader(spec.preprocess, spec.limits, spec.video, spec.draft_size, pool, spec.device_decode,
+                        spec.isolate_images)
         for e in entries:
             out.append(pickle.dumps(read_entry(reader, e), protocol=pickle.HIGHEST_PROTOCOL))
     return {"read": np.array(out, dtype=object)}
+
+
+_POOL: Any = None
+
+
+def _task_pool() -> Any:
+    """This Ray worker process's decode pool (one decode process), started on first use and stopped
+    when the worker exits: read tasks come many to a worker, and a process per task would cost more
+    than the decoding."""
+    global _POOL
+    if _POOL is None:
+        import atexit
+
+        from ..decode_pool import DecodePool
+
+        _POOL = DecodePool(1)
+        atexit.register(_POOL.close)
+    return _POOL
 
 
 class _Embed:
@@ -165,7 +188,8 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
     opts = run.opts = opts.settled(actor_device)
     spec = ReadSpec(embedder.preprocessor(), opts.limits, replace(opts.video, target_side=embedder.image_size),
                     embedder.image_size if opts.fast_jpeg else None,
-                    device_decode=opts.decodes_on_device(actor_device) and embedder.device_preprocessor() is not None)
+                    device_decode=opts.decodes_on_device(actor_device) and embedder.device_preprocessor() is not None,
+                    isolate_images=opts.isolate_images)
     rows = [{"entry": pickle.dumps(e, protocol=pickle.HIGHEST_PROTOCOL)} for e in todo]
     blocks = max(-(-len(rows) // READ_BATCH), min(len(rows), 2 * actors))  # enough blocks for every actor
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
