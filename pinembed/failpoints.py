@@ -7,8 +7,9 @@ Off unless ``$PINEMBED_FAILPOINT`` is set to ``NAME`` or ``NAME:N`` (die at the 
 committed), ``index`` (an index build starting), ``switch`` (a model generation about to go live).
 
 Decoder failpoints act in a decode worker on one file, named by the end of its path or name:
-``decode_abort=NAME`` aborts the worker (SIGABRT, as a crashing C decoder would) and
-``decode_hang=NAME`` makes it hang, when it starts decoding a file whose name ends with NAME.
+``decode_abort=NAME`` aborts the worker (SIGABRT, as a crashing C decoder would),
+``decode_hang=NAME`` makes it hang and ``decode_print=NAME`` writes a line to its fd 2 (as a chatty C
+library does), when it starts decoding a file whose name ends with NAME.
 """
 
 from __future__ import annotations
@@ -42,8 +43,9 @@ def hit(name: str) -> None:
 
 
 def hit_file(place: str, name: str) -> None:
-    """Abort or hang this process at ``place`` (``decode``) when ``$PINEMBED_FAILPOINT`` is
-    ``decode_abort=NAME`` or ``decode_hang=NAME`` and the file ``name`` ends with NAME."""
+    """Abort, hang or print at ``place`` (``decode``) when ``$PINEMBED_FAILPOINT`` is
+    ``decode_abort=NAME``, ``decode_hang=NAME`` or ``decode_print=NAME`` and the file ``name`` ends
+    with NAME."""
     spec = os.environ.get("PINEMBED_FAILPOINT")
     if not spec or "=" not in spec:
         return
@@ -55,6 +57,8 @@ def hit_file(place: str, name: str) -> None:
     if want == f"{place}_hang":
         while True:
             time.sleep(3600)
+    if want == f"{place}_print":
+        os.write(2, b"libfake: Warning, an odd field in this file (a failpoint)\n")
 
 
 def _die() -> None:
