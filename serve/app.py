@@ -8,25 +8,25 @@ image embedding hold one lock; LanceDB queries run in parallel.
 from __future__ import annotations
 
 import functools
-import json
-import logging
 import math
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 from pinembed.errors import InputError, PinembedError
 
-from . import cards, params
+from . import cards, params, responses
 from .errors import ApiError, bad_request, from_pinembed
 from .live import LiveIndex, generation
+from .media import resolve
+from .playable import PlayCache
+from .recent import RecentPins
+from .responses import STATIC, error_response, http_error, internal, json_response, openapi_doc, too_large
 from .security import BodyTooLarge, Guard
 from .settings import ServeSettings
 
-log = logging.getLogger("pinembed.serve")
-STATIC = Path(__file__).resolve().parent / "static"
 MAX_T_S = 1e7
 MAX_PAGE = 1000
 
@@ -57,7 +57,7 @@ def create_app(db: str, settings: ServeSettings | None = None, live: LiveIndex |
             await anyio.to_thread.run_sync(live.stop)
 
     routes = [
-        Route("/", _page, methods=["GET", "HEAD"]),
+        Route("/", responses.page, methods=["GET", "HEAD"]),
         Route("/api/health", api.wrap(api.health), methods=["GET"]),
         Route("/api/stats", api.wrap(api.stats), methods=["GET"]),
         Route("/api/related", api.wrap(api.related), methods=["GET"]),
@@ -66,7 +66,9 @@ def create_app(db: str, settings: ServeSettings | None = None, live: LiveIndex |
         Route("/api/pin", api.wrap(api.pin), methods=["GET"]),
         Route("/api/thumb", api.wrap(api.thumb), methods=["GET"]),
         Route("/api/media", api.wrap(api.media, timed=False), methods=["GET", "HEAD"]),
-        Route("/api/openapi.json", api.wrap(_openapi), methods=["GET"]),
+        Route("/api/pins", api.wrap(api.pins), methods=["GET"]),
+        Route("/api/preview", api.wrap(api.preview), methods=["POST"]),
+        Route("/api/openapi.json", api.wrap(openapi_doc), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=STATIC, check_dir=False), name="static"),
     ]
     middleware = [Middleware(Guard, settings=settings)]
@@ -75,7 +77,7 @@ def create_app(db: str, settings: ServeSettings | None = None, live: LiveIndex |
 
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
                                      allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
-    handlers = {Exception: _internal, 404: _http_error, 405: _http_error, 400: _http_error, 413: _http_error}
+    handlers = {Exception: internal, 404: http_error, 405: http_error, 400: http_error, 413: http_error}
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.live = live
     app.state.thumbs = api.thumbs
@@ -83,13 +85,37 @@ def create_app(db: str, settings: ServeSettings | None = None, live: LiveIndex |
 
 
 class _Api:
-    """The /api handlers, sharing the live index, the settings, the thumbnail cache and the embed lock."""
+    """The /api handlers, sharing the live index, the settings, the caches (thumbnails, videos' verdicts,
+    the recent pins' order, each index's source folders) and the embed lock."""
 
     def __init__(self, live: LiveIndex, settings: ServeSettings, thumbs: Any) -> None:
         self.live = live
         self.settings = settings
         self.thumbs = thumbs
         self.embed_lock = live.embed_lock
+        self.playable = PlayCache()
+        self.recent = RecentPins()
+        self._sources: weakref.WeakKeyDictionary[Any, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
+
+    def sources(self, idx: Any) -> list[dict[str, Any]]:
+        """``idx.sources()``, read once per index (a change of the sources makes a new index)."""
+        found = self._sources.get(idx)
+        if found is None:
+            found = self._sources[idx] = idx.sources()
+        return found
+
+    def with_playability(self, idx: Any, out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Video cards with ``playable`` and ``media_type`` (``serve.playable``): whether a browser can play
+        the file. A file that is not served gets neither (the page finds out when it tries)."""
+        for c in out:
+            if c.get("kind") != "video":
+                continue
+            try:
+                media = resolve({"pin_id": c["pin_id"], "kind": "video", "uri": c.get("uri")}, self.sources(idx))
+            except ApiError:
+                continue
+            c.update(self.playable.get(media.path).fields())
+        return out
 
     def wrap(self, fn: Handler, timed: bool = True) -> Handler:
         """A handler with the time limit (504) and every error as a JSON error response."""
@@ -104,14 +130,14 @@ class _Api:
                 with anyio.fail_after(self.settings.time_limit_s):
                     return await fn(request)
             except TimeoutError:
-                return _error(ApiError(504, "timeout", f"the request took over {self.settings.time_limit_s:g} s",
-                                       "ask for fewer results (k) or a simpler filter, or try again"))
+                return error_response(ApiError(504, "timeout", f"the request took over {self.settings.time_limit_s:g} s",
+                                               "ask for fewer results (k) or a simpler filter, or try again"))
             except ApiError as e:
-                return _error(e)
+                return error_response(e)
             except BodyTooLarge:
-                return _error(_too_large(self.settings))
+                return error_response(too_large(self.settings))
             except PinembedError as e:
-                return _error(from_pinembed(e))
+                return error_response(from_pinembed(e))
 
         return handler
 
@@ -126,13 +152,13 @@ class _Api:
         """GET /api/health: status, pins, model, generation, and whether the pins are held in memory."""
         idx = self.live.get()
         n = await self.blocking(idx.store.count)
-        return _json({"status": "ok", "pins": n, "model_id": idx.model_id, "generation": generation(idx),
-                      "memory": self.live.memory})
+        return json_response({"status": "ok", "pins": n, "model_id": idx.model_id, "generation": generation(idx),
+                              "memory": self.live.memory})
 
     async def stats(self, request: Any) -> Any:
         """GET /api/stats: PinIndex.stats()."""
         idx = self.live.get()
-        return _json(await self.blocking(idx.stats))
+        return json_response(await self.blocking(idx.stats))
 
     async def related(self, request: Any) -> Any:
         """GET /api/related?pin=ID&k=&kinds=&dedupe=&diversity=&where=."""
@@ -146,10 +172,12 @@ class _Api:
             p = _existing(idx, [pin], vectors=True)[pin]  # one query: the pin, its card and its vector
             rows = idx.search_vector(p["vector"], exclude=[pin], **controls)  # = idx.related(pin), no 2nd lookup
             took = (time.perf_counter() - t0) * 1000
-            return {"query": cards.card(pin, p["kind"], p["uri"], p["title"], p), "results": cards.results(rows),
+            query = cards.card(pin, p["kind"], p["uri"], p["title"], p)
+            self.with_playability(idx, [query])
+            return {"query": query, "results": self.with_playability(idx, cards.results(rows)),
                     "took_ms": round(took, 2)}
 
-        return _json(await self.blocking(run))
+        return json_response(await self.blocking(run))
 
     async def session(self, request: Any) -> Any:
         """POST /api/session {"pins", "weights"?, k, kinds, dedupe, diversity, where}; or GET with
@@ -171,9 +199,11 @@ class _Api:
             t0 = time.perf_counter()
             _existing(idx, pins)
             rows = idx.related_to_session(pins, weights=weights, **controls)
-            return {"results": cards.results(rows), "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
+            out = self.with_playability(idx, cards.results(rows, fused=True))
+            return {"results": out, "order": "fused" if all("fused" in c for c in out) else "rank",
+                    "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
-        return _json(await self.blocking(run))
+        return json_response(await self.blocking(run))
 
     async def search(self, request: Any) -> Any:
         """GET /api/search?text=&negative=&pin=&k=...; POST multipart with image files too."""
@@ -183,7 +213,7 @@ class _Api:
             if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
                 raise ApiError(415, "unsupported_media_type", "POST /api/search takes multipart/form-data",
                                "send fields image (files), text, negative, pin, k, kinds, dedupe, diversity, where")
-            form = await self._form(request)
+            form = await self._form(request, params.MAX_TERMS)
             fields = form
             for item in form.getlist("image"):
                 if isinstance(item, str):
@@ -207,16 +237,17 @@ class _Api:
             t0 = time.perf_counter()
             vec = self._query_vector(idx, texts, negatives, images, pins)
             rows = idx.search_vector(vec, **controls)
-            return {"results": cards.results(rows), "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
+            return {"results": self.with_playability(idx, cards.results(rows)),
+                    "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
-        return _json(await self.blocking(run))
+        return json_response(await self.blocking(run))
 
-    async def _form(self, request: Any) -> Any:
+    async def _form(self, request: Any, max_files: int) -> Any:
         from starlette.exceptions import HTTPException
         from starlette.formparsers import MultiPartException
 
         try:
-            return await request.form(max_files=params.MAX_TERMS, max_fields=200, max_part_size=64 * 1024)
+            return await request.form(max_files=max_files, max_fields=200, max_part_size=64 * 1024)
         except MultiPartException as e:
             raise bad_request(f"cannot read the form: {e.message}") from None
         except HTTPException as e:  # starlette's own wrapping of a multipart error
@@ -253,25 +284,61 @@ class _Api:
         """GET /api/pin?pin=ID: the pin's card, description, size, duration and segments."""
         pin = params.pin_id(params.one(request.query_params, "pin") or "")
         idx = self.live.get()
-        return _json(cards.details(await self.blocking(idx.pin, pin)))
+        return json_response(await self.blocking(lambda: self.with_playability(idx, [cards.details(idx.pin(pin))])[0]))
+
+    async def pins(self, request: Any) -> Any:
+        """GET /api/pins?page=&size=&kinds=: the pins newest first (by embedded_at), a page at a time."""
+        q = request.query_params
+        page, size = params.paging(q)
+        kinds = params.kinds(params.one(q, "kinds"))
+        idx = self.live.get()
+
+        def run() -> dict[str, Any]:
+            t0 = time.perf_counter()
+            ids, total = self.recent.page(idx, page, size, kinds)
+            extras = idx.pin_extras(ids)
+            out = [cards.card(pid, e["kind"], e["uri"], e["title"], e) for pid in ids if (e := extras.get(pid))]
+            return {"pins": self.with_playability(idx, out), "page": page, "size": size, "total": total,
+                    "pages": -(-total // size), "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
+
+        return json_response(await self.blocking(run))
+
+    async def preview(self, request: Any) -> Any:
+        """POST /api/preview multipart ``image`` (one file)[, ``size``]: a JPEG of it, for formats a browser
+        cannot show (HEIC, TIFF, PSD, ...); decoded as uploads to a search are, under the pixel limit."""
+        from starlette.responses import Response
+
+        from .thumbs import MAX_SIZE, MIN_SIZE, preview_jpeg
+
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "multipart/form-data":
+            raise ApiError(415, "unsupported_media_type", "POST /api/preview takes multipart/form-data",
+                           "send one file in the field image")
+        form = await self._form(request, 1)
+        files = form.getlist("image")
+        if len(files) != 1 or isinstance(files[0], str):
+            raise bad_request("POST /api/preview takes exactly one file in the field image")
+        size = params.integer(params.one(form, "size"), "size", MIN_SIZE, MAX_SIZE) or MAX_SIZE
+        data = await files[0].read()
+        jpeg = await self.blocking(preview_jpeg, data, size, self.settings.max_pixels)
+        return Response(jpeg, media_type="image/jpeg", headers={"cache-control": "no-store"})
 
     async def thumb(self, request: Any) -> Any:
         """GET /api/thumb?pin=ID[&t=][&page=][&size=]: a JPEG."""
         from starlette.responses import Response
 
-        from .media import resolve
         from .thumbs import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, make_thumb
 
         q = request.query_params
         pin = params.pin_id(params.one(q, "pin") or "")
         t = params.number(params.one(q, "t"), "t", 0.0, MAX_T_S)
-        page = _int(params.one(q, "page"), "page", 0, MAX_PAGE)
-        size = _int(params.one(q, "size"), "size", MIN_SIZE, MAX_SIZE)
+        page = params.integer(params.one(q, "page"), "page", 0, MAX_PAGE)
+        size = params.integer(params.one(q, "size"), "size", MIN_SIZE, MAX_SIZE)
         size = DEFAULT_SIZE if size is None else size
         idx = self.live.get()
 
         def run() -> bytes:
-            media = resolve(idx.pin(pin), idx.sources(), page)
+            media = resolve(idx.pin(pin), self.sources(idx), page)
             key = (media.pin_id, media.content_hash, media.page, None if t is None else round(t, 1), size)
             try:
                 return self.thumbs.get_or_make(key, lambda: make_thumb(media, t, size, self.settings.max_pixels))
@@ -287,14 +354,12 @@ class _Api:
         import anyio
         from starlette.responses import FileResponse
 
-        from .media import resolve
-
         q = request.query_params
         pin = params.pin_id(params.one(q, "pin") or "")
-        page = _int(params.one(q, "page"), "page", 0, MAX_PAGE)
+        page = params.integer(params.one(q, "page"), "page", 0, MAX_PAGE)
         idx = self.live.get()
         with anyio.fail_after(self.settings.time_limit_s):
-            media = await self.blocking(lambda: resolve(idx.pin(pin), idx.sources(), page))
+            media = await self.blocking(lambda: resolve(idx.pin(pin), self.sources(idx), page))
         return FileResponse(media.path, media_type=media.content_type, content_disposition_type="inline",
                             headers={"cache-control": "private, max-age=300",
                                      "content-security-policy": "sandbox; default-src 'none'"})
@@ -310,61 +375,3 @@ def _existing(idx: Any, pins: list[str], vectors: bool = False) -> dict[str, dic
                            "pin ids are paths under the ingested folder, e.g. images/red.jpg; "
                            "`pinembed pins --db DB` lists them")
     return known
-
-
-def _int(value: str | None, name: str, lo: int, hi: int) -> int | None:
-    if value is None or value == "":
-        return None
-    v = value.strip()
-    if not v.isdigit() or len(v) > 9 or not lo <= int(v) <= hi:
-        raise bad_request(f"{name} must be an integer from {lo} to {hi}, not {value[:40]!r}")
-    return int(v)
-
-
-def _json(obj: Any, status: int = 200) -> Any:
-    from starlette.responses import Response
-
-    body = json.dumps(obj, default=str, ensure_ascii=False).encode()
-    return Response(body, status_code=status, media_type="application/json", headers={"cache-control": "no-store"})
-
-
-def _error(e: ApiError) -> Any:
-    return _json(e.body(), e.status)
-
-
-def _too_large(settings: ServeSettings) -> ApiError:
-    return ApiError(413, "too_large", f"the request body is over the limit of {settings.max_upload_bytes // (1 << 20)} MB",
-                    "send a smaller image")
-
-
-async def _openapi(request: Any) -> Any:
-    from .openapi import openapi
-
-    return _json(openapi())
-
-
-async def _page(request: Any) -> Any:
-    from starlette.responses import FileResponse
-
-    return FileResponse(STATIC / "index.html", media_type="text/html")
-
-
-async def _http_error(request: Any, exc: Any) -> Any:
-    """Starlette's own errors (no such route, method not allowed) as JSON."""
-    status = getattr(exc, "status_code", 400)
-    codes = {404: ("not_found", "no such endpoint", "GET /api/openapi.json lists the endpoints"),
-             405: ("method_not_allowed", f"{request.method} is not allowed on {request.url.path}", ""),
-             413: ("too_large", "the request is too large", "")}
-    code, message, hint = codes.get(status, ("bad_request", str(getattr(exc, "detail", "bad request")), ""))
-    if status == 404 and request.url.path.startswith("/static/"):
-        message = "no such file"
-    return _json({"error": {"code": code, "message": message, "hint": hint}}, status)
-
-
-async def _internal(request: Any, exc: Exception) -> Any:
-    """A bug: logged with its traceback; the client gets a JSON error without one."""
-    if isinstance(exc, BodyTooLarge):
-        return _json({"error": {"code": "too_large", "message": "the request body is too large", "hint": ""}}, 413)
-    log.exception("unexpected error on %s", request.url.path, exc_info=exc)
-    return _json({"error": {"code": "internal", "message": f"unexpected {type(exc).__name__}",
-                            "hint": "the server log has the details; please report it"}}, 500)

@@ -32,10 +32,20 @@ def card(pin_id: str, kind: str, uri: str | None, title: str | None, extras: dic
     return out
 
 
-def results(rows: list[Any]) -> list[dict[str, Any]]:
-    """RESULT cards of ``Related`` results (which carry their duration and page count)."""
-    return [card(r.pin_id, r.kind, r.uri, r.title, {"pages": r.pages, "duration_s": r.duration_s}, r.best_t_s,
-                 r.best_page, r.score) for r in rows]
+def results(rows: list[Any], fused: bool = False) -> list[dict[str, Any]]:
+    """RESULT cards of ``Related`` results (which carry their duration and page count), with their
+    ``rank`` (from 1, the order of the list). ``fused``: a session's results, ranked by the fusion of
+    its interests' lists, not by ``score`` (their best cosine): each card also gets ``fused``, the
+    fused score of the ranking, when the results carry one."""
+    out = []
+    for rank, r in enumerate(rows, start=1):
+        c = card(r.pin_id, r.kind, r.uri, r.title, {"pages": r.pages, "duration_s": r.duration_s}, r.best_t_s,
+                 r.best_page, r.score)
+        c["rank"] = rank
+        if fused and getattr(r, "fused", None) is not None:
+            c["fused"] = round(float(r.fused), 6)
+        out.append(c)
+    return out
 
 
 def details(pin: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ refused), and be a regular file. Media on object storage is not served (the page
 
 from __future__ import annotations
 
+import errno
 import mimetypes
 import os
 import stat
@@ -58,32 +59,38 @@ def resolve(pin: dict[str, Any], sources: list[dict[str, Any]], page: int | None
         raise ApiError(404, "no_media", "media on object storage is not served",
                        "the pin is listed, but its file is not read by this server")
     path = _inside_a_source(uri, sources)
-    ext = os.path.splitext(path)[1].lower()
+    ext = os.path.splitext(uri)[1].lower()  # the pin's own name: a link's target may be named otherwise
     by_ext = kind_registry.for_extension(ext)
     if by_ext is None or by_ext.name == "idea":
         raise ApiError(404, "no_media", f"the pin's file {os.path.basename(path)!r} is not an image or a video")
     media_kind = by_ext.name if kind == "idea" else kind  # an animated .gif is a motion pin, by its content
-    ctype = _TYPES.get(ext) or mimetypes.guess_type(path)[0] or "application/octet-stream"
+    ctype = _TYPES.get(ext) or mimetypes.guess_type("x" + ext)[0] or "application/octet-stream"
     return MediaFile(path, media_kind, ctype, pin["pin_id"], kind, pin.get("content_hash"),
                      page if kind == "idea" else None)
 
 
 def _inside_a_source(uri: str, sources: list[dict[str, Any]]) -> str:
-    """``uri`` resolved, when it and its resolved path lie inside the same recorded source root and it
-    is a regular file; ApiError 404 otherwise."""
+    """``uri`` resolved, when it lies inside a recorded source root (as recorded, or that root's real
+    path) and its resolved path lies inside the real path of that same root, and it is a regular file;
+    ApiError 404 otherwise. So a symlink (to a file, or a symlinked folder on the way) that stays inside
+    its source is served, and one out of it is not: the rule ingestion follows (README, Symlinks)."""
     path = os.path.abspath(uri)
-    roots = [os.path.abspath(r["root"]) for r in sources if isinstance(r.get("root"), str) and "://" not in r["root"]]
-    root = next((r for r in sorted(roots, key=len, reverse=True) if _within(path, r)), None)
-    if root is None:
+    roots = sorted({os.path.abspath(r["root"]) for r in sources if isinstance(r.get("root"), str)
+                    and "://" not in r["root"]}, key=len, reverse=True)
+    holders = [r for r in roots if _within(path, r) or _within(path, os.path.realpath(r))]
+    if not holders:
         raise ApiError(404, "not_served", "the pin's file is not inside a source folder of the database",
                        "only files under the folders that were ingested are served (pinembed sources lists them)")
-    real, real_root = os.path.realpath(path), os.path.realpath(root)
-    if not _within(real, real_root):
+    real = os.path.realpath(path)
+    if not any(_within(real, os.path.realpath(r)) for r in holders):
         raise ApiError(404, "not_served", "the pin's file is a symlink that points outside its source folder; "
                        "it is not served", "copy the file into the source folder instead of linking to it")
     try:
         st = os.stat(real)
-    except OSError:
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ApiError(404, "not_served", "the pin's file is a symlink loop; it is not served",
+                           "the next `pinembed refresh` removes the pin") from None
         raise ApiError(404, "file_missing", "the pin's file is gone from its source folder",
                        "the next `pinembed refresh` removes the pin") from None
     if not stat.S_ISREG(st.st_mode):

@@ -41,9 +41,21 @@ _CARD = {"type": "object", "properties": {
     "best_t_s": {"type": "number", "nullable": True}, "best_page": {"type": "integer", "nullable": True},
     "thumb": {"type": "string", "description": "Relative URL of a JPEG thumbnail."},
     "media": {"type": "string", "description": "Relative URL of the pin's file."},
-    "pages": {"type": "integer", "nullable": True}, "duration_s": {"type": "number", "nullable": True}}}
+    "pages": {"type": "integer", "nullable": True}, "duration_s": {"type": "number", "nullable": True},
+    "rank": {"type": "integer", "description": "Results: the place in the list, from 1."},
+    "fused": {"type": "number", "description": "Session results: the fused score the list is ordered by."},
+    "playable": {"type": "boolean", "description": "Videos: whether browsers play the file's container and codec "
+                 "(absent when the file is not served)."},
+    "media_type": {"type": "string", "nullable": True,
+                   "description": "Playable videos: the MIME type with codecs, for the browser's canPlayType."},
+    "unplayable_reason": {"type": "string", "description": "Videos that are not playable: why."}}}
 _RESULTS = {"type": "object", "properties": {"results": {"type": "array", "items": {"$ref": "#/components/schemas/Card"}},
                                              "took_ms": {"type": "number"}}}
+_SESSION_RESULTS = {"type": "object", "properties": {
+    **_RESULTS["properties"],
+    "order": {"type": "string", "enum": ["fused", "rank"],
+              "description": "The results are in the order of the fusion of the session's interests: "
+                             "fused (each result has its fused score) or rank (only the order is known)."}}}
 _ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
     "code": {"type": "string"}, "message": {"type": "string"}, "hint": {"type": "string"}}}}}
 
@@ -97,10 +109,10 @@ def openapi() -> dict[str, Any]:
                                     "description": "The session's pins, oldest first (repeat pin=)."},
                                    _q("weight", {"type": "number", "minimum": 0}, "One weight per pin.", repeat=True),
                                    *_CONTROLS, _TOKEN],
-                    "responses": _ok(_RESULTS)},
+                    "responses": _ok(_SESSION_RESULTS)},
             "post": {"summary": "Related pins of a session", "parameters": [_TOKEN],
                      "requestBody": {"required": True, "content": {"application/json": {"schema": session_body}}},
-                     "responses": _ok(_RESULTS)}},
+                     "responses": _ok(_SESSION_RESULTS)}},
         "/api/search": {
             "get": {"summary": "Search by texts and stored pins: normalise(sum positive - sum negative)",
                     "parameters": [*search_terms, *_CONTROLS, _TOKEN], "responses": _ok(_RESULTS)},
@@ -131,6 +143,26 @@ def openapi() -> dict[str, Any]:
                                                        "An idea pin's page (default: the first)."), _TOKEN],
                                "responses": {**_ok({"type": "string", "format": "binary"}, "application/octet-stream"),
                                              "206": {"description": "Partial content (a Range request)"}}}},
+        "/api/pins": {"get": {"summary": "The pins, most recently embedded first, a page at a time",
+                              "parameters": [
+                                  _q("page", {"type": "integer", "minimum": 1, "maximum": params.MAX_LIST_PAGE,
+                                              "default": 1}, "The page, from 1."),
+                                  _q("size", {"type": "integer", "minimum": 1, "maximum": params.MAX_K,
+                                              "default": params.DEFAULT_K}, "Pins a page."),
+                                  _CONTROLS[1], _TOKEN],
+                              "responses": _ok({"type": "object", "properties": {
+                                  "pins": {"type": "array", "items": _ref("Card")}, "page": {"type": "integer"},
+                                  "size": {"type": "integer"}, "total": {"type": "integer"},
+                                  "pages": {"type": "integer"}, "took_ms": {"type": "number"}}})}},
+        "/api/preview": {"post": {"summary": "A JPEG preview of an uploaded image (HEIC, TIFF, PSD, ...: any format "
+                                             "ingestion reads), for browsers that cannot show it",
+                                  "parameters": [_TOKEN],
+                                  "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                                      "type": "object", "required": ["image"], "properties": {
+                                          "image": {"type": "string", "format": "binary", "description": "One image."},
+                                          "size": {"type": "integer", "minimum": MIN_SIZE, "maximum": MAX_SIZE,
+                                                   "default": MAX_SIZE, "description": "Longest side in pixels."}}}}}},
+                                  "responses": _ok({"type": "string", "format": "binary"}, "image/jpeg")}},
         "/api/openapi.json": {"get": {"summary": "This description", "parameters": [_TOKEN],
                                       "responses": _ok({"type": "object"})}},
     }

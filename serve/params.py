@@ -22,6 +22,7 @@ MAX_SESSION_PINS = 500
 MAX_TERMS = 16  # texts, negatives, pins and images of one search, each
 MAX_TEXT_CHARS = 1000
 MAX_WHERE_CHARS = 10_000
+MAX_LIST_PAGE = 1_000_000  # pages of GET /api/pins
 WHERE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains")
 _WHERE_HINT = ('a JSON object, e.g. {"kind": "video", "title": {"contains": "pasta"}, "width": {"gte": 640}}; '
                f"operators: {', '.join(WHERE_OPS)}")
@@ -71,6 +72,23 @@ def k(value: Any) -> int:
     if not 1 <= value <= MAX_K:
         raise bad_request(f"k must be an integer from 1 to {MAX_K}, not {value}")
     return value
+
+
+def integer(value: str | None, name: str, lo: int, hi: int) -> int | None:
+    """A query parameter that is an integer from ``lo`` to ``hi`` (None when absent)."""
+    if value is None or value == "":
+        return None
+    v = value.strip()
+    if not v.isdigit() or len(v) > 9 or not lo <= int(v) <= hi:
+        raise bad_request(f"{name} must be an integer from {lo} to {hi}, not {value[:40]!r}")
+    return int(v)
+
+
+def paging(params: Any) -> tuple[int, int]:
+    """``page`` (from 1, default 1) and ``size`` (1 to MAX_K pins a page, default DEFAULT_K) of a listing."""
+    page = integer(one(params, "page"), "page", 1, MAX_LIST_PAGE)
+    size = integer(one(params, "size"), "size", 1, MAX_K)
+    return page or 1, size or DEFAULT_K
 
 
 def kinds(value: Any) -> list[str] | None:
