@@ -1,7 +1,9 @@
 """The page of `pinembed serve` in a real browser: Playwright drives Debian's Chromium against the real CLI.
 
 Search by text, open a result's related pins, share the view by its URL, fill the session tray and show
-its related pins; every card image must have loaded. `make test` installs Chromium (Debian, as root);
+its related pins (in fused order, with the fused score); page through the recent pins of the start page;
+preview uploads of formats the browser cannot show; a video the browser cannot play says so; titles wrap
+between words; the footer stays at the bottom; every card image must have loaded. `make test` installs Chromium (Debian, as root);
 in CI (PINEMBED_REQUIRE_BROWSER=1) a missing browser is a failure, elsewhere a skip that says how to get
 one. PINEMBED_SCREENSHOT=1 saves the README's screenshot to docs/images/serve.png (or to a given path).
 """
@@ -27,6 +29,8 @@ SCREENSHOT = REPO / "docs" / "images" / "serve.png"
 # A slice of sample_media/ with every kind: two shapes of images, two videos, two idea pins.
 SUBSET = ["images/star", "images/circle", "videos/red-circle-moving-on-white.mp4",
           "videos/yellow-star-moving-on-black.mp4", "ideas/blue-star-ideas", "ideas/red-triangle-ideas"]
+OLD_VIDEO = "videos/old-camera.avi"  # MPEG-4 Part 2 in AVI: no browser plays it
+OLD_TITLE = "An old camera clip of a red circle, recorded long ago in a format browsers do not play"
 TOKEN = "page-test-token"  # the server runs with --token: the page must send it on fetch and media URLs
 HOW_TO_GET_ONE = ("no Chromium for the browser test: `apt-get install chromium` (Debian, as root; `make test` "
                   "does it), or point PINEMBED_CHROMIUM at a Chromium or Chrome binary")
@@ -87,6 +91,9 @@ def server(tmp_path_factory):
             shutil.copy2(src, dst)
             if src.with_suffix(".json").exists():  # the video's sidecar: its title
                 shutil.copy2(src.with_suffix(".json"), dst.with_suffix(".json"))
+    from helpers import write_sidecar, write_video
+
+    write_sidecar(write_video(media / OLD_VIDEO, codec="mpeg4", secs=2.0, fps=8), OLD_TITLE)
     db = root / "pins.lance"
     subprocess.run([*PINEMBED, "ingest", str(media), "--db", str(db), "--model", "nano"], check=True,
                    capture_output=True, timeout=300)
@@ -196,7 +203,7 @@ def test_search_related_share_and_session(page, server):
     assert _images_loaded(page, "#results") >= 20
 
     # a video card plays its file from the best-matching frame on hover
-    video = page.locator("#results .card.kind-video").first
+    video = page.locator("#results .card.kind-video:not(.unplayable)").first
     best_t = float(video.get_attribute("data-best-t-s"))
     video.hover()
     played = page.wait_for_function(  # the first moment it can show a frame: where it starts
@@ -303,3 +310,136 @@ def test_api_errors_show_in_a_banner(page, server):
     page.goto(server + "/?q=a+red+star")  # no token: 401, and the banner says how to give one
     page.wait_for_selector("#error:not([hidden])")
     assert "token" in page.locator("#error").text_content().lower()
+
+
+# -- the start page, videos that do not play, uploads, titles, the footer ------------------------
+WRAPS_BETWEEN_WORDS = """el => {
+    // the characters at which a line ends: each text node, character by character, by its box's top
+    const ends = [];
+    let last = null, prev = "";
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        for (let i = 0; i < n.length; i++) {
+            const r = document.createRange();
+            r.setStart(n, i); r.setEnd(n, i + 1);
+            const box = r.getClientRects()[0];
+            if (!box) { prev = n.data[i]; continue; }
+            if (last !== null && box.top > last + 2) ends.push(prev);
+            last = box.top; prev = n.data[i];
+        }
+    }
+    return ends;
+}"""
+
+
+def test_start_page_pages_through_the_recent_pins(page, server):
+    page.goto(server + f"/?k=4#token={TOKEN}")
+    page.wait_for_selector("#results .card")
+    _settled(page)
+    first = _card_ids(page)
+    assert len(first) == 4 and page.locator("#pager").is_visible()
+    status = page.locator("#status").text_content()
+    assert status.startswith("Recent pins") and "1–4 of " in status, status
+    total = int(status.rsplit(" of ", 1)[1])
+    assert page.locator("#pager-where").text_content() == f"page 1 of {-(-total // 4)}"
+    assert page.locator("#pager-newer").is_disabled() and not page.locator("#pager-older").is_disabled()
+    _images_loaded(page, "#results")
+
+    page.click("#pager-older")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('page') === '2'")
+    _settled(page)
+    second = _card_ids(page)
+    assert len(second) == 4 and not set(second) & set(first)
+    assert "5–8 of " in page.locator("#status").text_content()
+    page.go_back()  # the page number is in the URL: back is the newer page
+    page.wait_for_function("() => !new URLSearchParams(location.search).has('page')")
+    _settled(page)
+    assert _card_ids(page) == first
+
+    # the footer sits at the bottom of a short page, and below the cards of a long one
+    bottom = page.evaluate("() => document.querySelector('footer').getBoundingClientRect().bottom - innerHeight")
+    assert abs(bottom) <= 1, bottom
+    page.goto(server + f"/?k=40#token={TOKEN}")
+    page.wait_for_selector("#results .card")
+    _settled(page)
+    gap = page.evaluate("() => document.querySelector('footer').getBoundingClientRect().top"
+                        " - document.querySelector('#pager').getBoundingClientRect().bottom")
+    assert gap >= 0, gap
+    assert not page.problems, page.problems
+
+
+def test_a_video_the_browser_cannot_play_says_so(page, server):
+    page.goto(server + f"/?kinds=video#token={TOKEN}")
+    old = page.locator(f'#results .card[data-pin-id="{OLD_VIDEO}"]')
+    old.wait_for()
+    _settled(page)
+    assert "unplayable" in old.get_attribute("class")
+    assert old.locator(".note").text_content() == "preview not playable in this browser; open the file"
+    link = old.locator(".note a")
+    assert link.text_content() == "open the file"
+    href = link.get_attribute("href")
+    assert href.startswith("api/media?pin=videos%2Fold-camera.avi") and f"token={TOKEN}" in href
+    assert old.locator(".play").count() == 0
+    old.hover()  # nothing to play: its best frame stays
+    page.wait_for_timeout(300)
+    assert old.locator("video").count() == 0
+    _images_loaded(page, f'#results .card[data-pin-id="{OLD_VIDEO}"]')
+    # the title wraps between words
+    ends = old.locator(".title").evaluate(WRAPS_BETWEEN_WORDS)
+    assert ends and all(c in " /_.-" for c in ends), ends
+    # the playable ones have no note, and play on hover
+    playable = page.locator("#results .card.kind-video:not(.unplayable)")
+    assert playable.count() >= 2 and playable.locator(".note").count() == 0
+
+    # a video the browser fails on after all (here the network answers bytes it cannot decode): the same note
+    page.route("**/api/media?pin=videos%2Fred-circle*", lambda route: route.fulfill(
+        status=200, body=b"\x00" * 4096, headers={"content-type": "video/mp4"}))
+    red = page.locator('#results .card[data-pin-id="videos/red-circle-moving-on-white.mp4"]')
+    red.hover()
+    red.locator(".note").wait_for()
+    assert red.locator(".note").text_content() == "preview not playable in this browser; open the file"
+    assert red.locator("video").count() == 0
+    assert not page.problems, page.problems
+
+
+def test_uploads_of_any_format_preview(page, server, tmp_path):
+    import pillow_heif
+
+    from helpers import save_image
+
+    pillow_heif.register_heif_opener()  # to write the HEIC file
+
+    page.goto(server + f"/?k=3#token={TOKEN}")
+    page.wait_for_selector("#results .card")
+    for name, fmt in (("phone.heic", "HEIF"), ("scan.tiff", "TIFF")):
+        path = save_image(tmp_path / name, colour=(220, 30, 30), size=(320, 240), fmt=fmt)
+        page.set_input_files("#image", str(path))
+        page.wait_for_function(f"() => document.querySelector('#query')?.textContent.includes('{name}')")
+        page.wait_for_function("() => { const i = document.querySelector('#query img.upload');"
+                               " return i && i.complete && i.naturalWidth > 0 }")
+        img = page.locator("#query img.upload")
+        assert img.get_attribute("data-preview") == "server" and img.get_attribute("src").startswith("blob:")
+        _settled(page)
+        assert _card_ids(page)
+    page.set_input_files("#image", str(REPO / "sample_media/images/star/red-star-on-white.jpg"))
+    page.wait_for_function("() => document.querySelector('#query img.upload')?.dataset.preview === 'browser'")
+    assert not page.problems, page.problems
+
+
+def test_session_results_are_in_fused_order_with_the_score(page, server):
+    pins = ["images/star/red-star-on-white.jpg", "videos/yellow-star-moving-on-black.mp4", "ideas/blue-star-ideas"]
+    query = "&".join(f"s={p}" for p in pins)
+    page.goto(server + f"/?view=session&{query}&k=8#token={TOKEN}")
+    page.wait_for_selector("#results .card")
+    _settled(page)
+    status = page.locator("#status").text_content()
+    assert "in fused order" in status and "reciprocal rank fusion" in status, status
+    shown = page.eval_on_selector_all("#results .card .score", "ss => ss.map(s => s.textContent)")
+    assert len(shown) == len(_card_ids(page)) == 8
+    if "the score is the fused score" in status:
+        scores = [float(s) for s in shown]
+        assert scores == sorted(scores, reverse=True), scores
+    else:  # a server whose results carry no fused score: the place in the fused ranking
+        assert shown == [f"#{i}" for i in range(1, 9)], shown
+    assert "fused" in page.locator("#results .card .score").first.get_attribute("title")
+    assert not page.problems, page.problems

@@ -1,10 +1,14 @@
 // The page of `pinembed serve`: search, related pins and a session tray over the JSON API.
 // Plain ES module, no build step. Every string from the API goes into the page as text, never as HTML.
-// The view lives in the URL (q, pin, s, view, k, kinds, dedupe, diversity), so it can be shared.
+// The view lives in the URL (q, pin, s, view, page, k, kinds, dedupe, diversity), so it can be shared.
+// With nothing asked, the page lists the pins newest first, k a page.
 
 const KINDS = ["image", "motion", "video", "idea"];
 const DEFAULTS = { k: 20, dedupe: null, diversity: 0 };
 const MAX_PAGES = 6; // idea cards show at most this many page thumbnails
+const NOT_PLAYABLE = "preview not playable in this browser; ";
+// image types every browser shows from a local file; others (HEIC, TIFF, PSD, ...) are converted by the server
+const SHOWN_AS_IS = ["image/jpeg", "image/png", "image/gif", "image/webp", "image/bmp", "image/avif"];
 
 const $ = (sel) => document.querySelector(sel);
 const TOKEN = readToken();
@@ -13,6 +17,7 @@ const known = new Map(); // pin id -> its card, for the tray's titles and thumbn
 let state = readState();
 let imageFile = null; // the last uploaded image: not in the URL, so a reload cannot repeat it
 let seq = 0; // only the latest request may render
+let previewUrl = null; // the object URL of the uploaded image's preview (revoked when replaced)
 
 // ---- the token, the API and its errors ----
 
@@ -86,6 +91,7 @@ function readState() {
     q: p.get("q") || "",
     pin: p.get("pin") || "",
     view: p.get("view") || "",
+    page: Math.round(num("page", 1, 1e6) ?? 1),
     session: dedupeList(p.getAll("s")),
     k: Math.round(num("k", 1, 1000) ?? DEFAULTS.k),
     kinds,
@@ -103,6 +109,7 @@ function stateUrl(s) {
   if (s.pin) p.set("pin", s.pin);
   else if (s.q) p.set("q", s.q);
   if (s.view) p.set("view", s.view);
+  if (s.page > 1 && !s.pin && !s.q && !s.view) p.set("page", String(s.page));
   for (const id of s.session) p.append("s", id);
   if (s.k !== DEFAULTS.k) p.set("k", String(s.k));
   if (s.kinds.length) p.set("kinds", s.kinds.join(","));
@@ -175,13 +182,23 @@ function fmtTime(t) {
   return Number.isFinite(t) ? `${t.toFixed(1)} s` : "";
 }
 
+/** A title as text, with a line-break opportunity after each / _ . (pin ids are paths): a long title
+ * wraps between words, never inside one (the style sheet says so too). */
+function titleNode(text) {
+  const h = el("h3", { class: "title" });
+  for (const part of String(text).split(/(?<=[/_.])/)) h.append(part, el("wbr"));
+  h.lastChild.remove();
+  return h;
+}
+
 function thumbImg(src, alt, cls = "") {
   const url = apiUrl(src);
   return el("img", { src: url, alt, loading: "lazy", decoding: "async", class: cls || null, draggable: "false" });
 }
 
-/** One result card: thumbnail, kind badge, score, title; videos play from best_t_s, idea pins show pages. */
-function card(r, { withScore = true, query = false } = {}) {
+/** One result card: thumbnail, kind badge, score, title; videos play from best_t_s, idea pins show pages.
+ * ``fused``: a session's result, whose score is its fused score (the order of the list). */
+function card(r, { withScore = true, query = false, fused = false } = {}) {
   if (!r || typeof r.pin_id !== "string") return null;
   known.set(r.pin_id, r);
   const title = r.title || r.pin_id;
@@ -195,14 +212,15 @@ function card(r, { withScore = true, query = false } = {}) {
 
   const meta = el("div", { class: "meta" },
     el("span", { class: `badge kind-${kind}`, text: kind }),
-    withScore && Number.isFinite(r.score) ? el("span", { class: "score", text: r.score.toFixed(3) }) : null,
+    withScore ? scoreNode(r, fused) : null,
     (kind === "video" || kind === "motion") && Number.isFinite(r.best_t_s)
       ? el("span", { class: "time", text: "@ " + fmtTime(r.best_t_s) }) : null,
     kind === "idea" && Number.isInteger(r.best_page) ? el("span", { class: "time", text: `page ${r.best_page + 1}` }) : null,
   );
-  node.append(meta, el("h3", { class: "title", text: title }));
+  node.append(meta, titleNode(title));
 
-  if (kind === "video" || kind === "motion") addPlayer(node, media, r);
+  if (kind === "video" && !playable(r)) notPlayable(node, r);
+  else if (kind === "video" || kind === "motion") addPlayer(node, media, r);
   if (kind === "idea" && Number.isInteger(r.pages) && r.pages > 0) node.append(pageStrip(r));
 
   const add = el("button", { type: "button", class: "add", title: "Add to the session",
@@ -214,6 +232,41 @@ function card(r, { withScore = true, query = false } = {}) {
   });
   node.append(add);
   return node;
+}
+
+function scoreNode(r, fused) {
+  if (fused && Number.isFinite(r.fused)) {
+    const cos = Number.isFinite(r.score) ? `; best cosine to an interest ${r.score.toFixed(3)}` : "";
+    return el("span", { class: "score fused", text: r.fused.toFixed(4),
+      title: `fused score (reciprocal rank fusion of the session's interests)${cos}` });
+  }
+  if (fused && Number.isInteger(r.rank)) { // a server without fused scores: the rank is the order
+    return el("span", { class: "score fused", text: `#${r.rank}`,
+      title: `rank ${r.rank} of the fused ranking` + (Number.isFinite(r.score) ? `; cosine ${r.score.toFixed(3)}` : "") });
+  }
+  return Number.isFinite(r.score) ? el("span", { class: "score", text: r.score.toFixed(3), title: "cosine similarity" }) : null;
+}
+
+/** Whether this browser can play a video card's file: the server's verdict from the file's container
+ * and codec, then the browser's own answer for its type. (A failed playback also says so: see addPlayer.) */
+function playable(r) {
+  if (r.playable === false) return false;
+  if (typeof r.media_type === "string" && r.media_type) {
+    return document.createElement("video").canPlayType(r.media_type) !== "";
+  }
+  return true;
+}
+
+/** A video card whose file the browser cannot play: its best frame stays, with a note and a link to the file. */
+function notPlayable(node, r) {
+  node.classList.add("unplayable");
+  for (const b of node.querySelectorAll(".play")) b.remove();
+  if (node.querySelector(".note")) return;
+  const href = apiUrl(r.media);
+  const why = typeof r.unplayable_reason === "string" ? r.unplayable_reason : "";
+  const note = el("p", { class: "note", title: why || null }, NOT_PLAYABLE,
+    href ? el("a", { href, target: "_blank", rel: "noopener", text: "open the file" }) : "open the file");
+  node.querySelector(".title").after(note);
 }
 
 function pageStrip(r) {
@@ -233,13 +286,20 @@ function addPlayer(node, media, r) {
   if (!src) return;
   const start = Number.isFinite(r.best_t_s) ? r.best_t_s : 0;
   let video = null;
+  let failed = false;
   const play = () => {
+    if (failed) return;
     if (!video) {
       if (kind(r) === "motion") {
         video = el("img", { src, alt: "", class: "preview" }); // an animated image plays by itself
       } else {
         const v = el("video", { muted: true, loop: true, playsinline: true, preload: "auto", class: "preview" });
         v.muted = true;
+        v.addEventListener("error", () => { // the browser could not play it after all
+          failed = true;
+          stop();
+          notPlayable(node, r);
+        }, { once: true });
         v.addEventListener("loadedmetadata", () => {
           const at = Math.min(start, Math.max(0, (v.duration || start) - 0.05));
           if (Math.abs(v.currentTime - at) > 0.05) v.currentTime = at;
@@ -273,12 +333,39 @@ function kind(r) {
   return KINDS.includes(r.kind) ? r.kind : "pin";
 }
 
-function renderResults(results, took) {
+function renderResults(results, took, { fused = false, status = null } = {}) {
   const grid = $("#results");
-  grid.replaceChildren(...(Array.isArray(results) ? results : []).map((r) => card(r)).filter(Boolean));
+  grid.replaceChildren(...(Array.isArray(results) ? results : []).map((r) => card(r, { fused })).filter(Boolean));
   const n = grid.children.length;
   const ms = Number.isFinite(took) ? ` in ${took.toFixed(0)} ms` : "";
-  $("#status").textContent = n ? `${n} pin${n === 1 ? "" : "s"}${ms}` : "No pins matched.";
+  $("#status").textContent = status ?? (n ? `${n} pin${n === 1 ? "" : "s"}${ms}` : "No pins matched.");
+}
+
+/** A session's results: the order is the fusion of its interests' lists, so the score shown is the fused one. */
+function renderSession(body) {
+  const results = Array.isArray(body.results) ? body.results : [];
+  const n = results.length;
+  const why = body.order === "fused"
+    ? "in fused order: each interest of the session ranks pins, the lists are merged by reciprocal rank fusion; the score is the fused score"
+    : "in fused order: each interest of the session ranks pins, the lists are merged by reciprocal rank fusion; #n is the place in it";
+  renderResults(results, body.took_ms, { fused: true, status: n ? `${n} pin${n === 1 ? "" : "s"} ${why}.` : "No pins matched." });
+}
+
+/** The start page: recent pins, one page of k, with links to newer and older pages. */
+function renderRecent(body, label) {
+  const pins = Array.isArray(body.pins) ? body.pins : [];
+  const total = Number.isInteger(body.total) ? body.total : pins.length;
+  const page = Number.isInteger(body.page) ? body.page : 1;
+  const size = Number.isInteger(body.size) ? body.size : pins.length;
+  const pages = Math.max(1, Number.isInteger(body.pages) ? body.pages : 1);
+  const first = (page - 1) * size + 1;
+  renderResults(pins, body.took_ms, { status: total === 0 ? "No pins yet: ingest a folder, and they show here."
+    : pins.length ? `${label} · newest first · ${first}–${first + pins.length - 1} of ${total}` : `No pins on page ${page}.` });
+  const pager = $("#pager");
+  $("#pager-where").textContent = `page ${page} of ${pages}`;
+  $("#pager-newer").disabled = page <= 1;
+  $("#pager-older").disabled = page >= pages;
+  pager.hidden = total === 0;
 }
 
 function renderQuery(label, node) {
@@ -294,14 +381,15 @@ function renderQuery(label, node) {
 
 // ---- views ----
 
-async function run(request) {
+async function run(request, show = (body) => renderResults(body.results, body.took_ms)) {
   const mine = ++seq;
   clearError();
+  $("#pager").hidden = true;
   $("#results").setAttribute("aria-busy", "true");
   try {
     const body = await request();
     if (mine !== seq) return;
-    renderResults(body.results, body.took_ms);
+    show(body);
     return body;
   } catch (e) {
     if (mine !== seq) return;
@@ -333,7 +421,7 @@ function render() {
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ pins: s.session, k: s.k, kinds: s.kinds.length ? s.kinds : null, dedupe: s.dedupe,
         diversity: s.diversity }),
-    }));
+    }), renderSession);
   } else if (s.view === "image" && imageFile) {
     searchImage(imageFile);
   } else if (s.q) {
@@ -344,10 +432,12 @@ function render() {
       return api("api/search?" + p);
     });
   } else {
-    seq++;
     renderQuery(s.view === "image" ? "An uploaded image is not kept in the URL: drop it again." : "");
-    $("#results").replaceChildren();
-    $("#status").textContent = "Search by text, or drop an image anywhere on the page.";
+    run(() => {
+      const p = new URLSearchParams({ page: String(s.page), size: String(s.k) });
+      if (s.kinds.length) p.set("kinds", s.kinds.join(","));
+      return api("api/pins?" + p);
+    }, (body) => renderRecent(body, "Recent pins"));
   }
 }
 
@@ -359,7 +449,8 @@ function showRelated(pinId) {
 
 function searchImage(file) {
   imageFile = file;
-  const preview = el("img", { src: URL.createObjectURL(file), alt: file.name, class: "upload" });
+  const preview = el("img", { alt: file.name, class: "upload" });
+  showPreview(preview, file);
   renderQuery(`Pins like ${file.name}`, preview);
   run(() => {
     const form = new FormData();
@@ -370,10 +461,43 @@ function searchImage(file) {
   });
 }
 
+/** The uploaded image in ``img``: as it is when every browser shows its type, else (HEIC, TIFF, PSD, ...,
+ * or when the browser fails on it) a JPEG the server converts it to. */
+function showPreview(img, file) {
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = null;
+  const converted = async () => {
+    img.dataset.preview = "server";
+    try {
+      const form = new FormData();
+      form.append("image", file, file.name);
+      const headers = new Headers();
+      if (TOKEN) headers.set("Authorization", "Bearer " + TOKEN);
+      const resp = await fetch("api/preview", { method: "POST", body: form, headers });
+      if (!resp.ok || !(resp.headers.get("content-type") || "").startsWith("image/")) {
+        img.replaceWith(el("span", { class: "upload none", text: "(no preview)" }));
+        return;
+      }
+      previewUrl = URL.createObjectURL(await resp.blob());
+      img.src = previewUrl;
+    } catch (e) {
+      img.replaceWith(el("span", { class: "upload none", text: "(no preview)" }));
+    }
+  };
+  if (SHOWN_AS_IS.includes(file.type)) {
+    img.dataset.preview = "browser";
+    img.addEventListener("error", () => { if (img.dataset.preview === "browser") converted(); }, { once: true });
+    previewUrl = URL.createObjectURL(file);
+    img.src = previewUrl;
+  } else {
+    converted();
+  }
+}
+
 function startImageSearch(file) {
   if (!file) return;
-  if (file.type && !file.type.startsWith("image/")) {
-    showError(new ApiError(`${file.name} is not an image.`, "drop a JPEG, PNG, WebP or GIF file"));
+  if (file.type && !file.type.startsWith("image/") && file.type !== "application/octet-stream") {
+    showError(new ApiError(`${file.name} is not an image.`, "drop a JPEG, PNG, WebP, GIF, HEIC, TIFF or other image file"));
     return;
   }
   imageFile = file;
@@ -453,7 +577,12 @@ function wire() {
     ev.target.value = "";
   });
   $("#controls").addEventListener("submit", (ev) => ev.preventDefault());
-  $("#controls").addEventListener("change", () => go(readControls()));
+  $("#controls").addEventListener("change", () => go({ ...readControls(), page: 1 }));
+  $("#home").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    imageFile = null;
+    go({ q: "", pin: "", view: "", page: 1 });
+  });
   $("#diversity").addEventListener("input", () => {
     $("#diversity-value").textContent = $("#diversity").value;
   });
@@ -461,6 +590,8 @@ function wire() {
     $("#dedupe").disabled = !$("#dedupe-on").checked;
   });
   $("#error-close").addEventListener("click", clearError);
+  $("#pager-newer").addEventListener("click", () => { go({ page: Math.max(1, state.page - 1) }); window.scrollTo({ top: 0 }); });
+  $("#pager-older").addEventListener("click", () => { go({ page: state.page + 1 }); window.scrollTo({ top: 0 }); });
   $("#tray-related").addEventListener("click", () => go({ view: "session", pin: "", q: state.q }));
   $("#tray-clear").addEventListener("click", () => go({ session: [], view: state.view === "session" ? "" : state.view }));
   window.addEventListener("popstate", () => {
