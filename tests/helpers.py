@@ -118,3 +118,37 @@ def write_idea(folder: Path, pages: list[dict], title: str = "An idea", descript
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "pin.json").write_text(json.dumps({"title": title, "description": description, "pages": pages, **extra}))
     return folder
+
+
+def write_psd(path: Path, colour=(200, 30, 30), size=(48, 40), layers: int = 0) -> Path:
+    """A Photoshop document: an RGB composite (raw), and ``layers`` layer records (each a flat colour),
+    written by hand (PIL reads PSD but does not write it)."""
+    import struct
+
+    w, h = size
+    layer_block = b""
+    if layers:
+        recs, data = b"", b""
+        for i in range(layers):
+            recs += struct.pack(">iiiiH", 0, 0, h, w, 3)  # bounds, channels
+            for ch in range(3):
+                recs += struct.pack(">hI", ch, 2 + w * h)
+            recs += b"8BIM" + b"norm" + bytes([255, 0, 0, 0])  # blend, opacity, clipping, flags, filler
+            name = f"layer {i}".encode()
+            pascal = bytes([len(name)]) + name
+            pascal += b"\x00" * (-len(pascal) % 4)
+            extra = struct.pack(">I", 0) + struct.pack(">I", 0) + pascal  # no mask, no blending ranges
+            recs += struct.pack(">I", len(extra)) + extra
+            for ch in range(3):
+                data += struct.pack(">H", 0) + bytes([(colour[ch] + 40 * (i + 1)) % 256]) * (w * h)
+        info = struct.pack(">h", layers) + recs + data
+        info += b"\x00" * (len(info) % 2)
+        layer_info = struct.pack(">I", len(info)) + info
+        layer_block = layer_info + struct.pack(">I", 0)  # no global mask
+    out = b"8BPS" + struct.pack(">H", 1) + b"\x00" * 6 + struct.pack(">HIIHH", 3, h, w, 8, 3)
+    out += struct.pack(">I", 0) + struct.pack(">I", 0)  # no colour-mode data, no image resources
+    out += struct.pack(">I", len(layer_block)) + layer_block
+    out += struct.pack(">H", 0) + b"".join(bytes([c]) * (w * h) for c in colour)  # the composite, raw planes
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(out)
+    return path

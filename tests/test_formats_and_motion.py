@@ -128,3 +128,45 @@ def test_an_unknown_kind_is_an_error_never_an_idea_pin(tmp_path, tiny):
     assert [k.name for k in kinds.all_kinds()] == list(kinds.NAMES)
     assert kinds.for_extension(".heic").name == "image" and kinds.for_extension(".mov").name == "video"
     assert kinds.for_extension(".cr2") is None
+
+
+def test_more_formats_pillow_reads_and_messages_that_name_the_format(tmp_path, db, tiny_model_id):
+    from helpers import write_psd
+
+    src = tmp_path / "media"
+    red, green = Image.new("RGB", (64, 48), COLOURS[0]), Image.new("RGB", (64, 48), COLOURS[1])
+    src.mkdir()
+    red.save(src / "camera.mpo", "MPO", save_all=True, append_images=[green])  # a stereo pair: the first picture
+    red.save(src / "scan.tga")
+    red.save(src / "scan.pcx")
+    red.save(src / "scan.sgi")
+    red.save(src / "texture.dds")
+    Image.new("RGBA", (64, 64), COLOURS[2] + (255,)).save(src / "favicon.ico", sizes=[(16, 16), (32, 32), (64, 64)])
+    Image.new("RGB", (64, 48), COLOURS[0]).save(src / "pages.tiff", save_all=True, append_images=[green.copy()])  # two pages: an image, not motion
+    animation(src / "clip.avifs", "AVIF")  # an AVIF sequence: motion
+    write_psd(src / "design.psd", COLOURS[0], (64, 48), layers=2)  # the composite, not the layers
+    write_psd(src / "design-export.png", COLOURS[1], (64, 48), layers=2)  # PSD data named .png
+    cut = write_psd(tmp_path / "cut.psd", COLOURS[1], (64, 48), layers=2).read_bytes()
+    write(src / "cut.png", cut[: len(cut) - 2000])  # a PSD named .png, cut short
+    r = run("ingest", src, "--db", db, "--model", tiny_model_id, "--json")
+    out = json.loads(r.stdout)
+    assert r.exit_code == 3 and out["skipped"] == 0, r.output
+    (fail,) = out["failures"]
+    assert fail["pin_id"] == "cut.png" and "PSD data named .png" in fail["message"]
+    assert "animation" not in fail["message"]
+
+    from pinembed import open_index
+
+    idx = open_index(db)
+    kinds_ = {p: idx.store.get_pin(p, with_vector=False, columns=["kind", "width", "n_segments"])
+              for p in ("camera.mpo", "scan.tga", "scan.pcx", "scan.sgi", "texture.dds", "favicon.ico",
+                        "pages.tiff", "clip.avifs", "design.psd", "design-export.png")}
+    assert {p: k["kind"] for p, k in kinds_.items()} == {**{p: "image" for p in kinds_}, "clip.avifs": "motion"}
+    assert kinds_["favicon.ico"]["width"] == 64 and kinds_["clip.avifs"]["n_segments"] == 3
+    # the first picture / page / composite is what is embedded: the same vector as the plain red image
+    v = {p: idx.store.get_pin(p)["vector"] for p in ("camera.mpo", "pages.tiff", "design.psd", "scan.tga")}
+    import numpy as np
+
+    assert float(np.dot(v["camera.mpo"], v["scan.tga"])) > 0.99
+    assert float(np.dot(v["pages.tiff"], v["scan.tga"])) > 0.99
+    assert float(np.dot(v["design.psd"], v["scan.tga"])) > 0.99
