@@ -52,8 +52,9 @@ def segments_path(out: str | os.PathLike[str]) -> Path:
 
 def export(index: PinIndex, out: str | os.PathLike[str], segments: bool = False, kinds: Any = None,
            where: Any = None, batch_size: int = 1024) -> ExportSummary:
-    """Write the live generation's pins (``index.EXPORT_COLUMNS``) to ``out`` (.parquet or .jsonl),
-    streamed; with ``segments``, the frame, page and text vectors of those pins to ``segments_path(out)``.
+    """Write the live generation's pins (``index.EXPORT_COLUMNS``) to ``out`` (.parquet or .jsonl; its
+    folder is created when missing), streamed; with ``segments``, the frame, page and text vectors of
+    those pins to ``segments_path(out)``.
     ``kinds`` and ``where`` filter as in ``related``."""
     from pinembed.store.filters import is_in
 
@@ -63,12 +64,15 @@ def export(index: PinIndex, out: str | os.PathLike[str], segments: bool = False,
     for t in targets:
         if t.is_dir():
             raise UsageError(f"cannot export to {str(t)!r}: it is a folder", "name a file, e.g. pins.parquet")
-        if not t.parent.is_dir():
-            raise UsageError(f"cannot export to {str(t)!r}: the folder {str(t.parent)!r} does not exist")
     index.store.require_database()
     filtered = kinds is not None or bool(where)
-    pins_sink = _sink(fmt, out)
-    seg_sink = _sink(fmt, segments_path(out)) if segments else None
+    made = _make_folder(out.parent)
+    try:
+        pins_sink = _sink(fmt, out)
+        seg_sink = _sink(fmt, segments_path(out)) if segments else None
+    except BaseException:
+        _remove_empty(made)
+        raise
     try:
         for batch in index.iter_pins(batch_size, kinds=kinds, where=where):
             pins_sink.write(batch)
@@ -84,12 +88,40 @@ def export(index: PinIndex, out: str | os.PathLike[str], segments: bool = False,
         pins_sink.discard()
         if seg_sink is not None:
             seg_sink.discard()
+        _remove_empty(made)
         raise
     if seg_sink is not None:
         seg_sink.commit()
     pins_sink.commit()
     return ExportSummary(str(out), pins_sink.rows, str(segments_path(out)) if segments else None,
                          seg_sink.rows if seg_sink is not None else 0)
+
+
+def _make_folder(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents (as ingest does for a database); the folders created,
+    deepest first. UsageError when a file stands in the way."""
+    made = []
+    f = folder
+    while not f.exists() and f.parent != f:
+        made.append(f)
+        f = f.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise UsageError(f"cannot export into {str(folder)!r}: a file stands where a folder should be",
+                         "name a file in a folder, e.g. out/pins.parquet") from None
+    except OSError as e:
+        raise UsageError(f"cannot create the folder {str(folder)!r}: {e.strerror}") from None
+    return made
+
+
+def _remove_empty(made: list[Path]) -> None:
+    """Remove the folders an export created, when it failed and they are still empty."""
+    for f in made:
+        try:
+            f.rmdir()
+        except OSError:
+            return
 
 
 def _empty(index: PinIndex, table: str) -> pa.Schema | None:

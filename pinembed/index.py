@@ -47,6 +47,8 @@ class PinIndex:
         self._device = device
         self._precision = precision
         self._embedder = None
+        #: seconds the embedder took to load (and check) in this index, None while it is not loaded
+        self.model_load_s: float | None = None
         #: the pins' vectors and card columns in memory (``hold_in_memory``), else None
         self.resident: Any = None
 
@@ -60,14 +62,19 @@ class PinIndex:
 
     @property
     def embedder(self) -> Any:
-        """The embedder, loaded on first use and checked against the database's space."""
+        """The embedder, loaded on first use and checked against the database's space (the seconds it
+        took in ``model_load_s``)."""
         if self._embedder is None:
+            import time
+
             from pinembed.embedders import get_embedder
             from pinembed.store.identity import space_identity
 
+            t0 = time.perf_counter()
             emb = get_embedder(self.model_id, self._device, self._precision)
             self.store.check_space(space_identity(emb.identity()))
             self._embedder = emb
+            self.model_load_s = time.perf_counter() - t0
         return self._embedder
 
     def ingest(self, src: str | os.PathLike[str], options: Any = None, progress: Any = None,
@@ -78,17 +85,20 @@ class PinIndex:
         cluster (``options.ray``: address, workers, CPUs and GPUs per worker)."""
         from dataclasses import replace
 
-        from pinembed.ingestion.pipeline import IngestOptions, ingest
+        from pinembed.store.lock import WriteLock
 
-        if runner is not None:
-            options = replace(options or IngestOptions(), runner=runner)
+        # the lock first, before the slow imports, so a second writer is told at once; the pipeline's nests
+        with WriteLock(self.uri, "ingest", self._storage_options, reentrant=True):
+            from pinembed.ingestion.pipeline import IngestOptions, ingest
 
-        if self._precision or self._device:  # a wrong choice is an error even when no model loads
-            from pinembed.embedders.device import pick_device, pick_precision
+            if runner is not None:
+                options = replace(options or IngestOptions(), runner=runner)
+            if self._precision or self._device:  # a wrong choice is an error even when no model loads
+                from pinembed.embedders.device import pick_device, pick_precision
 
-            pick_precision(pick_device(self._device), self._precision)
-        summary = ingest(src, self.store, lambda: self.embedder, options, progress, model_id=self._model,
-                         model_spec=(self.model_id, self._device, self._precision))
+                pick_precision(pick_device(self._device), self._precision)
+            summary = ingest(src, self.store, lambda: self.embedder, options, progress, model_id=self._model,
+                             model_spec=(self.model_id, self._device, self._precision))
         if self.resident is not None:  # what this process wrote is held too
             self.sync_memory()
         return summary

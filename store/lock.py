@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,15 @@ def lock_path(uri: str) -> Path:
     return base / "pinembed" / "locks" / f"{digest}.lock"
 
 
+#: Re-entrant locks this process holds, by where they live: a WriteLock taken under one by the same
+#: thread nests in it (the CLI takes the lock before its slow imports; the ingest under it takes it again).
+_held: dict[str, WriteLock] = {}
+
+
+def _key(uri: str) -> str:
+    return uri.rstrip("/") if "://" in uri else os.path.realpath(lock_path(uri))
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -49,26 +59,41 @@ def _alive(pid: int) -> bool:
 
 
 class WriteLock:
-    """``with WriteLock(uri, "refresh"):`` ... ; LockedError (exit code 4) when another process holds it."""
+    """``with WriteLock(uri, "refresh"):`` ... ; LockedError (exit code 4) when another process holds it
+    (or another lock of this process that is not ``reentrant``)."""
 
-    def __init__(self, uri: str, command: str, storage_options: dict[str, str] | None = None) -> None:
-        """``storage_options``: those of the database (an object-storage lease is taken with them)."""
+    def __init__(self, uri: str, command: str, storage_options: dict[str, str] | None = None,
+                 reentrant: bool = False) -> None:
+        """``storage_options``: those of the database (an object-storage lease is taken with them).
+        ``reentrant``: WriteLocks of the same database taken by the same thread while this one is held
+        nest in it (they hold nothing; this one releases)."""
         self.uri, self.command, self.storage_options = uri, command, storage_options
+        self.reentrant = reentrant
         self.path = lock_path(uri)
         self._fd: int | None = None
         self._lease: Lease | None = None
         self.took_over: dict[str, Any] | None = None  # the dead holder whose lock was taken over
+        self._made: list[Path] = []  # the folders this lock created, deepest first
+        self._outer: WriteLock | None = None  # the lock this one nests in
+        self._owner: tuple[int, int] | None = None  # (pid, thread) holding it
+        self._key = ""
 
     def __enter__(self) -> WriteLock:
         from .location import check_location
 
+        key = _key(self.uri)
+        outer = _held.get(key)
+        if outer is not None and outer._owner == (os.getpid(), threading.get_ident()):
+            self._outer, self.took_over = outer, outer.took_over
+            return self
         check_location(self.uri)  # a --db that names a plain file: a clear error, not [Errno 17]
         if is_object_store(self.uri):  # writers on other machines: a lease object beside the tables
             self._lease = Lease(self.uri, self.command, self.storage_options).acquire()
             self.took_over = self._lease.took_over
             faults.start_run(self.uri)
+            self._hold(key)
             return self
-        self._made = None if self.path.parent.exists() else self.path.parent
+        self._made = _missing_folders(self.path.parent)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -100,11 +125,24 @@ class WriteLock:
             faults.reraise(e, self.uri, 0)
         self._fd = fd
         faults.start_run(self.uri)
+        self._hold(key)
         return self
+
+    def _hold(self, key: str) -> None:
+        if self.reentrant:
+            self._owner, self._key = (os.getpid(), threading.get_ident()), key
+            _held[key] = self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         """Release the lock; a known fault that ends the run leaves as a FaultError (exit code 5)
-        that says how many pins the run committed before it."""
+        that says how many pins the run committed before it. A nested lock leaves all that to the
+        outermost one."""
+        if self._outer is not None:
+            self._outer = None
+            return
+        if _held.get(self._key) is self:
+            del _held[self._key]
+        self._owner = None
         if self._lease is not None:
             self._lease.release()
             self._lease = None
@@ -122,19 +160,29 @@ class WriteLock:
         if err is not None and err is not exc:  # (a FaultError took the count in place)
             raise err from exc
 
-
     def _forget_unused_folder(self) -> None:
-        """A database folder that this lock created and that the run left empty (a model that failed to
-        load, say) is removed, so a failed first run leaves nothing behind."""
-        made = getattr(self, "_made", None)
-        if made is None or "://" in self.uri:
+        """The folders that this lock created and that the run left empty (a model that failed to load,
+        say) are removed, parents too (``--db out/db/pins.lance``), so a failed first run leaves nothing
+        behind."""
+        if not self._made or "://" in self.uri:
             return
         try:
-            if os.listdir(made) == [self.path.name]:
-                self.path.unlink()
-                made.rmdir()
+            if os.listdir(self.path.parent) != [self.path.name]:
+                return
+            self.path.unlink()
+            for folder in self._made:
+                folder.rmdir()  # OSError when something else was written there meanwhile: kept
         except OSError:
             pass
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and its parents that do not exist yet, deepest first."""
+    out = []
+    while not folder.exists() and folder.parent != folder:
+        out.append(folder)
+        folder = folder.parent
+    return out
 
 
 def _read(fd: int) -> dict[str, Any]:
