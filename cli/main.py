@@ -8,7 +8,6 @@ Heavy imports happen inside the commands, so ``pinembed --help`` is instant.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
@@ -17,110 +16,20 @@ from typing import Any
 import click
 
 from pinembed import __version__
-from pinembed.errors import PinembedError
-from pinembed.ingestion.kinds import NAMES as KINDS
-
-_db = click.option(
-    "--db", default="pins.lance", show_default=True, envvar="PINEMBED_DB",
-    help="Database: a local folder or any LanceDB URI (env PINEMBED_DB).",
+from pinembed.cli.common import (
+    db_option,
+    handle_errors,
+    json_option,
+    kind_option,
+    open_existing,
+    storage_options,
+    where_filter,
+    where_option,
 )
+from pinembed.cli.query import parse_terms, related, search
+from pinembed.cli.shown import flat, shown
 
-
-def _parse_storage_options(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
-    """``KEY=VALUE`` pairs as a dict in ``ctx.meta`` (read by ``_storage_options``); a malformed pair is
-    a usage error (exit 2) that never echoes a value: it may be a secret."""
-    opts: dict[str, str] = {}
-    for i, pair in enumerate(values, 1):
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key or any(c.isspace() for c in key):
-            raise click.BadParameter(f"option {i} is not KEY=VALUE (e.g. aws_region=us-east-1)", ctx, param)
-        if key in opts:
-            raise click.BadParameter(f"{key} is given twice", ctx, param)
-        opts[key] = value
-    ctx.meta["pinembed.storage_options"] = opts or None
-
-
-_storage = click.option(
-    "--storage-option", multiple=True, metavar="KEY=VALUE", expose_value=False, callback=_parse_storage_options,
-    help="An object-storage option for LanceDB (repeatable), e.g. aws_endpoint=http://127.0.0.1:9000, "
-         "allow_http=true, aws_region=us-east-1. AWS_* environment variables work too.",
-)
-
-
-def db_option(fn):
-    """--db and --storage-option (repeatable KEY=VALUE) of every command that opens a database."""
-    return _db(_storage(fn))
-
-
-def _storage_options() -> dict[str, str] | None:
-    """The --storage-option pairs of the running command (None when none were given)."""
-    return click.get_current_context().meta.get("pinembed.storage_options")
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-k_option = click.option("-k", default=10, show_default=True, type=click.IntRange(1, 10_000), help="How many results.")
-kind_option = click.option(
-    "--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="Only pins of this kind (repeatable)."
-)
-
-
-def handle_errors(fn):
-    """Print PinembedErrors as message + hint (no traceback) and exit with their code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PinembedError as e:
-            _report(e, kwargs.get("as_json", False))
-        except (click.exceptions.ClickException, click.exceptions.Abort):
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted; every finished batch is saved, run the command again to finish", err=True)
-            sys.exit(130)
-        except Exception as e:
-            if os.environ.get("PINEMBED_DEBUG"):
-                raise
-            known = _fault(e, kwargs.get("db"))
-            if known is not None:  # a fault of the disk or the object store, wherever it was raised
-                _report(known, kwargs.get("as_json", False))
-            from pinembed.store.faults import short
-
-            click.echo(f"error: unexpected {type(e).__name__}: {short(e, 500)}", err=True)
-            click.echo("hint: set PINEMBED_DEBUG=1 for the traceback, and please report it", err=True)
-            sys.exit(1)
-
-    return wrapper
-
-
-def _open_existing(db: str) -> Any:
-    """The index of a database that must exist (read-only commands): "no database at ..." (exit 2)
-    otherwise, before any model is loaded and without creating anything."""
-    import pinembed
-
-    idx = pinembed.open_index(db, storage_options=_storage_options())
-    idx.store.require_database()
-    return idx
-
-
-def _report(e: PinembedError, as_json: bool) -> None:
-    """Print ``error:`` and ``hint:`` lines (and one JSON object with --json) and exit with e's code."""
-    click.echo(f"error: {e.message}", err=True)
-    if e.hint:
-        click.echo(f"hint: {e.hint}", err=True)
-    if as_json:  # --json always prints one object, errors included
-        click.echo(json.dumps({"error": e.message, "hint": e.hint, "exit_code": e.exit_code}))
-    sys.exit(e.exit_code)
-
-
-def _fault(e: Exception, db: str | None) -> PinembedError | None:
-    """``e`` as a known fault of the disk or object store under ``db``, or None."""
-    from pinembed.store import faults
-
-    place = db or getattr(e, "filename", None) or "the database"
-    return faults.translate(e, str(place), faults.committed(str(place)) if db else None)
-
+__all__ = ["cli", "main", "parse_terms"]
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="pinembed")
@@ -214,7 +123,7 @@ def _ingest_opts(batch_size: int | None, workers: int | None, image_decode: str,
 
 def _print_failures(failures: list[dict[str, Any]], n_failed: int, db: str, label: str = "failed") -> None:
     for f in failures[:20]:
-        click.echo(f"  {label}: {f['pin_id'] or f['uri']}: [{f['stage']}/{f['error']}] {f['message']}", err=True)
+        click.echo(f"  {label}: {shown(f['pin_id'] or f['uri'])}: [{f['stage']}/{f['error']}] {f['message']}", err=True)
     if len(failures) > 20:
         click.echo(f"  ... and {len(failures) - 20} more: pinembed failures --db {db}", err=True)
 
@@ -264,13 +173,16 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     disk or object store (no space, read-only, unreachable; what was committed is kept: run it again),
     2 usage error, 1 fatal.
     """
-    import pinembed
+    from pinembed.store.lock import WriteLock
 
-    opts = _ingest_opts(**kw)
-    idx = pinembed.open_index(db, model=model, device=device, precision=precision,
-                              storage_options=_storage_options())
-    with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
-        summary = idx.ingest(src, opts, progress)
+    with WriteLock(db, "ingest", storage_options(), reentrant=True):  # first: a second writer hears it at once
+        import pinembed
+
+        opts = _ingest_opts(**kw)
+        idx = pinembed.open_index(db, model=model, device=device, precision=precision,
+                                  storage_options=storage_options())
+        with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
+            summary = idx.ingest(src, opts, progress)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), default=str))
     else:
@@ -327,7 +239,7 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
                           dry_run=dry_run)
     with _progress(enabled=not as_json and sys.stderr.isatty()) as progress:
         s = run_refresh(list(src), db, model, opts, device=device, precision=precision,
-                        storage_options=_storage_options(), progress=progress)
+                        storage_options=storage_options(), progress=progress)
     if as_json:
         click.echo(json.dumps(s.to_dict(), default=str))
         sys.exit(s.exit_code)
@@ -341,7 +253,7 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
                + f", skipped {s.skipped} in {s.elapsed_s:.1f}s -> {db}")
     if s.dry_run:
         for cat, ids in s.examples.items():
-            click.echo(f"  {cat}: " + ", ".join(ids[:10]) + (" ..." if p.get(cat, 0) > 10 else ""))
+            click.echo(f"  {cat}: " + ", ".join(map(shown, ids[:10])) + (" ..." if p.get(cat, 0) > 10 else ""))
     if s.switched:
         click.echo(f"generation {s.generation} ({s.model_id}) is live; `pinembed gc --db {db}` drops the old one")
     _print_failures(s.failures, s.failed, db)
@@ -357,7 +269,7 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
 def models(db: str, as_json: bool) -> None:
     """The model generations of the database: the live one, one being built, retired ones."""
 
-    rows = _open_existing(db).models()
+    rows = open_existing(db).models()
     if as_json:
         click.echo(json.dumps({"generations": rows}, default=str))
         return
@@ -373,7 +285,7 @@ def models(db: str, as_json: bool) -> None:
 @handle_errors
 def sources(db: str, as_json: bool) -> None:
     """The source folders of the database, each with the prefix of its pin ids."""
-    rows = _open_existing(db).sources()
+    rows = open_existing(db).sources()
     if as_json:
         click.echo(json.dumps({"sources": rows}, default=str))
         return
@@ -391,140 +303,11 @@ def gc(db: str, as_json: bool) -> None:
     """Drop retired model generations (their tables) and compact the live one."""
     import pinembed
 
-    dropped = pinembed.open_index(db, storage_options=_storage_options()).gc()
+    dropped = pinembed.open_index(db, storage_options=storage_options()).gc()
     if as_json:
         click.echo(json.dumps({"dropped": dropped}))
     else:
         click.echo(f"dropped generation(s) {', '.join(map(str, dropped))}" if dropped else "nothing to drop")
-
-
-where_option = click.option(
-    "--where", "where", multiple=True, metavar="COND",
-    help="Filter: COLUMN=VALUE, COLUMN!=VALUE, COLUMN~TEXT (contains, any case), COLUMN>=N, <=, >, <. "
-         "Repeatable (ANDed; the same column with = twice means either). No raw SQL.",
-)
-dedupe_option = click.option("--dedupe", type=click.FloatRange(-1, 1, min_open=True), default=None, metavar="COS",
-                             help="Drop results within this cosine of the query pin or of a result above (e.g. 0.95).")
-diversity_option = click.option("--diversity", type=click.FloatRange(0, 1), default=0.0, show_default=True,
-                                help="Re-rank by maximal marginal relevance: 0 plain similarity, 1 most diverse.")
-
-
-def _where(terms: tuple[str, ...]) -> dict[str, Any] | None:
-    from pinembed.store.filters import parse_cli_where
-
-    return parse_cli_where(terms) if terms else None
-
-
-@cli.command()
-@click.argument("pin_ids", nargs=-1, required=True, metavar="PIN [PIN ...]")
-@db_option
-@k_option
-@kind_option
-@where_option
-@dedupe_option
-@diversity_option
-@json_option
-@handle_errors
-def related(pin_ids: tuple[str, ...], db: str, k: int, kinds: tuple[str, ...], where: tuple[str, ...],
-            dedupe: float | None, diversity: float, as_json: bool) -> None:
-    """Pins related to PIN (nearest stored vectors, the pin itself left out).
-
-    Several PINs are a session, oldest first: its distinct interests each retrieve, the lists are
-    fused (reciprocal rank fusion, recent pins weigh more) and the session's pins are left out.
-    """
-
-    idx = _open_existing(db)
-    controls = {"k": k, "kinds": kinds or None, "where": _where(where), "dedupe": dedupe, "diversity": diversity}
-    if len(pin_ids) == 1:
-        results = idx.related(pin_ids[0], **controls)
-    else:
-        results = idx.related_to_session(list(pin_ids), **controls)
-    _print_results(results, as_json)
-
-
-def parse_terms(tokens: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
-    """``"red dress" + ./img.jpg - 0.5:logo`` as (positive, negative) terms: an existing file is an image,
-    a term that looks like a path or URL but is no file is a UsageError (``cli.terms``), anything else a
-    text; a ``WEIGHT:`` prefix weighs a term."""
-    from pathlib import Path
-
-    from pinembed.cli.terms import is_url, looks_like_path
-    from pinembed.errors import UsageError
-
-    positive: list[Any] = []
-    negative: list[Any] = []
-    sign = 1
-    for tok in tokens:
-        if tok in ("+", "-"):
-            sign = 1 if tok == "+" else -1
-            continue
-        weight = 1.0
-        head, sep, rest = tok.partition(":")
-        if sep and rest:
-            try:
-                weight = float(head)
-                tok = rest
-            except ValueError:
-                pass
-        item: Any = Path(tok) if _is_file(tok) else tok
-        if isinstance(item, str) and looks_like_path(tok):
-            if is_url(tok):
-                raise UsageError(f"image URLs are not supported: {tok}",
-                                 "download the image first and search with the file; to search for these "
-                                 "words instead, pass them with --text")
-            raise UsageError(f"no such file: {tok}",
-                             "check the path; to search for these words instead, pass them with --text")
-        (positive if sign > 0 else negative).append((item, weight))
-        sign = 1
-    return positive, negative
-
-
-@cli.command()
-@click.argument("terms", nargs=-1, metavar="[TERM] [+|- TERM ...]")
-@click.option("--text", default=None, help="A text query.")
-@click.option("--image", type=click.Path(dir_okay=False, path_type=str), default=None, help="An image file as the query.")
-@db_option
-@k_option
-@kind_option
-@where_option
-@dedupe_option
-@diversity_option
-@json_option
-@handle_errors
-def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str, k: int, kinds: tuple[str, ...],
-           where: tuple[str, ...], dedupe: float | None, diversity: float, as_json: bool) -> None:
-    """Pins nearest to texts and images, added and subtracted.
-
-    \b
-    pinembed search "red dress"
-    pinembed search "red dress" + ./look.jpg - "logo"
-    pinembed search 2:"red dress" - 0.5:./logo.png     (WEIGHT: weighs a term)
-
-    A TERM that names an existing file is an image; one that looks like a path or URL (a / or \ without
-    spaces, an image or video extension, scheme://) but is no file is an error; anything else a text.
-    --text and --image add one positive term each (--text is always words; URLs are not supported).
-    """
-    from pathlib import Path
-
-    from pinembed.cli.terms import is_url
-    from pinembed.errors import UsageError
-
-    positive, negative = parse_terms(terms)
-    if text is not None:
-        positive.append((text, 1.0))
-    if image is not None:
-        if is_url(image):
-            raise UsageError(f"--image takes a local file; image URLs are not supported: {image}",
-                             "download the image first, e.g. curl -o query.jpg 'URL', then --image query.jpg")
-        if not _is_file(image):
-            raise UsageError(f"--image: no such file: {image}", "give the path of an image file")
-        positive.append((Path(image), 1.0))
-    if not positive:
-        raise click.UsageError("give a query: search \"some words\", search ./image.jpg, --text or --image")
-
-    results = _open_existing(db).search(positive, negative, k=k, kinds=kinds or None, where=_where(where),
-                                       dedupe=dedupe, diversity=diversity)
-    _print_results(results, as_json)
 
 
 @cli.command()
@@ -538,14 +321,14 @@ def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str,
 def dupes(db: str, threshold: float, neighbours: int, as_json: bool) -> None:
     """Clusters of near-duplicate pins in the whole database (streamed, never loaded at once)."""
 
-    clusters = _open_existing(db).dupes(threshold, neighbours)
+    clusters = open_existing(db).dupes(threshold, neighbours)
     if as_json:
         click.echo(json.dumps({"threshold": threshold, "clusters": clusters}))
         return
     if not clusters:
         click.echo(f"no near-duplicates at cosine >= {threshold}")
     for c in clusters:
-        click.echo(f"{len(c)}: " + "  ".join(c))
+        click.echo(f"{len(c)}: " + "  ".join(map(shown, c)))
 
 
 @cli.command()
@@ -555,14 +338,14 @@ def dupes(db: str, threshold: float, neighbours: int, as_json: bool) -> None:
 def failures(db: str, as_json: bool) -> None:
     """The failure ledger: inputs that could not be ingested, with the reason."""
 
-    rows = _open_existing(db).failures()
+    rows = open_existing(db).failures()
     if as_json:
         click.echo(json.dumps({"failures": rows}, default=str))
         return
     if not rows:
         click.echo("no failures")
     for r in rows:
-        click.echo(f"{r['pin_id'] or r['uri']}\t{r['stage']}/{r['error']}\t{r['message']}\t(attempts {r['attempts']})")
+        click.echo(f"{shown(r['pin_id'] or r['uri'])}\t{r['stage']}/{r['error']}\t{r['message']}\t(attempts {r['attempts']})")
 
 
 @cli.command()
@@ -572,7 +355,7 @@ def failures(db: str, as_json: bool) -> None:
 def stats(db: str, as_json: bool) -> None:
     """Counts by kind, segments, failures, and the model that built the database."""
 
-    s = _open_existing(db).stats()
+    s = open_existing(db).stats()
     if as_json:
         click.echo(json.dumps(s, default=str))
         return
@@ -645,7 +428,7 @@ def train(data: str | None, pairs: str | None, db: str, out: str, arch: str, ini
                                text_weight=text_weight, train_blocks=train_blocks or None,
                                anchor_weight=anchor_weight, anchor_data=anchor_data, negatives=negatives,
                                idea_text_weight=idea_text_weight,
-                               storage_options=_storage_options())
+                               storage_options=storage_options())
         with _progress(enabled=not as_json and sys.stderr.isatty(), label="fine-tuning") as progress:
             res = train_on_pairs(pcfg, (lambda step, total, loss: progress(step, total)) if progress else None)
         click.echo(json.dumps({k: v for k, v in vars(res).items() if k != "losses"}) if as_json else format_result(res))
@@ -693,12 +476,12 @@ def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None
         from pinembed.training.engagement_eval import evaluate_pairs, format_report
         from pinembed.training.engagement_pairs import read_pairs
 
-        report = evaluate_pairs(_open_existing(db).store, read_pairs(pairs))
+        report = evaluate_pairs(open_existing(db).store, read_pairs(pairs))
         click.echo(json.dumps(report) if as_json else format_report(report))
         return
     from pinembed.training.evaluate import evaluate
 
-    report = evaluate(_open_existing(db), labels)
+    report = evaluate(open_existing(db), labels)
     if as_json:
         click.echo(json.dumps(report))
         return
@@ -744,20 +527,12 @@ def serve(db: str, host: str, port: int, token: str | None, insecure: bool, cors
     from pinembed.serve.settings import ServeSettings
 
     check_bind(host, token, insecure)
-    _open_existing(db)
+    open_existing(db)
     settings = ServeSettings(token=token or None, cors_origins=cors_origins, loopback_only=host in LOOPBACK,
                              max_upload_bytes=max_upload_mb * 1024 * 1024, time_limit_s=time_limit, device=device,
-                             memory_mb=memory_mb, storage_options=_storage_options())
+                             memory_mb=memory_mb, storage_options=storage_options())
     run(db, host, port, settings, on_ready=lambda url: click.echo(f"serving {db} at {url}", nl=True))
     click.echo("stopped", err=True)
-
-
-def _is_file(path: str) -> bool:
-    """``path`` names an existing file (False for strings that are no path at all, e.g. with a NUL)."""
-    try:
-        return os.path.isfile(path)
-    except (TypeError, ValueError):
-        return False
 
 
 @cli.command()
@@ -771,7 +546,7 @@ def pins(db: str, kinds: tuple[str, ...], where: tuple[str, ...], as_json: bool)
 
     These are the ids that `pinembed related` takes. --json prints {"pins": [{pin_id, kind, uri, title}, ...]}.
     """
-    batches = _open_existing(db).iter_pins(1024, ("pin_id", "kind", "uri", "title"), kinds or None, _where(where))
+    batches = open_existing(db).iter_pins(1024, ("pin_id", "kind", "uri", "title"), kinds or None, where_filter(where))
     try:
         _print_pins(batches, as_json)
     except BrokenPipeError:  # `pinembed pins | head`: the reader has all it wants
@@ -792,7 +567,8 @@ def _print_pins(batches: Any, as_json: bool) -> None:
     if first is None:
         click.echo("no pins", err=True)
     for batch in _chain(first, batches):
-        lines = ["\t".join(_one_line(row[c]) for c in ("pin_id", "kind", "uri", "title")) for row in batch.to_pylist()]
+        lines = ["\t".join((shown(row["pin_id"]), shown(row["kind"]), shown(row["uri"]), flat(row["title"])))
+                 for row in batch.to_pylist()]
         click.echo("\n".join(lines))
 
 
@@ -800,11 +576,6 @@ def _chain(first: Any, rest: Any) -> Any:
     if first is not None:
         yield first
         yield from rest
-
-
-def _one_line(value: Any) -> str:
-    """A field for tab-separated output: tabs and line breaks become spaces."""
-    return "" if value is None else " ".join(str(value).replace("\t", " ").splitlines())
 
 
 @cli.command()
@@ -818,7 +589,8 @@ def _one_line(value: Any) -> str:
 @handle_errors
 def export(out: str, db: str, segments: bool, kinds: tuple[str, ...], where: tuple[str, ...], as_json: bool) -> None:
     """Write the pins (pin_id, kind, uri, title, description, width, height, duration_s, model_id, vector)
-    to OUT: Parquet or JSON Lines by its extension, streamed, renamed into place when complete.
+    to OUT: Parquet or JSON Lines by its extension, streamed, renamed into place when complete (a
+    missing folder of OUT is created).
 
     The stable way to get pins out: the tables inside the database change name after a model switch.
     """
@@ -826,24 +598,12 @@ def export(out: str, db: str, segments: bool, kinds: tuple[str, ...], where: tup
     from pinembed.export import format_of
 
     format_of(out)  # refuse another extension before opening anything
-    s = run_export(_open_existing(db), out, segments=segments, kinds=kinds or None, where=_where(where))
+    s = run_export(open_existing(db), out, segments=segments, kinds=kinds or None, where=where_filter(where))
     if as_json:
         click.echo(json.dumps(s.to_dict()))
         return
     click.echo(f"exported {s.pins} pins to {s.out}"
                + (f", {s.segments} segments to {s.segments_out}" if s.segments_out else ""))
-
-
-def _print_results(results: list[Any], as_json: bool) -> None:
-    if as_json:
-        click.echo(json.dumps({"results": [r.to_dict() for r in results]}))
-        return
-    if not results:
-        click.echo("no results")
-    for r in results:
-        extra = f"  t={r.best_t_s:.1f}s" if r.best_t_s is not None else ""
-        extra += f"  page {r.best_page}" if r.best_page is not None else ""
-        click.echo(f"{r.score:7.4f}  {r.kind:<5}  {r.pin_id}{extra}" + (f"  \u2014 {r.title}" if r.title else ""))
 
 
 class _progress:
@@ -880,6 +640,10 @@ class _progress:
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)
+
+
+cli.add_command(related)
+cli.add_command(search)
 
 
 def main() -> None:
