@@ -12,6 +12,7 @@ forks or spawns: nothing of the parent (torch threads, the user's __main__) is c
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import pickle
@@ -93,6 +94,32 @@ class _Child:
                 pass
 
 
+_spares: list[_Child] = []  # started by ``warm``, taken by the next pool
+_spares_lock = threading.Lock()
+
+
+def warm(n: int) -> None:
+    """Start ``n`` decode processes now, for the next DecodePool of this process to take: they import
+    their decoders while the caller does something slow (loads the model). Left over at exit, they stop."""
+    with _spares_lock:
+        if not _spares and n > 0:
+            atexit.register(_stop_spares)
+        while len(_spares) < n:
+            _spares.append(_Child())
+
+
+def _stop_spares() -> None:
+    with _spares_lock:
+        spares, _spares[:] = list(_spares), []
+    for c in spares:
+        c.kill()
+
+
+def _spare() -> _Child:
+    with _spares_lock:
+        return _spares.pop() if _spares else _Child()
+
+
 class DecodePool:
     """Up to ``workers`` decode processes, started on first use; thread-safe."""
 
@@ -103,7 +130,7 @@ class DecodePool:
         self._all: list[_Child] = []
         self._closed = False
         for _ in range(self._max if prestart else 0):  # interpreters start in parallel, in the background
-            child = _Child()
+            child = _spare()
             self._all.append(child)
             self._idle.put(child)
 

@@ -76,6 +76,7 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Calla
         run.summary.sources = [{"root": source.root, "id_prefix": source.prefix}]
         run.problems(found.problems + taken)
         run.summary.unchanged = len(plan.unchanged)
+        runners.prepare(opts.runner, opts, plan.todo)  # decode processes start while the model loads
         have = store.identity
         if plan.todo or have is None or (model_id is not None and model_id != have.get("model_id")):
             store.ensure_space(space_identity(run.embedder.identity()))

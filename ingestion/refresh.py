@@ -160,6 +160,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     run = Run(target, loader, opts.ingest, {r["pin_id"]: r["source_sig"] for r in stored}, progress,
               replacing={e.pin_id for e in plan.changed})
     run.problems(found.problems)
+    runners.prepare(opts.ingest.runner, opts.ingest, todo)  # decode processes start while the model loads
     if todo or target.generation is None:
         target.ensure_space(space_identity(run.embedder.identity()))
         summary.model_loaded = summary.model_loaded or run.summary.model_loaded

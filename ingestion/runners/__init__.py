@@ -1,6 +1,7 @@
 """Runners compose the stages (``stages.py``): ``local`` (threads and decode processes in this
 process, the default) and ``ray`` (Ray Data, many machines). A runner is one module here exposing
-``run(run, todo, progress)``: read and embed ``todo`` and hand each embedded batch to ``run.land``."""
+``run(run, todo, progress)``: read and embed ``todo`` and hand each embedded batch to ``run.land``;
+it may expose ``prepare(opts, todo)``, which the drivers call before the model loads (``prepare``)."""
 
 from __future__ import annotations
 
@@ -21,3 +22,12 @@ def get(name: str) -> Callable[..., Any]:
     if hasattr(module, "require_ray"):
         module.require_ray()  # before anything is planned: say how to install it
     return module.run
+
+
+def prepare(name: str, opts: Any, todo: list[Any]) -> None:
+    """Let the runner ``name`` start what it needs while the driver loads the model (the local
+    runner's decode processes), when there is something to do."""
+    if todo and name in NAMES:
+        fn = getattr(importlib.import_module(f"{__name__}.{name}"), "prepare", None)
+        if fn is not None:
+            fn(opts, todo)

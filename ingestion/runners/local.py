@@ -14,10 +14,11 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from pinembed import failpoints
+from pinembed.embedders.device import cpu_count
 
-from ..decode_pool import DecodePool
+from ..decode_pool import DecodePool, warm
 from ..entry import Entry
-from ..options import Progress, phase
+from ..options import IngestOptions, Progress, phase
 from ..read import Item, Reader
 from ..run import Run
 from ..stages import Prepared, embed_items, entry_cost, needs_decode_pool, prepare_items, read_entry
@@ -66,6 +67,13 @@ _END: Any = object()
 #: CPU side of nvJPEG (Huffman decoding of small images) then runs on two cores.
 DECODE_THREADS = 2
 _STAGE_LOCK = threading.Lock()
+
+
+def prepare(opts: IngestOptions, todo: list[Entry]) -> None:
+    """Start the decode processes of a CPU run now (they import their decoders while the model loads;
+    the run's pool takes them)."""
+    if opts.isolate_images or any(map(needs_decode_pool, todo)):
+        warm(opts.workers or min(4, cpu_count()))
 
 
 def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
