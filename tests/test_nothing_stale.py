@@ -142,3 +142,12 @@ def test_decoder_noise_is_a_warning_of_its_file_and_stderr_stays_clean(tmp_path,
     said = {w["pin_id"]: w for w in out["warning_rows"]}
     assert said["odd-exif.jpg"]["error"] == "decoder_warning" and "Truncated File Read" in said["odd-exif.jpg"]["message"]
     assert "libfake" in said["printing.png"]["message"]
+
+
+def test_an_upgrade_refresh_counts_the_pins_its_switch_drops(folder, db, tiny_model_id, other_tiny_model_id):
+    run("ingest", folder, "--db", db, "--model", tiny_model_id)
+    (folder / "p3.png").unlink()
+    r, out = run("refresh", folder, "--db", db, "--model", other_tiny_model_id, "--json")
+    assert r.exit_code == 0 and out["switched"] is True, r.output
+    assert out["planned"]["deleted"] == 1 and out["deleted"] == 1
+    assert pins(db) == {"p0.png", "p1.png", "p2.png"}
