@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from ..video import VideoParams
 
 #: What PIL (with pillow-heif) reads. HEIC/HEIF from phones, AVIF (and AVIF sequences), JPEG 2000, PNM,
-#: MPO (what many cameras write), TGA, PSD (the composite), ICO (the largest size), DDS, PCX and SGI.
+#: MPO (what many cameras write), TGA, PSD (the composite), ICO (the largest size), DDS, PCX, SGI, QOI,
+#: ICNS, CUR, DIB and BLP.
 EXTENSIONS = frozenset({
     ".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".apng", ".webp", ".gif", ".bmp", ".tif", ".tiff",
     ".heic", ".heif", ".hif", ".avif", ".avifs", ".jp2", ".j2k", ".jpf", ".jpx", ".j2c", ".jpc",
     ".pnm", ".pbm", ".pgm", ".ppm", ".mpo", ".tga", ".icb", ".vda", ".vst", ".psd", ".ico", ".dds",
-    ".pcx", ".sgi",
+    ".pcx", ".sgi", ".bw", ".rgb", ".rgba", ".qoi", ".icns", ".cur", ".dib", ".blp",
 })
 #: Extensions whose files are usually animated: they take the motion kind's share of the read-ahead.
 USUALLY_ANIMATED = frozenset({".gif", ".apng", ".avifs"})
