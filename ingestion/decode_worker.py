@@ -106,7 +106,7 @@ def main() -> None:
                 result = ("input_error", f"{type(e).__name__}: {e}"[:500], "", "decode_error")
         said = notes(captured.take(), caught)
         if result[0] == "ok":
-            if isinstance(result[1], pictures.Picture):
+            if hasattr(result[1], "notes"):  # a Picture or video Frames
                 result[1].notes = said
             send(proto_out, result)
         else:

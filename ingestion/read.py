@@ -155,11 +155,14 @@ class Reader:
         return frames, pixels, parts, digest
 
 
-def decoder_warning(uri: str, pin_id: str, pic: Picture) -> list[dict[str, Any]]:
-    """The ledger warning of what the decoder said while decoding ``uri`` into ``pic`` ([] if nothing)."""
-    if not pic.notes:
+def decoder_warning(uri: str, pin_id: str, decoded: Any) -> list[dict[str, Any]]:
+    """The ledger warning of what the decoder said while decoding ``uri`` into ``decoded`` (a Picture or
+    video Frames: their ``notes``); [] if nothing."""
+    notes = getattr(decoded, "notes", None)
+    if not notes:
         return []
-    err = InputError(f"the {pic.format or 'image'} decoder warned: {'; '.join(pic.notes)}", error="decoder_warning")
+    what = getattr(decoded, "format", None) or ("image" if isinstance(decoded, Picture) else "video")
+    err = InputError(f"the {what} decoder warned: {'; '.join(notes)}", error="decoder_warning")
     return [failure_row(uri, pin_id, err)]
 
 

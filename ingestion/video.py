@@ -8,7 +8,7 @@ or crashes costs one ledger row, never the run.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ class Frames:
     height: int
     duration_s: float
     fps: float
+    notes: list[str] = field(default_factory=list)  # what the decoder warned about (set by the decode worker)
 
 
 def sample_times(duration_s: float, max_fps: float = 1.0, max_frames: int = 12) -> list[float]:

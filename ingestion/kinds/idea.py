@@ -58,7 +58,9 @@ class IdeaKind(Kind):
                     item.parts.append(Part(uri, page.index))
                     h.update(data)
                 else:
-                    _, pixels, parts, page_digest = reader.frames(page.path, page.size, uri, page.index, entry.media)
+                    frames, pixels, parts, page_digest = reader.frames(page.path, page.size, uri, page.index,
+                                                                       entry.media)
+                    item.warnings += decoder_warning(uri, entry.pin_id, frames)
                     item.pixels.extend(pixels)
                     item.parts.extend(parts)
                     h.update(page_digest.encode())

@@ -22,11 +22,12 @@ class VideoKind(FramesKind):
         return True
 
     def read(self, reader: Reader, entry: Entry) -> Item:
-        from ..read import Item
+        from ..read import Item, decoder_warning
 
         frames, pixels, parts, digest = reader.frames(entry.path, entry.size, entry.uri, media=entry.media)
-        return Item(entry, pixels, parts, digest, frames.width, frames.height,
-                    frames.duration_s, frames.fps)
+        item = Item(entry, pixels, parts, digest, frames.width, frames.height, frames.duration_s, frames.fps)
+        item.warnings += decoder_warning(entry.uri, entry.pin_id, frames)
+        return item
 
 
 KIND = VideoKind()
