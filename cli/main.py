@@ -155,7 +155,7 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
 
     \b
     Images: jpg, png, webp, gif, bmp, tif (the first page), heic/heif, avif, jp2, pnm/pbm/pgm/ppm,
-    mpo (the first picture), tga, psd (the composite), ico (the largest), dds, pcx, sgi.
+    mpo (the first picture), tga, psd (the composite), ico (the largest), dds, pcx, sgi, qoi, icns, cur, dib, blp.
     Motion: animated gif, webp, png and avif/avifs (sampled like videos).
     Videos: mp4, m4v, mov, webm, mkv, avi.
     Idea pins: folders holding a pin.json.
@@ -173,9 +173,15 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     disk or object store (no space, read-only, unreachable; what was committed is kept: run it again),
     2 usage error, 1 fatal.
     """
+    from contextlib import nullcontext
+
+    from pinembed.store.lease import is_object_store
     from pinembed.store.lock import WriteLock
 
-    with WriteLock(db, "ingest", storage_options(), reentrant=True):  # first: a second writer hears it at once
+    # the lock first, so a second writer hears it at once; on object storage the database is opened first
+    # (its errors name the endpoint) and PinIndex.ingest takes the lease
+    first = nullcontext() if is_object_store(db) else WriteLock(db, "ingest", storage_options(), reentrant=True)
+    with first:
         import pinembed
 
         opts = _ingest_opts(**kw)

@@ -83,12 +83,16 @@ class PinIndex:
         ``summary.exit_code``). The write lock is taken first; the model is loaded only when there is
         something to embed (or a database to create). ``runner="ray"`` reads and embeds on a Ray
         cluster (``options.ray``: address, workers, CPUs and GPUs per worker)."""
+        from contextlib import nullcontext
         from dataclasses import replace
 
+        from pinembed.store.lease import is_object_store
         from pinembed.store.lock import WriteLock
 
-        # the lock first, before the slow imports, so a second writer is told at once; the pipeline's nests
-        with WriteLock(self.uri, "ingest", self._storage_options, reentrant=True):
+        # a local lock first, before the slow imports, so a second writer is told at once (the pipeline's
+        # nests); an object store's lease is taken by the pipeline after it checked the source prefix
+        local = not is_object_store(self.uri)
+        with WriteLock(self.uri, "ingest", self._storage_options, reentrant=True) if local else nullcontext():
             from pinembed.ingestion.pipeline import IngestOptions, ingest
 
             if runner is not None:
