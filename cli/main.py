@@ -526,6 +526,7 @@ def serve(db: str, host: str, port: int, token: str | None, insecure: bool, cors
     health, stats; /api/openapi.json describes them) and a page to browse it.
 
     A refresh or a model switch by the cron job is picked up within about a second, without a restart.
+    `pinembed search|related --server URL` ask it from the command line (no model load there).
     Stop with Ctrl-C. See docs/serve.md.
     """
     from pinembed.serve.security import LOOPBACK, check_bind
@@ -550,7 +551,9 @@ def serve(db: str, host: str, port: int, token: str | None, insecure: bool, cors
 def pins(db: str, kinds: tuple[str, ...], where: tuple[str, ...], as_json: bool) -> None:
     """List pin ids with their kind, uri and title (tab-separated; streamed in batches).
 
-    These are the ids that `pinembed related` takes. --json prints {"pins": [{pin_id, kind, uri, title}, ...]}.
+    These are the ids that `pinembed related` takes, as printed: a line break, tab, other control
+    character or backslash in an id or uri is escaped (a\\nb.png, \\t, \\x1b, \\\\), titles are
+    flattened to one line. --json prints {"pins": [{pin_id, kind, uri, title}, ...]} with the ids as they are.
     """
     batches = open_existing(db).iter_pins(1024, ("pin_id", "kind", "uri", "title"), kinds or None, where_filter(where))
     try:

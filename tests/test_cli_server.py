@@ -273,3 +273,13 @@ def test_a_foreign_server_is_reported_not_trusted(mode, message):
         httpd.shutdown()
     assert r.exit_code == 1 and message in r.stderr, r.output
     assert "\x1b" not in r.output and "Traceback" not in r.output
+
+
+def test_help_tells_of_the_server_and_the_printed_ids():
+    for cmd in ("search", "related"):
+        r = run(cmd, "--help")
+        assert r.exit_code == 0 and "--server URL" in r.stdout and "PINEMBED_SERVER" in r.stdout
+        assert "--token" in r.stdout and "PINEMBED_TOKEN" in r.stdout
+    assert "a\\nb.png" in run("related", "--help").stdout and "a\\nb.png" in run("pins", "--help").stdout
+    assert "--server URL" in run("serve", "--help").stdout
+    assert "folder of OUT is created" in " ".join(run("export", "--help").stdout.split())
