@@ -274,7 +274,7 @@ def _results(doc: dict[str, Any]) -> list[Related]:
         return [Related(pin_id=_text(c["pin_id"], False), kind=_text(c["kind"], False), score=_number(c["score"]),
                         uri=_text(c.get("uri")), title=_text(c.get("title")), best_t_s=_number(c.get("best_t_s"), True),
                         best_page=_int(c.get("best_page")), duration_s=_number(c.get("duration_s"), True),
-                        pages=_int(c.get("pages"))) for c in rows]
+                        pages=_int(c.get("pages")), fused=_number(c.get("fused"), True)) for c in rows]
     except (KeyError, TypeError, ValueError, AttributeError):
         raise ServerError("the server's results are not pin cards", "is it a `pinembed serve` of this version?") from None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -225,7 +226,8 @@ class PinIndex:
         on its own, and the lists are fused by reciprocal rank fusion weighted by the interests' total
         weight (``weights`` per pin, default recency: the newest weighs 1, five pins back 0.5). Pins of
         the session are left out. Interests share the results in proportion to their weight (see
-        ``related.rrf``). ``score`` is the best cosine to any interest."""
+        ``related.rrf``). ``score`` is the best cosine to any interest; ``fused`` the fused score, by
+        which the list is ordered."""
         import numpy as np
 
         from pinembed import related as rel
@@ -256,7 +258,8 @@ class PinIndex:
         if dedupe is not None:  # interests may each bring the same near-duplicate
             keep = rel.dedupe(None, np.stack([r["vector"] for r in rows]), dedupe) if rows else []
             rows = [rows[i] for i in keep]
-        return self._results(groups[0][0], rows)
+        by_id = dict(fused)  # the list is in fused order, not by score (each result's best cosine)
+        return [replace(r, fused=round(by_id[r.pin_id], 6)) for r in self._results(groups[0][0], rows)]
 
     def _ranked(self, query: Any, k: int, kinds: Any, where: Any, dedupe: float | None, diversity: float,
                 exclude: list[str], results: bool = True) -> Any:

@@ -19,6 +19,7 @@ class Related:
     best_page: int | None = None  # idea pins: the best-matching page (text queries)
     duration_s: float | None = None  # videos and motion pins
     pages: int | None = None  # idea pins: how many pages
+    fused: float | None = None  # sessions: the reciprocal-rank-fusion score the list is ordered by
 
     @classmethod
     def from_row(cls, row: dict[str, Any], best_t_s: float | None = None, best_page: int | None = None,
