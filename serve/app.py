@@ -1,29 +1,30 @@
 """The Starlette app: routes of the HTTP contract (docs/serve.md) over a live PinIndex.
 
 Every handler parses its parameters (``params``), runs the blocking query in a worker thread under
-the request time limit, and answers JSON. The embedder is not safe for concurrent calls, so text and
-image embedding hold one lock; LanceDB queries run in parallel.
+the request's deadline (``work``: the work stops between steps once the request is answered 504, and
+past a cap of such abandoned work new requests are 503 at once), and answers JSON. The embedder is not
+safe for concurrent calls, so text and image embedding hold one lock; LanceDB queries run in parallel.
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from pinembed.errors import InputError, PinembedError
 
-from . import cards, params, responses
+from . import cards, params, responses, uploads, work
 from .errors import ApiError, bad_request, from_pinembed
-from .live import LiveIndex, generation
-from .media import resolve
+from .live import LiveIndex
+from .media import resolve, scrub
 from .playable import PlayCache
 from .recent import RecentPins
-from .responses import STATIC, error_response, http_error, internal, json_response, openapi_doc, too_large
+from .responses import STATIC, error_response, http_error, internal, json_response, openapi_doc
 from .security import BodyTooLarge, Guard
 from .settings import ServeSettings
 
@@ -31,6 +32,7 @@ MAX_T_S = 1e7
 MAX_PAGE = 1000
 
 Handler = Callable[[Any], Awaitable[Any]]
+_deadline: ContextVar[work.Deadline | None] = ContextVar("pinembed_deadline", default=None)
 
 
 def create_app(db: str, settings: ServeSettings | None = None, live: LiveIndex | None = None) -> Any:
@@ -81,6 +83,7 @@ def create_app(db: str, settings: ServeSettings | None = None, live: LiveIndex |
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
     app.state.live = live
     app.state.thumbs = api.thumbs
+    app.state.pool = api.pool
     return app
 
 
@@ -93,6 +96,7 @@ class _Api:
         self.settings = settings
         self.thumbs = thumbs
         self.embed_lock = live.embed_lock
+        self.pool = work.Pool(settings.workers, settings.max_abandoned, work.retry_after(settings.time_limit_s))
         self.playable = PlayCache()
         self.recent = RecentPins()
         self._sources: weakref.WeakKeyDictionary[Any, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
@@ -110,6 +114,7 @@ class _Api:
         for c in out:
             if c.get("kind") != "video":
                 continue
+            work.check()
             try:
                 media = resolve({"pin_id": c["pin_id"], "kind": "video", "uri": c.get("uri")}, self.sources(idx))
             except ApiError:
@@ -118,42 +123,58 @@ class _Api:
         return out
 
     def wrap(self, fn: Handler, timed: bool = True) -> Handler:
-        """A handler with the time limit (504) and every error as a JSON error response."""
+        """A handler with the time limit (504) and every error as a JSON error response (503 ``busy``
+        with ``Retry-After``)."""
+        import functools
 
         @functools.wraps(fn)
         async def handler(request: Any) -> Any:
             import anyio
 
+            limit = self.settings.time_limit_s
+            deadline = work.Deadline(limit)
+            token = _deadline.set(deadline)
             try:
                 if not timed:
                     return await fn(request)
-                with anyio.fail_after(self.settings.time_limit_s):
+                with anyio.fail_after(limit):
                     return await fn(request)
             except TimeoutError:
-                return error_response(ApiError(504, "timeout", f"the request took over {self.settings.time_limit_s:g} s",
-                                               "ask for fewer results (k) or a simpler filter, or try again"))
+                return error_response(work.Stopped(limit))
+            except work.Busy as e:
+                response = error_response(e)
+                response.headers["retry-after"] = str(e.retry_after_s)
+                return response
             except ApiError as e:
                 return error_response(e)
-            except BodyTooLarge:
-                return error_response(too_large(self.settings))
+            except BodyTooLarge as e:
+                return error_response(ApiError(413, "too_large", f"the request body is over the limit of {e.limit_text}",
+                                               "send a smaller image" if e.upload else "send a smaller request"))
             except PinembedError as e:
-                return error_response(from_pinembed(e))
+                return error_response(self._without_paths(from_pinembed(e)))
+            finally:
+                deadline.cancelled.set()  # answered: work still running stops at its next step
+                _deadline.reset(token)
 
         return handler
 
-    async def blocking(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        """``fn(*args, **kw)`` in a worker thread; a request past its time limit stops waiting for it."""
-        import anyio
+    def _without_paths(self, e: ApiError) -> ApiError:
+        """``e`` without the server's database path (library messages name it; clients are told DB)."""
+        import os
 
-        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kw), abandon_on_cancel=True)
+        for path in sorted({self.live.uri, os.path.abspath(self.live.uri)}, key=len, reverse=True):
+            e.message, e.hint = e.message.replace(path, "DB"), e.hint.replace(path, "DB")
+        return e
+
+    async def blocking(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """``fn(*args, **kw)`` in a worker thread of the pool under the request's deadline (``work``)."""
+        deadline = _deadline.get() or work.Deadline(self.settings.time_limit_s)
+        return await self.pool.run(deadline, fn, *args, **kw)
 
     # -- endpoints ---------------------------------------------------------------------------
     async def health(self, request: Any) -> Any:
         """GET /api/health: status, pins, model, generation, and whether the pins are held in memory."""
-        idx = self.live.get()
-        n = await self.blocking(idx.store.count)
-        return json_response({"status": "ok", "pins": n, "model_id": idx.model_id, "generation": generation(idx),
-                              "memory": self.live.memory})
+        return json_response(self.live.health())  # from memory: it never waits for the workers
 
     async def stats(self, request: Any) -> Any:
         """GET /api/stats: PinIndex.stats()."""
@@ -170,6 +191,7 @@ class _Api:
         def run() -> dict[str, Any]:
             t0 = time.perf_counter()
             p = _existing(idx, [pin], vectors=True)[pin]  # one query: the pin, its card and its vector
+            work.check()
             rows = idx.search_vector(p["vector"], exclude=[pin], **controls)  # = idx.related(pin), no 2nd lookup
             took = (time.perf_counter() - t0) * 1000
             query = cards.card(pin, p["kind"], p["uri"], p["title"], p)
@@ -198,7 +220,9 @@ class _Api:
         def run() -> dict[str, Any]:
             t0 = time.perf_counter()
             _existing(idx, pins)
+            work.check()
             rows = idx.related_to_session(pins, weights=weights, **controls)
+            work.check()
             out = self.with_playability(idx, cards.results(rows, fused=True))
             return {"results": out, "order": "fused" if all("fused" in c for c in out) else "rank",
                     "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
@@ -213,7 +237,7 @@ class _Api:
             if ctype not in ("multipart/form-data", "application/x-www-form-urlencoded"):
                 raise ApiError(415, "unsupported_media_type", "POST /api/search takes multipart/form-data",
                                "send fields image (files), text, negative, pin, k, kinds, dedupe, diversity, where")
-            form = await self._form(request, params.MAX_TERMS)
+            form = await uploads.read_form(request, params.MAX_TERMS)
             fields = form
             for item in form.getlist("image"):
                 if isinstance(item, str):
@@ -236,45 +260,41 @@ class _Api:
         def run() -> dict[str, Any]:
             t0 = time.perf_counter()
             vec = self._query_vector(idx, texts, negatives, images, pins)
+            work.check()
             rows = idx.search_vector(vec, **controls)
             return {"results": self.with_playability(idx, cards.results(rows)),
                     "took_ms": round((time.perf_counter() - t0) * 1000, 2)}
 
         return json_response(await self.blocking(run))
 
-    async def _form(self, request: Any, max_files: int) -> Any:
-        from starlette.exceptions import HTTPException
-        from starlette.formparsers import MultiPartException
-
-        try:
-            return await request.form(max_files=max_files, max_fields=200, max_part_size=64 * 1024)
-        except MultiPartException as e:
-            raise bad_request(f"cannot read the form: {e.message}") from None
-        except HTTPException as e:  # starlette's own wrapping of a multipart error
-            raise bad_request(f"cannot read the form: {e.detail}") from None
-        except (ValueError, AssertionError, KeyError) as e:  # malformed multipart framing
-            raise bad_request(f"cannot read the form: {str(e)[:200] or type(e).__name__}") from None
-
     def _query_vector(self, idx: Any, texts: list[str], negatives: list[str], images: list[bytes],
                       pins: list[str]) -> Any:
         """``normalise(sum of positive terms - sum of negative texts)``: texts and images embedded (one
-        at a time through the embedder), pins by their stored vectors."""
+        at a time through the embedder), pins by their stored vectors. The uploads' sizes are checked
+        first (415/413, ``uploads``), then they are decoded at a reduced size; the deadline is checked
+        between the steps, and the wait for the embedder ends with it."""
         import numpy as np
 
-        from pinembed.ingestion.images import decode_image
-
-        pictures = [decode_image(data, self.settings.max_pixels).image for data in images]  # 415/413 first
+        s = self.settings
+        opened = uploads.opened(images, s.max_pixels, s.max_request_pixels)  # 415/413 before any decoding
         vec = np.zeros(idx.store.dim, np.float32)
         for pid in pins:
+            work.check()
             vec += idx.store.get_pin(pid, columns=[])["vector"]
-        if texts or negatives or pictures:
-            with self.embed_lock:
+        if texts or negatives or opened:
+            work.acquire(self.embed_lock)
+            try:
                 emb = idx.embedder
+                pictures = uploads.decoded(opened, getattr(emb, "image_size", 224)) if opened else []
+                work.check()
                 if texts or negatives:
                     tv = emb.embed_texts(texts + negatives)
                     vec += tv[: len(texts)].sum(axis=0) - tv[len(texts):].sum(axis=0)
                 if pictures:
+                    work.check()
                     vec += emb.embed_images(pictures).sum(axis=0)
+            finally:
+                self.embed_lock.release()
         norm = float(np.linalg.norm(vec))
         if not math.isfinite(norm) or norm < 1e-6:
             raise bad_request("the terms cancel out (the query vector is zero)", "leave out a negative term")
@@ -314,7 +334,7 @@ class _Api:
         if ctype != "multipart/form-data":
             raise ApiError(415, "unsupported_media_type", "POST /api/preview takes multipart/form-data",
                            "send one file in the field image")
-        form = await self._form(request, 1)
+        form = await uploads.read_form(request, 1)
         files = form.getlist("image")
         if len(files) != 1 or isinstance(files[0], str):
             raise bad_request("POST /api/preview takes exactly one file in the field image")
@@ -340,10 +360,11 @@ class _Api:
         def run() -> bytes:
             media = resolve(idx.pin(pin), self.sources(idx), page)
             key = (media.pin_id, media.content_hash, media.page, None if t is None else round(t, 1), size)
+            work.check()
             try:
                 return self.thumbs.get_or_make(key, lambda: make_thumb(media, t, size, self.settings.max_pixels))
             except InputError as e:  # the stored file changed or broke since it was ingested
-                raise ApiError(404, "no_thumbnail", f"no thumbnail: {e.message}",
+                raise ApiError(404, "no_thumbnail", f"no thumbnail: {scrub(e.message, media)}",
                                "the next `pinembed refresh` re-reads the file") from None
 
         data = await self.blocking(run)

@@ -55,6 +55,8 @@ class LiveIndex:
         self._resident: Any = None
         self.memory: dict[str, Any] = {"state": "off" if settings.memory_budget_mb() <= 0 else "waiting"}
         self._loader: threading.Thread | None = None
+        #: the current index's pins, model and generation, read when it was opened (for /api/health)
+        self._facts: dict[str, Any] = {}
 
     # -- what requests use ------------------------------------------------------------------
     def get(self) -> PinIndex:
@@ -62,8 +64,15 @@ class LiveIndex:
         idx = self._current
         if idx is None:
             raise ApiError(503, "no_database", self._error,
-                           f"ingest a folder first: pinembed ingest SRC --db {self.uri}; the server picks it up")
+                           "ingest a folder into the server's database (pinembed ingest SRC --db DB); "
+                           "the server picks it up, and its log says more")
         return idx
+
+    def health(self) -> dict[str, Any]:
+        """What ``/api/health`` says, from memory: no database call, no lock, no worker thread (it answers
+        while every worker is busy). 503 when there is no index."""
+        self.get()
+        return {"status": "ok", **self._facts, "memory": self.memory}
 
     # -- keeping it current -----------------------------------------------------------------
     def start(self) -> None:
@@ -179,13 +188,15 @@ class LiveIndex:
             except Exception as e:  # a PinembedError, or LanceDB failing to read a table
                 from pinembed.store.faults import short
 
-                self._error = f"the database could not be opened: {e.message if isinstance(e, PinembedError) else short(e)}"
-                log.warning("reloading %s failed: %s", self.uri, self._error)
+                # the client is told that it failed; the server's log says why (with the database's path)
+                self._error = "the database could not be opened"
+                log.warning("reloading %s failed: %s", self.uri, e.message if isinstance(e, PinembedError) else short(e))
                 return False
             # a commit after the fingerprint is seen next time (the tables' names are part of it, so the
             # first check after a model switch takes the new generation's versions and swaps once more,
             # cheaply: the embedder is shared)
             self._fp = fp
+            self._facts = {"pins": new.store.count(), "model_id": new.model_id, "generation": generation(new)}
             self._current = new
             if old is not None:
                 self.swaps += 1
@@ -211,7 +222,7 @@ class LiveIndex:
         s = self.settings
         idx = PinIndex(self.uri, device=s.device, storage_options=s.storage_options, precision=s.precision)
         if not idx.store.exists() or idx.store.schema("pins") is None:
-            raise ApiError(503, "no_database", f"no database at {self.uri!r} yet (or it holds no pins)")
+            raise ApiError(503, "no_database", "the server's database does not exist yet (or it holds no pins)")
         idx.store.count()
         probe = np.ones(idx.store.dim, np.float32)
         idx.search_vector(probe, k=1)  # opens the tables and their indexes

@@ -69,6 +69,14 @@ def resolve(pin: dict[str, Any], sources: list[dict[str, Any]], page: int | None
                      page if kind == "idea" else None)
 
 
+def scrub(text: str, media: MediaFile) -> str:
+    """``text`` (a decoder's message) naming the pin instead of the server's path of its file."""
+    for path in sorted({media.path, os.path.realpath(media.path), os.path.dirname(media.path)}, key=len, reverse=True):
+        if path and path != os.sep:
+            text = text.replace(path, f"(the file of pin {media.pin_id!r})")
+    return text
+
+
 def _inside_a_source(uri: str, sources: list[dict[str, Any]]) -> str:
     """``uri`` resolved, when it lies inside a recorded source root (as recorded, or that root's real
     path) and its resolved path lies inside the real path of that same root, and it is a regular file;

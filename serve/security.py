@@ -5,7 +5,8 @@
   URLs the page puts in <img>/<video> tags. Compared in constant time. The page and /static are open.
 - Bound to loopback, a request whose Host header is not a loopback name is refused: a web page in the
   browser cannot reach the service through DNS rebinding.
-- A request body over the upload limit is a 413, by its Content-Length or while it streams in.
+- A request body over the limit is a 413, by its Content-Length or while it streams in: the upload
+  limit for multipart bodies (images), a smaller one for every other body (a session's JSON).
 - Responses say ``nosniff`` and ``no-referrer`` (a token in a URL never leaks through a Referer).
 """
 
@@ -36,7 +37,16 @@ def check_bind(host: str, token: str | None, insecure: bool) -> None:
 
 
 class BodyTooLarge(Exception):
-    """A request body passed the upload limit while it was being read."""
+    """A request body passed its limit while it was being read."""
+
+    def __init__(self, limit: int, upload: bool) -> None:
+        super().__init__(f"over {limit} bytes")
+        self.limit, self.upload = limit, upload
+
+    @property
+    def limit_text(self) -> str:
+        """The limit for people: ``20 MB``, ``512 kB``."""
+        return f"{self.limit / (1 << 20):g} MB" if self.limit >= 1 << 20 else f"{self.limit / 1024:g} kB"
 
 
 class Guard:
@@ -62,11 +72,14 @@ class Guard:
                          "send 'Authorization: Bearer TOKEN', or open the page as http://HOST:PORT/#token=TOKEN",
                          [(b"www-authenticate", b"Bearer")])
             return
-        limit = self.settings.max_upload_bytes
+        upload = headers.get("content-type", "").lower().lstrip().startswith("multipart/")
+        limit = self.settings.max_upload_bytes if upload else min(self.settings.max_json_bytes,
+                                                                  self.settings.max_upload_bytes)
         length = headers.get("content-length", "")
         if length and (not length.isdigit() or int(length) > limit):
-            await _error(send, 413, "too_large", f"the request body is over the limit of {limit // (1 << 20)} MB",
-                         "send a smaller image")
+            too = BodyTooLarge(limit, upload)
+            await _error(send, 413, "too_large", f"the request body is over the limit of {too.limit_text}",
+                         "send a smaller image" if upload else "send a smaller request (fewer pins, a shorter filter)")
             return
         received = 0
 
@@ -76,7 +89,7 @@ class Guard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(limit, upload)
             return message
 
         async def send_with_headers(message: dict[str, Any]) -> None:
@@ -114,12 +127,25 @@ async def _error(send: Any, status: int, code: str, message: str, hint: str,
     await send({"type": "http.response.body", "body": body})
 
 
-class RedactToken(logging.Filter):
-    """Hides ``token=...`` in access-log lines (the page puts the token in media URLs)."""
+#: a query parameter whose name is ``token`` in any case, percent-encoded or not, with brackets or a
+#: suffix (``?TOKEN=``, ``?token[]=``, ``?%74oken=``, ``&token%5B0%5D=``): its value up to the next ``&``, ``#``,
+#: space or quote
+_TOKEN_PARAM = re.compile(r"([?&;](?:%[0-9a-f]{2}|[^=&#\s\"])*?(?:t|%74)(?:o|%6f)(?:k|%6b)(?:e|%65)(?:n|%6e)"
+                          r"(?:%[0-9a-f]{2}|[^=&#\s\"])*=)[^&#\s\"]*", re.IGNORECASE)
 
-    _pattern = re.compile(r"([?&]token=)[^&\s\"]*")
+
+def redact(text: str) -> str:
+    """``text`` (a request line or URL) with the value of every query parameter named like ``token``
+    replaced by ``***``."""
+    return _TOKEN_PARAM.sub(r"\1***", text)
+
+
+class RedactToken(logging.Filter):
+    """Hides the token in access-log lines (the page puts it in media URLs): every form of the name."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(self._pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         return True

@@ -1,6 +1,12 @@
 """Running the service: uvicorn on one host and port, the URL printed once it listens (with the
 token in the page's fragment, which browsers never send to servers), a clean stop on Ctrl-C or
-SIGTERM (uvicorn's own handlers: requests in flight finish, then the process exits)."""
+SIGTERM (uvicorn's own handlers: requests in flight finish, then the process exits).
+
+Connections are bounded in time: one that has not sent a whole request head within
+``header_timeout_s`` of opening (or of its last response) is closed (uvicorn itself has no such limit:
+its keep-alive timer starts only after a first response, and any byte stops it, so an idle or
+header-trickling client held a connection forever); an idle one between requests after ``keep_alive_s``.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,55 @@ def page_url(host: str, port: int, token: str | None) -> str:
     return f"http://{shown}:{port}/" + (f"#token={quote(token, safe='')}" if token else "")
 
 
+def uvicorn_config(app: Any, host: str, port: int, settings: ServeSettings, **kw: Any) -> Any:
+    """The ``uvicorn.Config`` of ``app``: the settings' connection timeouts, no server header, lifespan on
+    (``kw``: other Config arguments, e.g. ``log_level``)."""
+    import uvicorn
+
+    kw = {"log_level": "info", "access_log": True, "timeout_graceful_shutdown": 5, **kw}
+    return uvicorn.Config(app, host=host, port=port, server_header=False, lifespan="on",
+                          http=protocol(settings.header_timeout_s), timeout_keep_alive=settings.keep_alive_s, **kw)
+
+
+def protocol(header_timeout_s: float) -> type:
+    """uvicorn's h11 protocol, closing a connection that has not sent a whole request head within
+    ``header_timeout_s`` of its start or of its last response (a request in flight is never cut)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeoutProtocol(H11Protocol):
+        _head_timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            if not self.transport.is_closing():
+                self._head_timer = self.loop.call_later(header_timeout_s, self._head_timeout)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            waiting = self.cycle is None or self.cycle.response_complete  # no request head since the last
+            if waiting and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeaderTimeoutProtocol
+
+
 def run(db: str, host: str, port: int, settings: ServeSettings, on_ready: Callable[[str], None] = print) -> None:
     """Serve ``db`` until interrupted. ``on_ready`` gets the URL once the socket listens."""
     import uvicorn
@@ -27,8 +82,7 @@ def run(db: str, host: str, port: int, settings: ServeSettings, on_ready: Callab
     from .security import RedactToken
 
     app = create_app(db, settings)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=True, server_header=False,
-                            timeout_graceful_shutdown=5, timeout_keep_alive=5, lifespan="on")
+    config = uvicorn_config(app, host, port, settings)
     logging.getLogger("uvicorn.access").addFilter(RedactToken())
 
     class _Server(uvicorn.Server):

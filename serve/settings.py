@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pinembed.ingestion.images import DEFAULT_MAX_PIXELS
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+MAX_JSON_BYTES = 1024 * 1024
 TIME_LIMIT_S = 30.0
 
 
@@ -18,8 +19,16 @@ class ServeSettings:
     cors_origins: tuple[str, ...] = ()  # CORS is off unless origins are named
     loopback_only: bool = True  # bound to 127.0.0.1/::1: refuse other Host headers (DNS rebinding)
     max_upload_bytes: int = MAX_UPLOAD_BYTES  # a request body larger than this is a 413
+    max_json_bytes: int = MAX_JSON_BYTES  # a body that is not multipart (a session's JSON) larger than this is a 413
     max_pixels: int = DEFAULT_MAX_PIXELS  # an uploaded image with more pixels is a 413 (the ingestion rule)
-    time_limit_s: float = TIME_LIMIT_S  # a request taking longer is a 504
+    #: the pixels of all the images of one request together (read from their headers, before decoding)
+    max_request_pixels: int = DEFAULT_MAX_PIXELS
+    time_limit_s: float = TIME_LIMIT_S  # a request taking longer is a 504, and its work stops at its next step
+    workers: int = 8  # requests' blocking work runs in at most this many threads at a time
+    #: requests answered 504 whose work still runs (a step that cannot stop); past this, new ones are 503 at once
+    max_abandoned: int = 4
+    header_timeout_s: float = 10.0  # a connection that has not sent a request's headers in this time is closed
+    keep_alive_s: float = 5.0  # an idle connection between requests is closed after this
     reload_interval_s: float = 1.0  # how often the database is checked for a refresh or a model switch
     thumb_cache_bytes: int = 64 * 1024 * 1024  # thumbnails kept in memory (LRU)
     #: the pins' vectors and cards held in memory when they take at most this (None: a quarter of the
