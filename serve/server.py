@@ -30,9 +30,15 @@ def uvicorn_config(app: Any, host: str, port: int, settings: ServeSettings, **kw
     (``kw``: other Config arguments, e.g. ``log_level``)."""
     import uvicorn
 
+    from .security import RedactToken
+
     kw = {"log_level": "info", "access_log": True, "timeout_graceful_shutdown": 5, **kw}
-    return uvicorn.Config(app, host=host, port=port, server_header=False, lifespan="on",
-                          http=protocol(settings.header_timeout_s), timeout_keep_alive=settings.keep_alive_s, **kw)
+    config = uvicorn.Config(app, host=host, port=port, server_header=False, lifespan="on",
+                            http=protocol(settings.header_timeout_s), timeout_keep_alive=settings.keep_alive_s, **kw)
+    access = logging.getLogger("uvicorn.access")  # configured by Config: the token is hidden from here on
+    if not any(isinstance(f, RedactToken) for f in access.filters):
+        access.addFilter(RedactToken())
+    return config
 
 
 def protocol(header_timeout_s: float) -> type:
@@ -79,11 +85,9 @@ def run(db: str, host: str, port: int, settings: ServeSettings, on_ready: Callab
     import uvicorn
 
     from .app import create_app
-    from .security import RedactToken
 
     app = create_app(db, settings)
     config = uvicorn_config(app, host, port, settings)
-    logging.getLogger("uvicorn.access").addFilter(RedactToken())
 
     class _Server(uvicorn.Server):
         async def startup(self, sockets: Any = None) -> None:
