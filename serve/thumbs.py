@@ -73,9 +73,9 @@ def make_thumb(media: MediaFile, t_s: float | None, size: int, max_pixels: int) 
 def preview_jpeg(data: bytes, size: int, max_pixels: int) -> bytes:
     """A JPEG of the uploaded image ``data`` (upright, its first frame), longest side at most ``size``:
     any format ingestion reads. InputError (415; 413 over ``max_pixels``) when it is not an image."""
-    from pinembed.ingestion.images import decode_image
+    from .uploads import decode, opened
 
-    return _jpeg(decode_image(data, max_pixels, draft_size=size).image, size)
+    return _jpeg(decode(opened([data], max_pixels, max_pixels)[0], size), size)
 
 
 def _jpeg(im, size: int) -> bytes:
@@ -92,7 +92,9 @@ def _image(media: MediaFile, t_s: float | None, max_pixels: int, size: int):
     import os
 
     from pinembed.errors import InputError
-    from pinembed.ingestion.images import decode_opened, open_image, to_rgb
+    from pinembed.ingestion.images import open_image, to_rgb
+
+    from .uploads import decode
 
     if os.path.getsize(media.path) > MAX_IMAGE_FILE_BYTES:
         raise InputError(f"the image file is over {MAX_IMAGE_FILE_BYTES // (1 << 20)} MB", error="too_large")
@@ -111,4 +113,4 @@ def _image(media: MediaFile, t_s: float | None, max_pixels: int, size: int):
         except Exception as e:
             raise InputError(f"cannot decode the animation's frame {n}: {e}", error="truncated") from e
         return to_rgb(frame)
-    return decode_opened(im, draft_size=size).image
+    return decode(im, size)

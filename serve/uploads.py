@@ -2,14 +2,19 @@
 first, and the request is refused (413) when their pixels together pass ``max_request_pixels``, before
 any is decoded. Then each is decoded in turn at a reduced size, as ingestion does: JPEGs in draft mode
 at the model's input side, other formats shrunk by an integer factor right after decoding, so the
-pictures held until the model runs are small (16 camera photos do not take gigabytes)."""
+pictures held until the model runs are small (16 camera photos do not take gigabytes). One picture
+is decoded at a time in the whole server (uploads, previews and image thumbnails alike): the memory
+of decoding is that of the largest picture allowed, whatever the number of requests."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from .errors import ApiError, bad_request
-from .work import check
+from .work import acquire, check
+
+_decoding = threading.Lock()  # one picture decoded at a time (waited for no longer than a request's time)
 
 
 async def read_form(request: Any, max_files: int) -> Any:
@@ -45,15 +50,23 @@ def opened(images: list[bytes], max_pixels: int, max_request_pixels: int) -> lis
 def decoded(ims: list[Any], side: int) -> list[Any]:
     """RGB pictures of images from ``opened``, one at a time (the request's deadline is checked between
     them), each no smaller than ``side`` on its short side unless it was smaller already."""
-    from pinembed.ingestion.images import decode_opened
-
     out = []
     for i, im in enumerate(ims):
         check()
-        pic = decode_opened(im, draft_size=side).image
+        out.append(decode(im, side))
         ims[i] = None  # the decoded file is let go at once
-        factor = min(pic.size) // (2 * side)
-        if factor >= 2:
-            pic = pic.reduce(factor)
-        out.append(pic)
     return out
+
+
+def decode(im: Any, side: int) -> Any:
+    """One opened image decoded (upright, RGB) at a reduced size: no smaller than ``side`` on its short
+    side unless it was smaller already. InputError when it is corrupt."""
+    from pinembed.ingestion.images import decode_opened
+
+    acquire(_decoding)
+    try:
+        pic = decode_opened(im, draft_size=side).image
+        factor = min(pic.size) // (2 * side)
+        return pic.reduce(factor) if factor >= 2 else pic
+    finally:
+        _decoding.release()
