@@ -95,6 +95,7 @@ def _image(media: MediaFile, t_s: float | None, max_pixels: int, size: int):
     from pinembed.ingestion.images import open_image, to_rgb
 
     from .uploads import decode
+    from .work import Stopped, check
 
     if os.path.getsize(media.path) > MAX_IMAGE_FILE_BYTES:
         raise InputError(f"the image file is over {MAX_IMAGE_FILE_BYTES // (1 << 20)} MB", error="too_large")
@@ -108,8 +109,11 @@ def _image(media: MediaFile, t_s: float | None, max_pixels: int, size: int):
         n = max(i for i, s in enumerate(starts) if s <= t_s) if starts and starts[0] <= t_s else 0
         try:
             for i in range(n + 1):  # in order: each frame is composed on the last
+                check()  # a long animation stops here once its request is answered
                 im.seek(i)
                 frame = im.convert("RGBA")
+        except Stopped:
+            raise
         except Exception as e:
             raise InputError(f"cannot decode the animation's frame {n}: {e}", error="truncated") from e
         return to_rgb(frame)
