@@ -423,13 +423,15 @@ def test_cli_refuses_a_public_bind_without_a_token(tmp_path, base_db):
 
 
 def test_cli_prints_the_url_and_stops_on_sigterm(base_db):
-    proc = subprocess.Popen([sys.executable, "-m", "pinembed.cli.main", "serve", "--db", base_db, "--port", "0",
-                             "--token", "tok en"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    env = {**os.environ, "PINEMBED_TOKEN": "tok en"}  # not --token: a command line shows in `ps`
+    proc = subprocess.Popen([sys.executable, "-m", "pinembed.cli.main", "serve", "--db", base_db, "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     try:
         line = proc.stdout.readline()
         assert line.startswith(f"serving {base_db} at http://127.0.0.1:") and line.strip().endswith("/#token=tok%20en")
         base = line.split(" at ")[1].split("/#")[0]
         assert httpx.get(base + "/api/health", headers={"Authorization": "Bearer tok en"}).json()["pins"] == 8
+        assert "tok en" not in " ".join(Path(f"/proc/{proc.pid}/cmdline").read_text().split("\0"))
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(20) == 0
     finally:

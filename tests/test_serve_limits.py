@@ -321,3 +321,17 @@ def test_messages_do_not_name_the_servers_paths(tmp_path, base_db):
     with Server(base_db) as s:
         r = s.client.get("/api/related", params={"pin": str(Path(base_db).parent / "x.jpg")})
         assert error_of(r, 404)["code"] == "pin_not_found"  # names the pin id the client sent, nothing else
+
+
+def test_the_clis_server_has_the_connection_timeouts():
+    """``server.run`` (the CLI's) builds its config with ``uvicorn_config``: the header timeout protocol,
+    the keep-alive time, and the token filter on the access log."""
+    from pinembed.serve.security import RedactToken
+    from pinembed.serve.server import uvicorn_config
+    from pinembed.serve.settings import ServeSettings
+
+    config = uvicorn_config(lambda *a: None, "127.0.0.1", 0, ServeSettings(header_timeout_s=3, keep_alive_s=2))
+    assert config.http.__name__ == "HeaderTimeoutProtocol" and config.timeout_keep_alive == 2
+    assert sum(isinstance(f, RedactToken) for f in logging.getLogger("uvicorn.access").filters) == 1
+    uvicorn_config(lambda *a: None, "127.0.0.1", 0, ServeSettings())
+    assert sum(isinstance(f, RedactToken) for f in logging.getLogger("uvicorn.access").filters) == 1
