@@ -8,6 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .controls import MAX_K
+from .controls import check_controls as _check_controls
+from .controls import check_k as _check_k
+from .controls import check_term_weight as _check_term_weight
+from .controls import check_weights as _check_weights
+from .controls import scaled as _scaled
 from .errors import InputError, PinembedError, PinNotFoundError, UsageError
 from .results import Related
 
@@ -16,7 +22,6 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = "pins.lance"
 DEFAULT_MODEL = "open_clip:ViT-B-32/laion2b_s34b_b79k"
-MAX_K = 10_000
 #: The pin columns that ``iter_pins``, ``to_arrow`` and ``pinembed export`` give by default.
 EXPORT_COLUMNS = ("pin_id", "kind", "uri", "title", "description", "width", "height", "duration_s", "model_id",
                   "vector")
@@ -240,9 +245,7 @@ class PinIndex:
         found = [self._query_pin(p) for p in ids]
         ids = [pid for pid, _ in found]
         vecs = np.stack([pin["vector"] for _, pin in found])
-        w = rel.recency_weights(len(ids)) if weights is None else np.asarray(weights, dtype=np.float64)
-        if w.shape != (len(ids),) or not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-            raise UsageError("weights must be one non-negative number per pin, not all zero")
+        w = rel.recency_weights(len(ids)) if weights is None else np.asarray(_check_weights(weights, len(ids)))
         groups = rel.interests(vecs[w > 0], w[w > 0], threshold)
         pool = k  # each interest could fill the list alone; deeper lists would let every pin collect votes
         lists, rows_by_id = [], {}
@@ -326,9 +329,8 @@ class PinIndex:
         parsed = []
         for (term, sign) in terms:
             item, weight = term if isinstance(term, tuple) else (term, 1.0)
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or not np.isfinite(weight) or weight < 0:
-                raise UsageError(f"a term's weight must be a non-negative number, not {weight!r}")
-            parsed.append((item, sign * float(weight)))
+            parsed.append((item, sign * _check_term_weight(weight)))
+        parsed = list(zip([i for i, _ in parsed], _scaled([w for _, w in parsed]), strict=True))  # 1e308 stays finite
         texts = [(i, w) for i, w in parsed if isinstance(i, str)]
         images = [(i, w) for i, w in parsed if isinstance(i, os.PathLike)]
         if len(texts) + len(images) != len(parsed):
@@ -345,7 +347,7 @@ class PinIndex:
             vec += np.einsum("n,nd->d", np.array([w for _, w in images], np.float32),
                              self.embedder.embed_images([_query_image(p) for p, _ in images]))
         norm = float(np.linalg.norm(vec))
-        if norm < 1e-6:
+        if not np.isfinite(norm) or norm < 1e-6:
             raise UsageError("the terms cancel out (the query vector is zero)", "weigh the negative terms less")
         return vec / norm
 
@@ -535,16 +537,3 @@ def _query_image(path: os.PathLike[str]) -> Any:
     except InputError as e:
         raise UsageError(f"cannot use query image {os.fspath(path)!r}: {e.message}", e.hint) from e
 
-
-def _check_controls(dedupe: Any, diversity: Any) -> tuple[float | None, float]:
-    if dedupe is not None and (isinstance(dedupe, bool) or not isinstance(dedupe, int | float) or not -1 < dedupe <= 1):
-        raise UsageError(f"dedupe is a cosine threshold in (-1, 1], e.g. 0.95; got {dedupe!r}")
-    if isinstance(diversity, bool) or not isinstance(diversity, int | float) or not 0 <= diversity <= 1:
-        raise UsageError(f"diversity is a number from 0 (plain similarity) to 1; got {diversity!r}")
-    return (float(dedupe) if dedupe is not None else None), float(diversity)
-
-
-def _check_k(k: int) -> int:
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise UsageError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
-    return k

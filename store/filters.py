@@ -7,12 +7,24 @@ against the closed set of pin kinds; column names never come from users.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import pyarrow as pa
+
 from pinembed.errors import UsageError
 
-from .schema import KINDS
+from .schema import KINDS, pins_schema
+
+#: The size of a filter, checked before anything is compiled (every form: CLI, Python, HTTP).
+MAX_WHERE_TERMS = 64  # conditions: each operator of a column, each side of a range, each any-of list
+MAX_WHERE_VALUES = 1000  # values of one any-of list
+MAX_VALUE_CHARS = 1000  # characters of one string value
+_SIZE_HINT = (f"a filter holds at most {MAX_WHERE_TERMS} conditions, {MAX_WHERE_VALUES} values a list and "
+              f"{MAX_VALUE_CHARS} characters a value")
+_INT = re.compile(r"[+-]?[0-9]{1,19}")  # ASCII digits only: int() would take "٥" and "５"
+_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 
 
 def sql_str(value: str) -> str:
@@ -65,6 +77,22 @@ _SQL_OPS = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=
 _CLI_OPS = {"=": "eq", "!=": "ne", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte", "~": "contains"}
 
 
+def _range(arrow_type: pa.DataType) -> tuple[float, float]:
+    """The values a numeric Arrow type holds."""
+    import numpy as np
+
+    if pa.types.is_integer(arrow_type):  # symmetric: SQL reads -N as minus N, and int64's -2**63 overflows
+        info = np.iinfo(arrow_type.to_pandas_dtype())
+        return -int(info.max), int(info.max)
+    fmax = float(np.finfo(arrow_type.to_pandas_dtype()).max)
+    return -fmax, fmax
+
+
+#: The range of each numeric filter column, read from its Arrow type in the pins table (store/schema.py).
+RANGES: dict[str, tuple[float, float]] = {
+    f.name: _range(f.type) for f in pins_schema(1, {}) if FILTER_COLUMNS.get(f.name) in ("i", "f")}
+
+
 def _column(name: Any) -> str:
     if not isinstance(name, str) or name not in FILTER_COLUMNS:
         raise UsageError(f"cannot filter on {name!r}", f"filterable columns: {', '.join(sorted(FILTER_COLUMNS))}")
@@ -76,16 +104,17 @@ def _literal(column: str, value: Any) -> str:
     kind = FILTER_COLUMNS[column]
     if kind == "s":
         return sql_str(value if isinstance(value, str) else str(value))
-    try:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError
-        num: float = float(value) if kind == "f" else int(value.strip() if isinstance(value, str) else value)
-        if kind == "i" and isinstance(value, float) and not value.is_integer():
-            raise ValueError
-    except (TypeError, ValueError):
-        raise UsageError(f"{column} takes {'an integer' if kind == 'i' else 'a number'}, not {value!r}") from None
-    if not math.isfinite(num):
-        raise UsageError(f"{column} takes a finite number, not {value!r}")
+    lo, hi = RANGES[column]
+    what = f"an integer from {lo:d} to {hi:d}" if kind == "i" else f"a number from {lo:.7g} to {hi:.7g}"
+    num: float | None = None
+    if isinstance(value, str) and (_INT if kind == "i" else _FLOAT).fullmatch(value.strip()):
+        num = int(value.strip()) if kind == "i" else float(value.strip())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        num = value if kind == "i" else float(value)
+    elif isinstance(value, float) and math.isfinite(value) and (kind == "f" or value.is_integer()):
+        num = int(value) if kind == "i" else value
+    if num is None or not lo <= num <= hi:
+        raise UsageError(f"{column} takes {what}, not {repr(value)[:40]}")
     return repr(num)
 
 
@@ -93,7 +122,11 @@ def condition(column: str, op: str, value: Any) -> str:
     """One condition as SQL: ``op`` is eq, ne, gt, gte, lt, lte, in or contains."""
     column = _column(column)
     if op == "in":
-        values = list(value)
+        values = list(value) if isinstance(value, list | tuple | set | frozenset) else None
+        if values is None:
+            raise UsageError(f"{column} in takes a list of values, not {type(value).__name__}")
+        if len(values) > MAX_WHERE_VALUES:
+            raise UsageError(f"the list of {column} values holds {len(values)}; at most {MAX_WHERE_VALUES}", _SIZE_HINT)
         if not values:
             return "false"
         return f"{column} IN ({', '.join(_literal(column, v) for v in values)})"
@@ -114,8 +147,7 @@ def compile_where(where: Mapping[str, Any] | None) -> str | None:
     ``{"contains": "pasta"}`` (case-insensitive), ``{"ne": "image"}``. Columns: FILTER_COLUMNS."""
     if not where:
         return None
-    if not isinstance(where, Mapping):
-        raise UsageError("where must be a mapping of column -> value, list, (lo, hi) range or {op: value}")
+    check_size(where)
     parts = []
     for column, value in where.items():
         if isinstance(value, Mapping):
@@ -131,6 +163,26 @@ def compile_where(where: Mapping[str, Any] | None) -> str | None:
         else:
             parts.append(condition(column, "eq", value))
     return " AND ".join(f"({p})" for p in parts) if parts else None
+
+
+def check_size(where: Any) -> None:
+    """UsageError unless ``where`` is a mapping within the size bounds (conditions, list lengths, string
+    lengths). Counts without compiling or copying, so it is cheap on a hostile filter of any size."""
+    if not isinstance(where, Mapping):
+        raise UsageError("where must be a mapping of column -> value, list, (lo, hi) range or {op: value}")
+    terms = 0
+    for column, value in where.items():
+        ops = value.values() if isinstance(value, Mapping) else [value]
+        terms += len(value) if isinstance(value, Mapping | tuple) else 1
+        if terms > MAX_WHERE_TERMS:
+            raise UsageError(f"the filter holds over {MAX_WHERE_TERMS} conditions", _SIZE_HINT)
+        for v in ops:
+            if isinstance(v, list | tuple | set | frozenset) and len(v) > MAX_WHERE_VALUES:
+                raise UsageError(f"a list of {str(column)[:40]} values holds {len(v)}; at most {MAX_WHERE_VALUES}",
+                                 _SIZE_HINT)
+            for item in (v if isinstance(v, list | tuple | set | frozenset) else [v]):
+                if isinstance(item, str) and len(item) > MAX_VALUE_CHARS:
+                    raise UsageError(f"a value for {str(column)[:40]} is over {MAX_VALUE_CHARS} characters", _SIZE_HINT)
 
 
 def parse_cli_where(terms: Iterable[str]) -> dict[str, Any]:

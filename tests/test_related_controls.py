@@ -161,3 +161,51 @@ def test_query_arithmetic_is_a_weighted_sum(tmp_path, tiny_model_id):
     assert pos == [("red dress", 1.0), (Path(img), 1.0), ("blue", 2.0)] and neg == [("logo", 0.5)]
     assert parse_terms(("3:10 to Yuma",)) == ([("10 to Yuma", 3.0)], [])
     assert parse_terms(("1:3:10 to Yuma",)) == ([("3:10 to Yuma", 1.0)], [])
+
+
+def test_where_is_bounded_and_numbers_fit_their_column(tmp_path):
+    from pinembed.store.filters import MAX_VALUE_CHARS, MAX_WHERE_TERMS, MAX_WHERE_VALUES, RANGES
+
+    assert RANGES["width"] == (-(2 ** 31 - 1), 2 ** 31 - 1) and RANGES["size"] == (-(2 ** 63 - 1), 2 ** 63 - 1)
+    too_big = [
+        {"pin_id": {"in": [str(i) for i in range(MAX_WHERE_VALUES + 1)]}},
+        {"title": [str(i) for i in range(MAX_WHERE_VALUES + 1)]},
+        {"title": {"contains": "x" * (MAX_VALUE_CHARS + 1)}},
+        {"title": ["x" * (MAX_VALUE_CHARS + 1)]},
+        {f"c{i}": 1 for i in range(MAX_WHERE_TERMS + 1)},
+        {"width": {op: 1 for op in ("gt", "gte", "lt", "lte", "ne", "eq")}, **{c: (0, 1) for c in (
+            "height", "size", "n_segments", "duration_s", "fps")}, **{c: {o: "a" for o in ("gt", "gte", "lt", "lte",
+            "ne", "eq", "contains")} for c in ("pin_id", "kind", "uri", "title", "description", "model_id", "content_hash")}},
+    ]
+    for where in too_big:
+        with pytest.raises(UsageError, match="at most|over"):
+            compile_where(where)
+    for where, column in [({"width": 3_000_000_000}, "width"), ({"height": 1e20}, "height"), ({"size": -(2 ** 63)}, "size"),
+                          ({"duration_s": {"lt": 1e300}}, "duration_s"), ({"width": "٥"}, "width"), ({"fps": "５"}, "fps"),
+                          ({"n_segments": "²"}, "n_segments"), ({"width": {"in": [1, "①"]}}, "width"),
+                          ({"width": 2.5}, "width"), ({"fps": float("nan")}, "fps"), ({"width": True}, "width")]:
+        with pytest.raises(UsageError, match=column):
+            compile_where(where)
+    idx = _db(tmp_path / "r.lance", [("a", _axis(0), {"width": 640, "size": 10, "duration_s": 1.5})])
+    q = _axis(0)
+    for where, n in (({"width": 2 ** 31 - 1}, 0), ({"width": {"gte": -(2 ** 31 - 1)}}, 1), ({"width": " 640 "}, 1),
+                     ({"size": {"in": [-(2 ** 63 - 1), 2 ** 63 - 1]}}, 0), ({"duration_s": {"lt": 3.4e38}}, 1),
+                     ({"duration_s": {"gt": 5e-324}}, 1), ({"width": 640.0}, 1)):
+        assert len(idx.search_vector(q, k=5, where=where)) == n, where
+
+
+def test_extreme_finite_weights_keep_the_query_finite(tmp_path):
+    from pinembed.controls import check_weights, scaled
+
+    assert scaled([1e308, 1e308, 5e-324]) == [1.0, 1.0, 0.0] and scaled([5e-324, 5e-324]) == [1.0, 1.0]
+    assert check_weights([2, 0, 1], 3) == [1.0, 0.0, 0.5]
+    for bad in ([1, float("inf")], [-1, 1], [0, 0], [1], "ab", [1, "2"], [True, 1]):
+        with pytest.raises(UsageError):
+            check_weights(bad, 2)
+    idx = _db(tmp_path / "w.lance", [(f"p{i}", _axis(i), {}) for i in range(6)])
+    want = [r.pin_id for r in idx.related_to_session(["p0", "p1"], weights=[1, 1], k=4)]
+    for weights in ([1e308, 1e308], [5e-324, 5e-324], [1.7976931348623157e308, 1.7976931348623157e308]):
+        got = idx.related_to_session(["p0", "p1"], weights=weights, k=4)
+        assert [r.pin_id for r in got] == want and all(np.isfinite(r.score) for r in got)
+    only_p0 = idx.related_to_session(["p0", "p1"], weights=[1e308, 5e-324], k=4)  # p1's weight is 0 beside p0's
+    assert len(only_p0) == 4 and all(np.isfinite(r.score) for r in only_p0)
