@@ -12,6 +12,8 @@ from pinembed.ingestion.kinds import NAMES as KINDS
 from . import params
 from .thumbs import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE
 
+MAX_WHERE_TERMS, MAX_WHERE_VALUES, MAX_VALUE_CHARS = 64, 1000, 1000  # store.filters' bounds (checked by a test)
+
 
 def _q(name: str, schema: dict[str, Any], description: str, required: bool = False, repeat: bool = False) -> dict[str, Any]:
     if repeat:
@@ -20,19 +22,44 @@ def _q(name: str, schema: dict[str, Any], description: str, required: bool = Fal
             **({"style": "form", "explode": True} if repeat else {})}
 
 
-_PIN = _q("pin", {"type": "string", "maxLength": params.MAX_PIN_ID_CHARS},
+_PIN_ID = {"type": "string", "minLength": 1, "maxLength": params.MAX_PIN_ID_CHARS, "pattern": "^[^\\x00]*$"}
+#: A comma list of kinds, exactly as ``params.kinds`` reads it (items stripped of spaces, empty ones dropped).
+_KIND = f"(?:{'|'.join(KINDS)})"
+_KINDS = {"type": "string", "pattern": f"^[ \\t]*(?:{_KIND}[ \\t]*)?(?:,[ \\t]*(?:{_KIND}[ \\t]*)?)*$"}
+_DEDUPE = {"type": "number", "minimum": -1, "exclusiveMinimum": True, "maximum": 1}  # 3.0: a boolean
+_DIVERSITY = {"type": "number", "minimum": 0, "maximum": 1}
+_K = {"type": "integer", "minimum": 1, "maximum": params.MAX_K}
+_WHERE = {"type": "string", "maxLength": params.MAX_WHERE_CHARS}
+_PIN = _q("pin", _PIN_ID,
           "A pin id (a path under the ingested folder, e.g. images/red.jpg). Never a file path.", required=True)
 _CONTROLS = [
-    _q("k", {"type": "integer", "minimum": 1, "maximum": params.MAX_K, "default": params.DEFAULT_K}, "How many results."),
-    _q("kinds", {"type": "string"}, f"Comma list of pin kinds to keep: {', '.join(KINDS)}."),
-    _q("dedupe", {"type": "number", "exclusiveMinimum": -1, "maximum": 1},
-       "Drop results within this cosine of the query or of a result above (e.g. 0.95)."),
-    _q("diversity", {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
-       "Maximal marginal relevance: 0 plain similarity, 1 most diverse."),
-    _q("where", {"type": "string"}, "A JSON object filter, e.g. {\"kind\": \"video\", \"title\": {\"contains\": \"pasta\"}, "
+    _q("k", {**_K, "default": params.DEFAULT_K}, "How many results."),
+    _q("kinds", _KINDS, f"Comma list of pin kinds to keep: {', '.join(KINDS)}."),
+    _q("dedupe", _DEDUPE, "Drop results within this cosine of the query or of a result above (e.g. 0.95)."),
+    _q("diversity", {**_DIVERSITY, "default": 0}, "Maximal marginal relevance: 0 plain similarity, 1 most diverse."),
+    _q("where", _WHERE, "A JSON object filter, e.g. {\"kind\": \"video\", \"title\": {\"contains\": \"pasta\"}, "
        f"\"width\": {{\"gte\": 640}}}}. Operators: {', '.join(params.WHERE_OPS)}. Columns: "
-       + ", ".join(sorted(params.column_names())) + "."),
+       + ", ".join(sorted(params.column_names())) + f". At most {MAX_WHERE_TERMS} conditions, {MAX_WHERE_VALUES} "
+       f"values a list, {MAX_VALUE_CHARS} characters a value; numbers within their column's type (width, height, "
+       "n_segments: int32; size: int64; duration_s, fps: float32), integers in ASCII digits."),
 ]
+_TEXT = {"type": "string", "minLength": 1, "maxLength": params.MAX_TEXT_CHARS, "pattern": "\\S"}
+_PAGE = {"type": "integer", "minimum": 0, "maximum": params.MAX_PAGE}
+
+
+def _terms(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item, "maxItems": params.MAX_TERMS}
+
+
+def _field(item: dict[str, Any]) -> dict[str, Any]:
+    """A repeatable form field: one value reads as a list of one."""
+    return {"anyOf": [item, _terms(item)]}
+
+
+def _terms_q(name: str, item: dict[str, Any], description: str) -> dict[str, Any]:
+    return {**_q(name, item, description), "schema": _terms(item), "style": "form", "explode": True}
+
+
 _TOKEN = _q("token", {"type": "string"}, "The server's token, when it has one and no Authorization header is sent.")
 
 _CARD = {"type": "object", "properties": {
@@ -76,21 +103,22 @@ def _ref(name: str) -> dict[str, str]:
 def openapi() -> dict[str, Any]:
     """The OpenAPI document."""
     session_body = {"type": "object", "required": ["pins"], "properties": {
-        "pins": {"type": "array", "items": {"type": "string"}, "minItems": 1, "maxItems": params.MAX_SESSION_PINS,
+        "pins": {"type": "array", "items": _PIN_ID, "minItems": 1, "maxItems": params.MAX_SESSION_PINS,
                  "description": "The session's pins, oldest first."},
-        "weights": {"type": "array", "items": {"type": "number", "minimum": 0},
-                    "description": "One weight per pin (default: recency)."},
-        "k": {"type": "integer", "minimum": 1, "maximum": params.MAX_K}, "kinds": {"type": "array", "items": {"type": "string"}},
-        "dedupe": {"type": "number"}, "diversity": {"type": "number"}, "where": {"type": "object"}}}
+        "weights": {"type": "array", "items": {"type": "number", "minimum": 0}, "nullable": True,
+                    "description": "One weight per pin, not all zero (default, or null: recency)."},
+        "k": {**_K, "nullable": True}, "kinds": {"type": "array", "items": {"type": "string", "enum": list(KINDS)},
+                                                 "nullable": True},
+        "dedupe": {**_DEDUPE, "nullable": True}, "diversity": {**_DIVERSITY, "nullable": True},
+        "where": {"type": "object", "nullable": True, "description": "A filter, as the where parameter describes."}}}
     search_form = {"type": "object", "properties": {
         "image": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "Query images."},
-        "text": {"type": "array", "items": {"type": "string"}}, "negative": {"type": "array", "items": {"type": "string"}},
-        "pin": {"type": "array", "items": {"type": "string"}}, "k": {"type": "integer"}, "kinds": {"type": "string"},
-        "dedupe": {"type": "number"}, "diversity": {"type": "number"}, "where": {"type": "string"}}}
+        "text": _field(_TEXT), "negative": _field(_TEXT), "pin": _field(_PIN_ID), "k": _K, "kinds": _KINDS,
+        "dedupe": _DEDUPE, "diversity": _DIVERSITY, "where": _WHERE}}
     search_terms = [
-        _q("text", {"type": "string", "maxLength": params.MAX_TEXT_CHARS}, "A text query (repeatable: added).", repeat=True),
-        _q("negative", {"type": "string"}, "A text to subtract (repeatable).", repeat=True),
-        _q("pin", {"type": "string"}, "A stored pin whose vector is added (repeatable).", repeat=True),
+        _terms_q("text", _TEXT, "A text query (repeatable: added)."),
+        _terms_q("negative", _TEXT, "A text to subtract (repeatable)."),
+        _terms_q("pin", _PIN_ID, "A stored pin whose vector is added (repeatable)."),
     ]
     paths = {
         "/api/health": {"get": {"summary": "Status, pin count, model and generation", "parameters": [_TOKEN],
@@ -105,9 +133,12 @@ def openapi() -> dict[str, Any]:
                                      "took_ms": {"type": "number"}}})}},
         "/api/session": {
             "get": {"summary": "Related pins of a session (shareable URL form)",
-                    "parameters": [{**_PIN, "schema": {"type": "array", "items": {"type": "string"}}, "explode": True,
+                    "parameters": [{**_PIN, "schema": {"type": "array", "items": _PIN_ID, "minItems": 1,
+                                                       "maxItems": params.MAX_SESSION_PINS},
+                                    "style": "form", "explode": True,
                                     "description": "The session's pins, oldest first (repeat pin=)."},
-                                   _q("weight", {"type": "number", "minimum": 0}, "One weight per pin.", repeat=True),
+                                   _q("weight", {"type": "number", "minimum": 0, "maximum": params.MAX_WEIGHT},
+                                      "One weight per pin (repeat weight=), not all zero.", repeat=True),
                                    *_CONTROLS, _TOKEN],
                     "responses": _ok(_SESSION_RESULTS)},
             "post": {"summary": "Related pins of a session", "parameters": [_TOKEN],
@@ -117,7 +148,13 @@ def openapi() -> dict[str, Any]:
             "get": {"summary": "Search by texts and stored pins: normalise(sum positive - sum negative)",
                     "parameters": [*search_terms, *_CONTROLS, _TOKEN], "responses": _ok(_RESULTS)},
             "post": {"summary": "Search by uploaded images, texts and pins", "parameters": [_TOKEN],
-                     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": search_form}}},
+                     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": search_form},
+                                                                   "application/x-www-form-urlencoded": {
+                                                                       "schema": {k: v for k, v in search_form.items()
+                                                                                  if k != "properties"} | {
+                                                                           "properties": {
+                                                                               k: v for k, v in search_form["properties"].items()
+                                                                               if k != "image"}}}}},
                      "responses": _ok(_RESULTS)}},
         "/api/pin": {"get": {"summary": "A pin's card, description, size, duration and segments",
                              "parameters": [_PIN, _TOKEN], "responses": _ok({"allOf": [_ref("Card"), {
@@ -132,17 +169,21 @@ def openapi() -> dict[str, Any]:
                                          "thumb": {"type": "string", "nullable": True}}}}}}]})}},
         "/api/thumb": {"get": {"summary": "A JPEG thumbnail: an image, a video frame at t, an idea pin's page",
                                "parameters": [
-                                   _PIN, _q("t", {"type": "number", "minimum": 0}, "Seconds into a video or animation "
+                                   _PIN, _q("t", {"type": "number", "minimum": 0, "maximum": params.MAX_T_S},
+                                            "Seconds into a video or animation "
                                             "(default: the middle of a video, the first frame of an animation)."),
-                                   _q("page", {"type": "integer", "minimum": 0}, "An idea pin's page (default: the first)."),
+                                   _q("page", _PAGE, "An idea pin's page (default: the first)."),
                                    _q("size", {"type": "integer", "minimum": MIN_SIZE, "maximum": MAX_SIZE,
                                                "default": DEFAULT_SIZE}, "Longest side in pixels."), _TOKEN],
                                "responses": _ok({"type": "string", "format": "binary"}, "image/jpeg")}},
         "/api/media": {"get": {"summary": "The pin's file (or an idea pin's page file); Range requests give 206",
-                               "parameters": [_PIN, _q("page", {"type": "integer", "minimum": 0},
-                                                       "An idea pin's page (default: the first)."), _TOKEN],
-                               "responses": {**_ok({"type": "string", "format": "binary"}, "application/octet-stream"),
-                                             "206": {"description": "Partial content (a Range request)"}}}},
+                               "parameters": [_PIN, _q("page", _PAGE, "An idea pin's page (default: the first)."),
+                                              _TOKEN],
+                               "responses": {**_ok({"type": "string", "format": "binary"}, "*/*"),
+                                             "206": {"description": "Partial content (a Range request)",
+                                                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+                                             "416": {"description": "Range not satisfiable", "content": {
+                                                 "application/json": {"schema": _ref("Error")}}}}}},
         "/api/pins": {"get": {"summary": "The pins, most recently embedded first, a page at a time",
                               "parameters": [
                                   _q("page", {"type": "integer", "minimum": 1, "maximum": params.MAX_LIST_PAGE,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,11 @@ MAX_TERMS = 16  # texts, negatives, pins and images of one search, each
 MAX_TEXT_CHARS = 1000
 MAX_WHERE_CHARS = 10_000
 MAX_LIST_PAGE = 1_000_000  # pages of GET /api/pins
+MAX_T_S = 1e7  # t of GET /api/thumb
+MAX_PAGE = 1000  # an idea pin's page (thumb, media)
+MAX_WEIGHT = 1e6  # weight= of GET /api/session
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes "²" and "٥", int() then fails or reads 5
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 WHERE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains")
 _WHERE_HINT = ('a JSON object, e.g. {"kind": "video", "title": {"contains": "pasta"}, "width": {"gte": 640}}; '
                f"operators: {', '.join(WHERE_OPS)}")
@@ -60,11 +66,11 @@ def pin_ids(values: Any, name: str = "pins", limit: int = MAX_SESSION_PINS) -> l
 
 def k(value: Any) -> int:
     """``k``: an integer from 1 to MAX_K (DEFAULT_K when absent)."""
-    if value is None or value == "":
+    if value is None:
         return DEFAULT_K
     if isinstance(value, str):
         value = value.strip()
-        if not value.isdigit() or len(value) > 9:
+        if not _DIGITS.fullmatch(value):
             raise bad_request(f"k must be an integer from 1 to {MAX_K}, not {value[:40]!r}")
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
@@ -75,11 +81,11 @@ def k(value: Any) -> int:
 
 
 def integer(value: str | None, name: str, lo: int, hi: int) -> int | None:
-    """A query parameter that is an integer from ``lo`` to ``hi`` (None when absent)."""
-    if value is None or value == "":
+    """A query parameter that is an integer from ``lo`` to ``hi`` in ASCII digits (None when absent)."""
+    if value is None:
         return None
     v = value.strip()
-    if not v.isdigit() or len(v) > 9 or not lo <= int(v) <= hi:
+    if not _DIGITS.fullmatch(v) or not lo <= int(v) <= hi:
         raise bad_request(f"{name} must be an integer from {lo} to {hi}, not {value[:40]!r}")
     return int(v)
 
@@ -95,10 +101,10 @@ def kinds(value: Any) -> list[str] | None:
     """``kinds``: a comma list (or a JSON list) of image, motion, video, idea; None (all) when absent."""
     if value is None or value == "" or value == []:
         return None
-    if isinstance(value, str):
-        items = [v.strip() for v in value.split(",") if v.strip()]
+    if isinstance(value, str):  # spaces and tabs around an item, as the OpenAPI pattern says
+        items = [v.strip(" \t") for v in value.split(",") if v.strip(" \t")]
     elif isinstance(value, list) and all(isinstance(v, str) for v in value):
-        items = [v.strip() for v in value]
+        items = list(value)
     else:
         raise ApiError(422, "bad_type", f"kinds must be a comma list or a list of strings, not {_type(value)}")
     bad = [v for v in items if v not in KINDS]
@@ -109,13 +115,12 @@ def kinds(value: Any) -> list[str] | None:
 
 def number(value: Any, name: str, lo: float, hi: float, lo_open: bool = False) -> float | None:
     """A finite number in [lo, hi] (``(lo, hi]`` when ``lo_open``), or None when absent."""
-    if value is None or value == "":
+    if value is None:
         return None
     if isinstance(value, str):
-        try:
-            value = float(value.strip()[:64])
-        except ValueError:
-            raise bad_request(f"{name} must be a number, not {value[:40]!r}") from None
+        if not _NUMBER.fullmatch(value.strip()):
+            raise bad_request(f"{name} must be a number, not {value[:40]!r}")
+        value = float(value.strip())
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ApiError(422, "bad_type", f"{name} must be a number, not {_type(value)}")
     if not math.isfinite(value) or value > hi or value < lo or (lo_open and value == lo):
@@ -138,6 +143,12 @@ def where(value: Any) -> dict[str, Any] | None:
             raise bad_request("where is not valid JSON", _WHERE_HINT) from None
     if not isinstance(value, dict):
         raise ApiError(422, "bad_type", f"where must be a JSON object, not {_type(value)}", _WHERE_HINT)
+    from pinembed.store.filters import check_size, compile_where
+
+    try:
+        check_size(value)  # before any other work on it
+    except UsageError as e:
+        raise bad_request(f"where: {e.message}", e.hint) from None
     for column, cond in value.items():
         if isinstance(cond, dict):
             for op, v in cond.items():
@@ -150,8 +161,6 @@ def where(value: Any) -> dict[str, Any] | None:
         elif not (_scalar(cond) or (isinstance(cond, list) and all(map(_scalar, cond)))):
             raise ApiError(422, "bad_type", f"where: {column[:40]!r} takes a number, a string, a list of them "
                            "or an object of operators", _WHERE_HINT)
-    from pinembed.store.filters import compile_where
-
     try:
         compile_where(value)
     except UsageError as e:
@@ -213,13 +222,18 @@ def json_body(raw: bytes) -> dict[str, Any]:
 
 
 def weights(value: Any, n: int) -> list[float] | None:
-    """Session weights: one non-negative number per pin, not all zero (None when absent)."""
+    """Session weights: one non-negative number per pin, not all zero (None when absent); the rule is
+    ``pinembed.controls.check_weights``'s."""
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(w, int | float) and not isinstance(w, bool) for w in value):
         raise ApiError(422, "bad_type", "weights must be a list of numbers, one per pin")
-    if len(value) != n or not all(math.isfinite(w) and w >= 0 for w in value) or not any(w > 0 for w in value):
-        raise bad_request(f"weights must be {n} non-negative numbers (one per pin), not all zero")
+    from pinembed.controls import check_weights
+
+    try:
+        check_weights(value, n)
+    except UsageError as e:
+        raise bad_request(e.message, e.hint) from None
     return [float(w) for w in value]
 
 
