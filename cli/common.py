@@ -6,11 +6,13 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from typing import Any
 
 import click
 
+from pinembed.controls import MAX_K
 from pinembed.errors import PinembedError
 from pinembed.ingestion.kinds import NAMES as KINDS
 
@@ -58,8 +60,30 @@ def db_given() -> bool:
     return ctx.get_parameter_source("db") not in (None, click.core.ParameterSource.DEFAULT)
 
 
+_ASCII_INT = re.compile(r"[+-]?[0-9]+")
+_ASCII_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+class IntRange(click.IntRange):
+    """``click.IntRange`` of ASCII digits only (``int()`` reads "٥" and "５" as 5)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not _ASCII_INT.fullmatch(value.strip()):
+            self.fail(f"{value[:40]!r} is not an integer in ASCII digits", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class FloatRange(click.FloatRange):
+    """``click.FloatRange`` of ASCII numbers only (no "inf", "nan" or non-ASCII digits)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not _ASCII_FLOAT.fullmatch(value.strip()):
+            self.fail(f"{value[:40]!r} is not a number in ASCII digits", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-k_option = click.option("-k", default=10, show_default=True, type=click.IntRange(1, 10_000), help="How many results.")
+k_option = click.option("-k", default=10, show_default=True, type=IntRange(1, MAX_K), help="How many results.")
 kind_option = click.option(
     "--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="Only pins of this kind (repeatable)."
 )
@@ -68,9 +92,9 @@ where_option = click.option(
     help="Filter: COLUMN=VALUE, COLUMN!=VALUE, COLUMN~TEXT (contains, any case), COLUMN>=N, <=, >, <. "
          "Repeatable (ANDed; the same column with = twice means either). No raw SQL.",
 )
-dedupe_option = click.option("--dedupe", type=click.FloatRange(-1, 1, min_open=True), default=None, metavar="COS",
+dedupe_option = click.option("--dedupe", type=FloatRange(-1, 1, min_open=True), default=None, metavar="COS",
                              help="Drop results within this cosine of the query pin or of a result above (e.g. 0.95).")
-diversity_option = click.option("--diversity", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+diversity_option = click.option("--diversity", type=FloatRange(0, 1), default=0.0, show_default=True,
                                 help="Re-rank by maximal marginal relevance: 0 plain similarity, 1 most diverse.")
 
 

@@ -140,3 +140,30 @@ def test_another_embedding_space_names_refresh_model(built, other_tiny_model_id)
     assert r.exit_code == 2, r.output
     assert "another embedding space" in r.stderr
     assert f"pinembed refresh SRC --db {db} --model NEW" in r.stderr
+
+
+def test_where_numbers_out_of_range_or_not_ascii_exit_2_with_the_column(built):
+    _, db = built
+    for term, column in (("width>=3000000000", "width"), ("height<=1e20", "height"), ("width=٥", "width"),
+                         ("size>=５", "size"), ("n_segments=²", "n_segments"), ("duration_s<1e300", "duration_s")):
+        for cmd in (["pins"], ["related", "red.jpg"], ["search", "red things"]):
+            r = run(*cmd, "--db", db, "--where", term)
+            assert r.exit_code == 2 and f"error: {column} takes" in r.stderr, (cmd, term, r.output)
+            assert "Traceback" not in r.output
+    r = run("pins", "--db", db, "--where", "title=" + "x" * 1001)
+    assert r.exit_code == 2 and "1000 characters" in r.stderr and "hint:" in r.stderr
+    r = run("pins", "--db", db, *[f"--where=pin_id={i}" for i in range(1001)])
+    assert r.exit_code == 2 and "at most 1000" in r.stderr
+    for opt in (["-k", "٥"], ["-k", "５"], ["-k", "²"], ["--dedupe", "٠.٥"], ["--diversity", "nan"]):
+        r = run("related", "red.jpg", "--db", db, *opt)
+        assert r.exit_code == 2 and "ASCII" in r.output and "Traceback" not in r.output, (opt, r.output)
+
+
+def test_extreme_finite_term_weights_search_like_plain_weights(built):
+    _, db = built
+    plain = json.loads(run("search", "red", "--db", db, "-k", "2", "--json").stdout)
+    for args in (["1e308:red"], ["1e308:red", "+", "1e308:red"], ["5e-324:red"], ["1e308:red", "-", "5e-324:blue"]):
+        r = run("search", *args, "--db", db, "-k", "2", "--json")
+        assert r.exit_code == 0, (args, r.output)
+        got = json.loads(r.stdout)
+        assert [x["pin_id"] for x in got["results"]] == [x["pin_id"] for x in plain["results"]], args
