@@ -373,7 +373,8 @@ class _Api:
     async def media(self, request: Any) -> Any:
         """GET /api/media?pin=ID[&page=N]: the pin's file; Range requests answer 206."""
         import anyio
-        from starlette.responses import FileResponse
+
+        from .responses import media_file
 
         q = request.query_params
         pin = params.pin_id(params.one(q, "pin") or "")
@@ -381,9 +382,9 @@ class _Api:
         idx = self.live.get()
         with anyio.fail_after(self.settings.time_limit_s):
             media = await self.blocking(lambda: resolve(idx.pin(pin), self.sources(idx), page))
-        return FileResponse(media.path, media_type=media.content_type, content_disposition_type="inline",
-                            headers={"cache-control": "private, max-age=300",
-                                     "content-security-policy": "sandbox; default-src 'none'"})
+        return media_file(media.path, media_type=media.content_type, content_disposition_type="inline",
+                          headers={"cache-control": "private, max-age=300",
+                                   "content-security-policy": "sandbox; default-src 'none'"})
 
 
 def _existing(idx: Any, pins: list[str], vectors: bool = False) -> dict[str, dict[str, Any]]:

@@ -238,6 +238,8 @@ def test_media_is_served_with_ranges(api, source):
     assert part.status_code == 206 and len(part.content) == 100
     assert part.headers["content-range"] == f"bytes 10-109/{len(whole.content)}"
     assert part.content == whole.content[10:110]
+    error_of(api.get("/api/media", params={"pin": VIDEO}, headers={"Range": f"bytes={len(whole.content) + 10}-"}), 416)
+    error_of(api.get("/api/media", params={"pin": VIDEO}, headers={"Range": "bytes=x-y"}), 400)
     assert api.get("/api/media", params={"pin": WEBM}).headers["content-type"] == "video/webm"
     page = api.get("/api/media", params={"pin": IDEA, "page": "1"})
     assert page.status_code == 200 and page.content == (source / IDEA / "page2.jpg").read_bytes()
