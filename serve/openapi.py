@@ -8,11 +8,10 @@ from typing import Any
 
 from pinembed import __version__
 from pinembed.ingestion.kinds import NAMES as KINDS
+from pinembed.store.filters import MAX_VALUE_CHARS, MAX_WHERE_TERMS, MAX_WHERE_VALUES
 
 from . import params
 from .thumbs import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE
-
-MAX_WHERE_TERMS, MAX_WHERE_VALUES, MAX_VALUE_CHARS = 64, 1000, 1000  # store.filters' bounds (checked by a test)
 
 
 def _q(name: str, schema: dict[str, Any], description: str, required: bool = False, repeat: bool = False) -> dict[str, Any]:
