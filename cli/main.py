@@ -26,6 +26,7 @@ from pinembed.cli.common import (
     where_filter,
     where_option,
 )
+from pinembed.cli.doctor import doctor
 from pinembed.cli.query import parse_terms, related, search
 from pinembed.cli.shown import flat, shown
 
@@ -175,9 +176,11 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     """
     from contextlib import nullcontext
 
+    from pinembed.store.deadline import exit_when_stuck
     from pinembed.store.lease import is_object_store
     from pinembed.store.lock import WriteLock
 
+    exit_when_stuck(as_json)  # a run stuck in a store call past its lease ends the process (exit 5)
     # the lock first, so a second writer hears it at once; on object storage the database is opened first
     # (its errors name the endpoint) and PinIndex.ingest takes the lease
     first = nullcontext() if is_object_store(db) else WriteLock(db, "ingest", storage_options(), reentrant=True)
@@ -238,7 +241,9 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
 
     from pinembed.ingestion.refresh import RefreshOptions
     from pinembed.ingestion.refresh import refresh as run_refresh
+    from pinembed.store.deadline import exit_when_stuck
 
+    exit_when_stuck(as_json)  # a run stuck in a store call past its lease ends the process (exit 5)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("pinembed").setLevel(logging.INFO)
     opts = RefreshOptions(ingest=_ingest_opts(**kw), max_attempts=max_attempts, retry_failed=retry_failed,
@@ -275,7 +280,13 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
 def models(db: str, as_json: bool) -> None:
     """The model generations of the database: the live one, one being built, retired ones."""
 
+    from pinembed.errors import DamagedError
+    from pinembed.store.doctor import locate
+
     rows = open_existing(db).models()
+    damaged = locate(db, storage_options())  # the generations table may read while the pins do not
+    if damaged is not None:
+        raise DamagedError(*damaged, db)
     if as_json:
         click.echo(json.dumps({"generations": rows}, default=str))
         return
@@ -308,6 +319,9 @@ def sources(db: str, as_json: bool) -> None:
 def gc(db: str, as_json: bool) -> None:
     """Drop retired model generations (their tables) and compact the live one."""
     import pinembed
+    from pinembed.store.deadline import exit_when_stuck
+
+    exit_when_stuck(as_json)
 
     dropped = pinembed.open_index(db, storage_options=storage_options()).gc()
     if as_json:
@@ -652,6 +666,7 @@ class _progress:
 
 
 cli.add_command(related)
+cli.add_command(doctor)
 cli.add_command(search)
 
 

@@ -93,3 +93,16 @@ class FaultError(PinembedError):
             self.message = self._line()
             self.args = (self.message,)
         return self
+
+
+class DamagedError(FaultError):
+    """A table of the database is damaged: a data file or manifest is missing, truncated or garbled.
+    ``table``: its name (None when the error did not say and it could not be found)."""
+
+    def __init__(self, table: str | None, what: str, place: str) -> None:
+        self.table = table
+        named = f"the table {table!r}" if table else "a table"
+        hint = (f"`pinembed doctor --db {place}` checks every table; `pinembed doctor --db {place} --restore` "
+                "goes back to the newest readable version of each (and counts the pins lost; a refresh "
+                "re-embeds them)")
+        super().__init__(f"the database is damaged: {named} {what}", place, hint, reason="damaged")

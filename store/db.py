@@ -16,7 +16,7 @@ import pyarrow as pa
 from pinembed import failpoints
 from pinembed.errors import ModelMismatchError, PinNotFoundError, StoreError, UsageError
 
-from . import faults, filters, lease
+from . import deadline, doctor, faults, filters, lease
 from . import generations as gens
 from .identity import describe, same_space
 from .index import IndexPolicy, compact, maintain, vector_index
@@ -116,7 +116,9 @@ class Store:
             import lancedb
 
             try:
-                self.db = lancedb.connect(self.uri, storage_options=self._storage_options,
+                options = deadline.with_deadlines(self._storage_options) if lease.is_object_store(self.uri) else \
+                    self._storage_options  # every object-store request has a deadline
+                self.db = lancedb.connect(self.uri, storage_options=options,
                                           read_consistency_interval=READ_CONSISTENCY)
                 self._names = set(self.db.list_tables().tables)
             except Exception as e:
@@ -137,6 +139,11 @@ class Store:
     def exists(self) -> bool:
         """Whether a database is there: its folder (or URI) holds at least one pinembed table."""
         return self.db is not None and bool(self._names)
+
+    def health(self) -> list[str]:
+        """What is wrong with the database's tables, one line each ("pins: lacks its data file ..."),
+        empty when every table reads: each opened and its first and last rows read (a health probe)."""
+        return doctor.readable(self.uri, self._storage_options)
 
     def require_database(self) -> None:
         """UsageError "no database at ..." (exit 2) unless the database exists; read-only commands and

@@ -5,6 +5,8 @@ debug dump. ``translate`` turns the ones a user can act on into one-line Pinembe
 
 - the disk: no space left, a read-only file system, permission denied -> FaultError (exit code 5);
 - the object store unreachable (connection refused, DNS, timeouts) -> FaultError (exit code 5);
+- a damaged table (a data file or manifest missing, truncated or garbled; ``store/damage.py``) ->
+  DamagedError (exit code 5), naming the table (``doctor.locate`` finds it when lance does not say);
 - an unknown storage scheme, a missing bucket, refused credentials, an http endpoint without
   ``allow_http`` -> StorageConfigError (exit code 2).
 
@@ -24,7 +26,9 @@ from collections.abc import Callable
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
-from pinembed.errors import FaultError, PinembedError, StorageConfigError
+from pinembed.errors import DamagedError, FaultError, PinembedError, StorageConfigError
+
+from . import damage, doctor
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,6 +95,9 @@ def translate(exc: BaseException, place: str, committed: int | None = None) -> P
     if not isinstance(exc, OSError | ValueError | RuntimeError):
         return None
     text = str(exc)
+    found = damage.what(text)
+    if found is not None:
+        return _damaged(found, place)
     code = getattr(exc, "errno", None) if isinstance(exc, OSError) else None
     if code not in DISK:
         found = _OS_ERROR.search(text)
@@ -102,6 +109,18 @@ def translate(exc: BaseException, place: str, committed: int | None = None) -> P
         where = str(filename) if filename and not str(filename).startswith(place) else place
         return FaultError(what, where, hint, reason=reason, committed=committed)
     return _object_store(text, place, committed)
+
+
+def _damaged(found: tuple[str | None, str], place: str) -> DamagedError | None:
+    """A damaged table, named: when the error does not say which (or says a table is gone), a local
+    database is probed (``doctor.locate``); a table that is simply not there any more is no damage."""
+    table, what = found
+    if "://" not in place and (table is None or what.startswith("has no manifest")):
+        located = doctor.locate(place)
+        if located is None:
+            return None
+        table, what = located
+    return DamagedError(table, what, place)
 
 
 def _object_store(text: str, place: str, committed: int | None) -> PinembedError | None:
@@ -171,5 +190,5 @@ def translated(method: F) -> F:
 def short(exc: BaseException, limit: int = 300) -> str:
     """The first line of an unknown error's text, without a Rust location or backtrace."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    text = re.split(r",? location: Location|, backtrace:", text)[0]
+    text = re.split(r",? location: Location|, backtrace:|,? /(?:root|rustc|home|usr)/\S*\.rs:\d+", text)[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."

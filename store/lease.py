@@ -27,30 +27,24 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import socket
-import sys
 import threading
 import time
 import uuid
-from datetime import timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
-from pinembed.errors import LockedError, PinembedError, StoreError
+from pinembed.errors import FaultError, LockedError, PinembedError, StoreError
 
 from . import faults
+from .deadline import Watchdog
+from .objects import is_object_store, object_store
+
+__all__ = ["Lease", "LeaseLostError", "check_held", "holder_gone", "is_object_store", "object_store"]
 
 log = logging.getLogger(__name__)
 
 LEASE_NAME = ".pinembed.lease"
-#: URI schemes whose databases take the lease (others, ``file://`` and local paths, take the flock).
-OBJECT_SCHEMES = frozenset({"s3", "s3a", "gs", "gcs", "az", "azure", "abfs", "abfss", "adl"})
-#: obstore's client options (the rest of the storage options configure the store itself).
-CLIENT_KEYS = frozenset({"allow_http", "allow_invalid_certificates", "connect_timeout", "default_content_type",
-                         "pool_idle_timeout", "pool_max_idle_per_host", "proxy_url", "proxy_ca_certificate",
-                         "proxy_excludes", "randomize_addresses", "read_timeout", "timeout", "user_agent"})
-_UNKNOWN_KEY = re.compile(r"Configuration key: '([^']+)' is not valid")
+TAKEN_OVER = "another writer took it over"
 WAIT_HINT = "wait for it to finish (queries keep working meanwhile); cron jobs can simply try again next time"
 
 _held: dict[str, Lease] = {}  # uri -> the lease this process holds on it
@@ -59,11 +53,6 @@ _held: dict[str, Lease] = {}  # uri -> the lease this process holds on it
 class LeaseLostError(LockedError):
     """This run's write lease on an object-storage database was lost (taken over, or not renewed in
     time): the run stopped before its next commit."""
-
-
-def is_object_store(uri: str) -> bool:
-    """True when the database at ``uri`` lives on object storage (and so takes the lease)."""
-    return "://" in uri and urlsplit(uri).scheme.split("+")[0].lower() in OBJECT_SCHEMES
 
 
 def settings() -> tuple[float, float]:
@@ -82,31 +71,42 @@ def check_held(uri: str) -> None:
         lease.check()
 
 
-def object_store(uri: str, storage_options: dict[str, str] | None, retry_s: float) -> Any:
-    """An obstore store rooted at ``uri``, configured from LanceDB-style storage options (and the
-    environment, as LanceDB reads it). Options that obstore does not know are left to LanceDB."""
-    from obstore.exceptions import UnknownConfigurationKeyError
-    from obstore.store import from_url
+def alive(pid: int, started: float | None = None) -> bool:
+    """Whether process ``pid`` of this host runs, and is the one that started at ``started`` (a
+    process that started more than 2 s later took a dead holder's pid)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    if started:
+        began = _started_at(pid)
+        if began is not None and began > float(started) + 2:
+            return False
+    return True
 
-    config: dict[str, str] = {}
-    client: dict[str, str] = {}
-    for key, value in (storage_options or {}).items():
-        bare = re.sub(r"^(aws|google|azure)_", "", key.lower())
-        if bare in CLIENT_KEYS:
-            client[bare] = value
-        else:
-            config[key] = value
-    retry = {"max_retries": 3, "retry_timeout": timedelta(seconds=max(1.0, retry_s))}
-    for _ in range(len(config) + 1):
-        try:
-            return from_url(uri, config=config or None, client_options=client or None,  # type: ignore[arg-type]
-                            retry_config=retry)  # type: ignore[arg-type]
-        except UnknownConfigurationKeyError as e:
-            unknown = _UNKNOWN_KEY.search(str(e))
-            if unknown is None or unknown.group(1) not in config:
-                raise
-            config.pop(unknown.group(1))
-    raise AssertionError("unreachable")
+
+def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started (wall clock, from /proc; None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime"))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def holder_gone(info: dict[str, Any]) -> bool:
+    """Whether the holder recorded in ``info`` (a lease's or a lock file's host, pid, started) ran on
+    this host and has died: its lease or lock is taken over at once, without waiting for it to expire."""
+    pid = info.get("pid")
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid() or info.get("host") != socket.gethostname():
+        return False
+    started = info.get("started")
+    return not alive(pid, float(started) if isinstance(started, int | float) else None)
 
 
 class Lease:
@@ -125,6 +125,7 @@ class Lease:
         self._store: Any = None
         self._version: dict[str, Any] = {}  # e_tag and version of the object this lease last wrote
         self._valid_until = 0.0  # time.monotonic() after which this process no longer trusts it
+        self._renewing_since: float | None = None  # when the renewal under way was sent
         self._started = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -152,7 +153,8 @@ class Lease:
             except FileNotFoundError:
                 continue  # removed meanwhile: try to create it again
             old = _parse(raw)
-            if old is not None and not old.get("released") and time.time() < float(old.get("expires_at", 0)):
+            gone = old is not None and holder_gone(old)
+            if old is not None and not old.get("released") and not gone and time.time() < float(old.get("expires_at", 0)):
                 raise LockedError(self._held_by(old), WAIT_HINT + f"; a holder that died is taken over once its "
                                   f"lease expires (at most {self.ttl_s:g} s)")
             sent = time.monotonic()
@@ -187,18 +189,45 @@ class Lease:
             self._version = {}
 
     def check(self) -> None:
-        """LeaseLostError when the lease is lost, or was not renewed in time (the heartbeat may hang)."""
+        """Raise ``error()`` when the lease is lost, or was not renewed in time (the heartbeat may hang)."""
+        if self.expired():
+            raise self.error()
+
+    @property
+    def stopped(self) -> threading.Event:
+        """Set when the lease is released (the run ended)."""
+        return self._stop
+
+    def expired(self) -> bool:
+        """Whether this lease is lost: taken over, or not renewed for ``ttl_s - renew_s`` (measured here,
+        whatever the heartbeat is doing)."""
         if self.lost is None and time.monotonic() >= self._valid_until:
             self.lost = f"it was not renewed for {self.ttl_s - self.renew_s:g} s"
-        if self.lost is not None:
-            n = faults.committed(self.uri)
+        return self.lost is not None
+
+    def stuck(self) -> bool:
+        """Whether the run must stop although it may not be able to: the lease is lost, or a renewal has
+        hung for ``renew_s`` past the lease's validity (an unanswering store). A heartbeat that merely ran
+        late (the process busy) is not stuck: its conditional renewal still tells whether the lease is ours."""
+        since = self._renewing_since
+        if since is not None and time.monotonic() >= max(self._valid_until, since + self.renew_s):
+            self.expired()
+        return self.lost is not None
+
+    def error(self) -> PinembedError:
+        """Why the run stops: LeaseLostError (exit code 4) when another writer took the lease over, a
+        FaultError (exit code 5) when the store stopped answering; both with the pins committed so far."""
+        n = faults.committed(self.uri)
+        again = "then run the same command again: it goes on from there"
+        if self.lost == TAKEN_OVER:
             kept = "" if n is None else f"; the {n} pin{'' if n == 1 else 's'} committed before it are kept"
-            raise LeaseLostError(
+            return LeaseLostError(
                 f"this run lost its write lease on {self.uri!r} ({self.lost}) and stopped before its next "
-                f"commit{kept}",
-                "make sure only one writer runs at a time and that the object store is reachable, then run "
-                "the same command again: it goes on from there",
-            )
+                f"commit{kept}", f"make sure only one writer runs at a time, {again}")
+        return FaultError(
+            f"the object store stopped answering and this run's write lease ran out ({self.lost}); the run "
+            "stopped", self.uri, f"check the endpoint and the network (the object store must answer), {again}",
+            reason="lease_lost", committed=n)
 
     # -- the heartbeat ------------------------------------------------------------------------
     def _hold(self, result: dict[str, Any], sent: float) -> Lease:
@@ -207,6 +236,7 @@ class Lease:
         _held[self.uri] = self
         self._thread = threading.Thread(target=self._beat, name="pinembed-lease", daemon=True)
         self._thread.start()
+        Watchdog(self).start()
         return self
 
     def _beat(self) -> None:
@@ -225,26 +255,28 @@ class Lease:
         with self._mutex:
             if self._stop.is_set() or self.lost is not None or not self._version:
                 return
-            sent = time.monotonic()
+            sent = self._renewing_since = time.monotonic()
             try:
                 result = obstore.put(self._store, LEASE_NAME, self._body(), mode=self._version)  # type: ignore[arg-type]
             except (PreconditionError, AlreadyExistsError, FileNotFoundError):
-                self.lost = "another writer took it over"
+                self.lost = TAKEN_OVER
                 log.error("lost the write lease of %s: %s; this run stops before its next commit",
                           self.uri, self.lost)
                 return
             except Exception as e:
+                self._renewing_since = None
                 log.warning("could not renew the write lease of %s: %s", self.uri, faults.short(e, 200))
                 if time.monotonic() >= self._valid_until:
                     self.lost = f"it could not be renewed: {faults.short(e, 120)}"
                 return
+            self._renewing_since = None
             self._version = _version(result)
             self._valid_until = sent + self.ttl_s - self.renew_s
 
     # -- helpers ------------------------------------------------------------------------------
     def _body(self, released: bool = False) -> bytes:
         info = {"holder": self.holder, "host": socket.gethostname(), "pid": os.getpid(), "command": self.command,
-                "argv": sys.argv[:6], "started": self._started, "expires_at": time.time() + self.ttl_s,
+                "started": self._started, "expires_at": time.time() + self.ttl_s,
                 "ttl_s": self.ttl_s}
         if released:
             info["released"] = True
@@ -295,6 +327,8 @@ def _version(meta: Any) -> dict[str, Any]:
 def _expired(old: dict[str, Any] | None) -> str:
     if old is None:
         return "(its lease object was unreadable)"
+    if holder_gone(old):
+        return f"left by pid {old.get('pid', '?')} on this host ({old.get('command', '?')}, no longer running)"
     at = old.get("expires_at")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(at))) if isinstance(at, int | float) else "?"
     return f"left by pid {old.get('pid', '?')} on {old.get('host', '?')} ({old.get('command', '?')}, expired {when})"

@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 from pinembed.errors import LockedError
 
 from . import faults
-from .lease import Lease, is_object_store
+from .lease import Lease, holder_gone, is_object_store
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +45,6 @@ _held: dict[str, WriteLock] = {}
 
 def _key(uri: str) -> str:
     return uri.rstrip("/") if "://" in uri else os.path.realpath(lock_path(uri))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class WriteLock:
@@ -112,11 +101,11 @@ class WriteLock:
                 "wait for it to finish (queries keep working meanwhile); cron jobs can simply try again next time",
             ) from None
         old = _read(fd)
-        if old.get("pid") and old.get("host") == socket.gethostname() and not _alive(int(old["pid"])):
+        if holder_gone(old):
             self.took_over = old
             log.warning("took over the lock of %s left by pid %s (no longer running)", self.uri, old["pid"])
         info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
-                "command": self.command, "argv": sys.argv[:6]}
+                "command": self.command}
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info).encode(), 0)
