@@ -32,6 +32,14 @@ def check_controls(dedupe: Any, diversity: Any) -> tuple[float | None, float]:
     return (float(dedupe) if dedupe is not None else None), float(diversity)
 
 
+def check_where(where: Any) -> str | None:
+    """``where`` checked (its size first, then every column, operator and value) and compiled to SQL by
+    ``store.filters``, before a query does any other work; None for no filter."""
+    from pinembed.store.filters import compile_where
+
+    return compile_where(where)
+
+
 def _weight(w: Any, what: str) -> float:
     if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
         raise UsageError(f"{what} must be a finite non-negative number, not {repr(w)[:40]}")

@@ -13,6 +13,7 @@ from .controls import check_controls as _check_controls
 from .controls import check_k as _check_k
 from .controls import check_term_weight as _check_term_weight
 from .controls import check_weights as _check_weights
+from .controls import check_where as _check_where
 from .controls import scaled as _scaled
 from .errors import InputError, PinembedError, PinNotFoundError, UsageError
 from .results import Related
@@ -197,6 +198,7 @@ class PinIndex:
         re-ranks a larger candidate pool by maximal marginal relevance; 0 is plain similarity."""
         k = _check_k(k)
         dedupe, diversity = _check_controls(dedupe, diversity)
+        _check_where(where)
         pin_id, pin = self._query_pin(pin_id)
         return self._ranked(pin["vector"], k, kinds, where, dedupe, diversity, exclude=[pin_id])
 
@@ -239,6 +241,7 @@ class PinIndex:
 
         k = _check_k(k)
         dedupe, diversity = _check_controls(dedupe, diversity)
+        _check_where(where)
         ids = [pin_ids] if isinstance(pin_ids, str) else list(pin_ids)
         if not ids:
             raise UsageError("a session needs at least one pin id")
@@ -315,6 +318,7 @@ class PinIndex:
         ``idx.search(positive=["red dress", (Path("look.jpg"), 0.5)], negative=["logo"])``."""
         k = _check_k(k)
         dedupe, diversity = _check_controls(dedupe, diversity)
+        _check_where(where)
         self.store.require_pins()
         vec = self.query_vector(positive, negative)
         return self._ranked(vec, k, kinds, where, dedupe, diversity, exclude=[])
@@ -370,6 +374,7 @@ class PinIndex:
 
         k = _check_k(k)
         dedupe, diversity = _check_controls(dedupe, diversity)
+        _check_where(where)
         self.store.require_pins()
         vec = np.asarray(vector, dtype=np.float32).reshape(-1)
         dim = self.store.dim

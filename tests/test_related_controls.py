@@ -192,6 +192,10 @@ def test_where_is_bounded_and_numbers_fit_their_column(tmp_path):
                      ({"size": {"in": [-(2 ** 63 - 1), 2 ** 63 - 1]}}, 0), ({"duration_s": {"lt": 3.4e38}}, 1),
                      ({"duration_s": {"gt": 5e-324}}, 1), ({"width": 640.0}, 1)):
         assert len(idx.search_vector(q, k=5, where=where)) == n, where
+    for call in (lambda w: idx.related("no such pin", where=w), lambda w: idx.related_to_session(["nope"], where=w),
+                 lambda w: idx.search_vector(q, where=w)):  # the filter is checked before anything is read
+        with pytest.raises(UsageError, match="width takes"):
+            call({"width": 3e9})
 
 
 def test_extreme_finite_weights_keep_the_query_finite(tmp_path):
