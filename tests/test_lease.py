@@ -203,3 +203,31 @@ def test_local_and_file_uris_keep_the_flock(tmp_path):
     assert not leases.is_object_store(f"file://{tmp_path}/pins.lance")
     assert not leases.is_object_store("memory://pins")
     assert all(leases.is_object_store(u) for u in ("s3://b/p.lance", "gs://b/p", "az://c/p", "S3://b/p"))
+
+
+def test_a_lease_taken_over_is_exit_4_and_one_that_ran_out_is_exit_5(s3):
+    from pinembed.errors import FaultError
+
+    db = f"s3://{BUCKET}/which-exit.lance"
+    lease = Lease(db, "refresh", s3.options(), ttl_s=30, renew_s=0.2).acquire()
+    try:
+        assert not lease.stuck()
+        put_lease(s3, db, expires_at=time.time() + 60, host="other-box", pid=778)
+        deadline = time.monotonic() + 10
+        while not lease.stuck() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        err = lease.error()
+        assert isinstance(err, LeaseLostError) and err.exit_code == 4 and "another writer took it over" in err.message
+    finally:
+        lease.release()
+    late = Lease(f"s3://{BUCKET}/ran-out.lance", "refresh", s3.options(), ttl_s=30, renew_s=0.2).acquire()
+    try:
+        late._valid_until = time.monotonic() - 1  # as if no renewal had succeeded for ttl_s - renew_s
+        late._renewing_since = time.monotonic() - 1  # and one were hanging
+        assert late.stuck()
+        err = late.error()
+        assert isinstance(err, FaultError) and err.exit_code == 5 and "stopped answering" in err.message
+        with pytest.raises(FaultError):
+            late.check()
+    finally:
+        late.release()
