@@ -8,7 +8,7 @@ from typing import Any
 
 from pinembed import __version__
 from pinembed.ingestion.kinds import NAMES as KINDS
-from pinembed.store.filters import MAX_VALUE_CHARS, MAX_WHERE_TERMS, MAX_WHERE_VALUES
+from pinembed.store.filters import FILTER_COLUMNS, MAX_VALUE_CHARS, MAX_WHERE_TERMS, MAX_WHERE_VALUES, RANGES
 
 from . import params
 from .thumbs import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE
@@ -29,6 +29,31 @@ _DEDUPE = {"type": "number", "minimum": -1, "exclusiveMinimum": True, "maximum":
 _DIVERSITY = {"type": "number", "minimum": 0, "maximum": 1}
 _K = {"type": "integer", "minimum": 1, "maximum": params.MAX_K}
 _WHERE = {"type": "string", "maxLength": params.MAX_WHERE_CHARS}
+
+
+def _where_schema() -> dict[str, Any]:
+    """The JSON schema of a where filter (in a JSON body; a query string's is its JSON text), column by
+    column as ``store.filters`` reads it: a value, a list (any of) or an object of operators; numbers
+    within the column's type, also as ASCII digits in a string."""
+    cols: dict[str, Any] = {}
+    for col, kind in FILTER_COLUMNS.items():
+        if kind == "s":
+            one: dict[str, Any] = {"anyOf": [{"type": "string", "maxLength": MAX_VALUE_CHARS, "pattern": "^[^\\x00]*$"},
+                                             {"type": "number"}]}
+        else:
+            lo, hi = RANGES[col]
+            digits = (r"^\s*[+-]?[0-9]{1,19}\s*$" if kind == "i"  # as store.filters reads them
+                      else r"^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?\s*$")
+            one = {"anyOf": [{"type": "integer" if kind == "i" else "number", "minimum": lo, "maximum": hi},
+                             {"type": "string", "pattern": digits}]}
+        many = {"type": "array", "items": one, "maxItems": MAX_WHERE_VALUES}
+        ops = {op: one for op in ("eq", "ne", "gt", "gte", "lt", "lte")} | {"in": many}
+        if kind == "s":
+            ops["contains"] = one
+        cols[col] = {"anyOf": [one, many, {"type": "object", "properties": ops, "additionalProperties": False}]}
+    return {"type": "object", "properties": cols, "additionalProperties": False}
+
+
 _PIN = _q("pin", _PIN_ID,
           "A pin id (a path under the ingested folder, e.g. images/red.jpg). Never a file path.", required=True)
 _CONTROLS = [
@@ -109,7 +134,7 @@ def openapi() -> dict[str, Any]:
         "k": {**_K, "nullable": True}, "kinds": {"type": "array", "items": {"type": "string", "enum": list(KINDS)},
                                                  "nullable": True},
         "dedupe": {**_DEDUPE, "nullable": True}, "diversity": {**_DIVERSITY, "nullable": True},
-        "where": {"type": "object", "nullable": True, "description": "A filter, as the where parameter describes."}}}
+        "where": {**_where_schema(), "nullable": True, "description": "A filter, as the where parameter describes."}}}
     search_form = {"type": "object", "properties": {
         "image": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "Query images."},
         "text": _field(_TEXT), "negative": _field(_TEXT), "pin": _field(_PIN_ID), "k": _K, "kinds": _KINDS,
