@@ -106,11 +106,13 @@ class Store:
         self._pin_columns: frozenset[str] | None = None
         self._dim: int | None = None
         self._storage_options = storage_options
+        self.remote = lease.is_object_store(self.uri)  # reads on object storage get a deadline (deadline.bounded)
         self.db: Any = None
         self._names: set[str] = set()
         if not is_local(self.uri) or os.path.exists(self.uri):  # a missing local folder is created by the first write only
             self._connect()
 
+    @deadline.bounded
     def _connect(self) -> Any:
         if self.db is None:
             import lancedb
@@ -153,6 +155,7 @@ class Store:
 
     # -- generations -------------------------------------------------------------------------
     @faults.translated
+    @deadline.bounded
     def generations(self) -> list[gens.Generation]:
         """Every model generation of the database, oldest first (read fresh)."""
         if self.db is None:
@@ -223,6 +226,7 @@ class Store:
         gens.forget(self.db, dropped)
         return dropped
 
+    @deadline.bounded
     def table_rows(self, name: str) -> int:
         """Rows of a table by its physical name (0 when missing)."""
         return self.db.open_table(name).count_rows() if self.db is not None and name in self._names else 0
@@ -331,11 +335,13 @@ class Store:
         self._pins()
 
     # -- reading -----------------------------------------------------------------------------
+    @deadline.bounded
     def count(self) -> int:
         """Number of pins."""
         t = self._table(PINS)
         return 0 if t is None else t.count_rows()
 
+    @deadline.bounded
     def pin_states(self, columns: Sequence[str] = ("pin_id", "source_sig", "content_hash"),
                    where: str | None = None) -> pa.Table:
         """Selected columns of every pin (no vectors), for planning a run; ``where``: SQL from
@@ -412,6 +418,7 @@ class Store:
         return None if t is None else t.schema
 
     @faults.translated
+    @deadline.bounded
     def search(
         self, vector: np.ndarray, k: int, kinds: Iterable[str] | None = None, exclude: Iterable[str] | str | None = None,
         where: str | None = None, with_vector: bool = False,
@@ -439,6 +446,7 @@ class Store:
         return out[:k]
 
     @faults.translated
+    @deadline.bounded
     def candidates(self, vector: np.ndarray, k: int, kinds: Iterable[str] | None = None,
                    where: str | None = None) -> list[int]:
         """What ``search`` re-ranks, for a caller that holds the vectors (``store.resident``): the row
@@ -458,6 +466,7 @@ class Store:
         return arrow_of(q.limit(n)).column("_rowid").to_pylist()
 
     @faults.translated
+    @deadline.bounded
     def pins_by_row(self, row_ids: Sequence[int], columns: Sequence[str]) -> list[dict[str, Any]]:
         """The ``columns`` and ``_rowid`` of the pins at ``row_ids`` (as ``candidates`` gives them)."""
         t = self._table(PINS)
@@ -468,6 +477,7 @@ class Store:
         return rows_of(t.search().where(f"_rowid IN ({ids})").select(cols).limit(len(row_ids)))
 
     @faults.translated
+    @deadline.bounded
     def search_many(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
         """(pin id, cosine) of the ``k`` nearest pins to each of ``vectors``, in one LanceDB query."""
         if len(vectors) == 0:
@@ -555,6 +565,7 @@ class Store:
         return rows_of(q.limit(t.count_rows() or 1))
 
     @faults.translated
+    @deadline.bounded
     def pins_with(self, pin_ids: Sequence[str], columns: Sequence[str], with_vector: bool = False) -> list[dict[str, Any]]:
         """The ``columns`` (and the vector) of the pins among ``pin_ids`` (at most 1000), in one query."""
         t = self._table(PINS)
@@ -650,6 +661,7 @@ class Store:
         self._selected.clear()
 
     # -- sources -----------------------------------------------------------------------------
+    @deadline.bounded
     def sources(self) -> dict[str, str]:
         """Source root -> the prefix of its pin ids, as recorded by ingest and refresh."""
         t = self._table(SOURCES)
@@ -659,6 +671,7 @@ class Store:
         rows = t.search().select(["root", "id_prefix"]).limit(n).to_list() if n else []
         return {r["root"]: r["id_prefix"] for r in rows}
 
+    @deadline.bounded
     def source_rows(self) -> list[dict[str, Any]]:
         """Every recorded source: root, id_prefix, first_seen, last_seen."""
         t = self._table(SOURCES)
@@ -711,6 +724,7 @@ class Store:
         if t is not None and uris and t.count_rows():
             t.delete(filters.is_in("uri", uris))
 
+    @deadline.bounded
     def failures(self) -> list[dict[str, Any]]:
         """The whole failure ledger, newest first."""
         t = self._table(FAILURES)
@@ -720,6 +734,7 @@ class Store:
         rows = t.search().limit(n).to_list() if n else []
         return sorted(rows, key=lambda r: (r["last_seen"], r["uri"]), reverse=True)
 
+    @deadline.bounded
     def stats(self) -> dict[str, Any]:
         """Counts by kind, segments, failures and the space's identity."""
         by_kind: dict[str, int] = {}

@@ -6,6 +6,9 @@ is stuck anyway (a call that retries inside lance past its deadline) is ended by
   database, unless the user gave them (``$PINEMBED_STORE_TIMEOUT_S`` sets the request timeout).
   lance still retries some calls on its own (opening a table lists its versions up to ~6 times), so
   one LanceDB call may take several timeouts: measured 39 s for an open with a 3 s timeout.
+- ``bounded`` gives each Store read on object storage ``$PINEMBED_STORE_DEADLINE_S`` (60 s): it runs
+  in a daemon worker thread, and past the deadline the caller gets a FaultError (exit code 5) while
+  the stuck worker is left behind (a frozen store made ``stats`` take 185 s with the timeouts alone).
 - ``Watchdog`` guards a write run that holds a lease: once the lease is lost (taken over, or not
   renewed for ``ttl_s - renew_s`` because the store stopped answering) the run stops before its next
   commit (``check_held``); once the lease is lost, or its renewal hangs past its validity, and the
@@ -17,14 +20,16 @@ is stuck anyway (a call that retries inside lance past its deadline) is ended by
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from pinembed.errors import PinembedError
+from pinembed.errors import FaultError, PinembedError
 
 log = logging.getLogger(__name__)
 
@@ -103,3 +108,54 @@ def _leave(err: PinembedError) -> None:
     finally:
         time.sleep(0)
         os._exit(err.exit_code)
+
+
+_inside = threading.local()  # set in a bounded call's worker thread: calls it makes run directly
+
+
+def call_limit_s() -> float:
+    """How long one Store read may take on object storage (``$PINEMBED_STORE_DEADLINE_S``, default 60 s:
+    the lease's TTL, so readers and writers give up alike)."""
+    return float(os.environ.get("PINEMBED_STORE_DEADLINE_S") or 60)
+
+
+def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], limit_s: float, place: str) -> Any:
+    """``fn(*args, **kwargs)`` in a daemon worker thread, waited for ``limit_s``: past that a FaultError
+    (exit code 5; the worker, stuck in native code, is left behind and dies with the process)."""
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def work() -> None:
+        _inside.on = True
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:  # handed to the caller
+            box["error"] = e
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="pinembed-store-call", daemon=True).start()
+    if not done.wait(limit_s):
+        raise FaultError(f"the object store did not answer within {limit_s:g} s", place,
+                         "check the endpoint and the network (the object store must answer), then run the "
+                         "same command again", reason="unreachable")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def bounded(method: F) -> F:
+    """Decorate a Store read: on object storage (``self.remote``) it gets ``call_limit_s()`` seconds.
+    Writes are never bounded this way (a commit left running must not outlive the lease): the
+    watchdog guards them."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not getattr(self, "remote", False) or getattr(_inside, "on", False):
+            return method(self, *args, **kwargs)
+        return call(method, (self, *args), kwargs, call_limit_s(), self.uri)
+
+    return wrapper  # type: ignore[return-value]

@@ -19,7 +19,9 @@ A lease whose renewal fails (another writer took it over, or the store was unrea
 than ``ttl_s - renew_s``) is lost: ``check_held`` (called by every Store method that commits)
 raises LeaseLostError from then on, so the run stops before its next commit; what it committed
 before stays whole. Expiry compares ``expires_at`` with the taker's clock: machines' clocks must
-agree to well within ``ttl_s - renew_s`` (NTP does).
+agree to well within ``ttl_s - renew_s`` (NTP does). A run stuck in a store call past a lost lease is
+ended by its watchdog (``deadline.Watchdog``). A lease left by a process of this host that is gone
+(``holder_gone``) is taken over at once. The lease records no argv (it may hold a secret option).
 """
 
 from __future__ import annotations

@@ -153,3 +153,19 @@ def test_every_object_store_request_gets_a_deadline_unless_given(monkeypatch):
     assert opts["connect_timeout"] == "5s" and opts["client_max_retries"] == "2"
     monkeypatch.setenv("PINEMBED_STORE_TIMEOUT_S", "3")
     assert with_deadlines(None)["timeout"] == "3s"
+
+
+def test_a_read_on_a_frozen_store_exits_5_within_its_deadline(moto, tmp_path):
+    import lancedb
+    import pyarrow as pa
+
+    db = f"s3://{BUCKET}/reader.lance"
+    lancedb.connect(db, storage_options=moto.options()).create_table("pins", pa.table({"pin_id": ["a"], "kind": ["image"]}))
+    os.kill(moto.proc.pid, signal.SIGSTOP)
+    t0 = time.monotonic()
+    r = subprocess.run([EXE, "stats", "--db", db, *moto.cli_options()], capture_output=True, text=True, timeout=300,
+                       env=env(tmp_path, PINEMBED_STORE_DEADLINE_S="5"))
+    took = time.monotonic() - t0
+    print(f"stats on a frozen store exited {r.returncode} after {took:.1f} s (deadline 5 s)")
+    assert r.returncode == 5 and "error: the object store did not answer within 5 s" in r.stderr, r.stderr[-2000:]
+    assert took < 25 and "Traceback" not in r.stderr and ".cargo" not in r.stderr
