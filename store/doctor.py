@@ -164,6 +164,8 @@ def _move_newest_manifest(uri: str, options: dict[str, str] | None, table: str) 
         if newest is None:
             return False
         obstore.rename(store, newest, f"{newest}.damaged-{stamp}")
+        if "latest_version_hint.json" in names:
+            obstore.delete(store, "latest_version_hint.json")  # it names the version moved aside
         return True
     try:
         names = os.listdir(folder)

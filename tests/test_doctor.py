@@ -134,3 +134,33 @@ def test_a_sound_database_is_ok(copy):
     assert readable(str(db)) == []
     r = pinembed("doctor", "--db", Path(db).parent / "nothing-here")
     assert r.returncode == 2
+
+
+def test_doctor_restores_a_table_on_object_storage(tmp_path, monkeypatch):
+    import lancedb
+    import pyarrow as pa
+
+    from pinembed.store.doctor import restore
+
+    from s3 import isolate, moto_server
+
+    isolate(tmp_path, monkeypatch)
+    with moto_server() as s3:
+        s3.create_bucket("doctor")
+        db = "s3://doctor/db.lance"
+        t = lancedb.connect(db, storage_options=s3.options()).create_table("pins", pa.table({"pin_id": ["a", "b"]}))
+        t.add(pa.table({"pin_id": ["c"]}))
+        t.add(pa.table({"pin_id": ["d"]}))
+        c = s3.client()
+        objects = c.list_objects_v2(Bucket="doctor", Prefix="db.lance/pins.lance/")["Contents"]
+        garbled = min((o["Key"] for o in objects if o["Key"].endswith(".manifest")),
+                      key=lambda k: int(k.rsplit("/", 1)[1].split(".")[0]))  # V2 names count down: the newest
+        size = next(o["Size"] for o in objects if o["Key"] == garbled)
+        c.put_object(Bucket="doctor", Key=garbled, Body=os.urandom(size))
+        problems = readable(db, s3.options())
+        assert len(problems) == 1 and problems[0].startswith("pins: ") and "manifest" in problems[0], problems
+        pins = next(r for r in restore(db, s3.options()) if r.table == "pins")
+        assert pins.ok and pins.rows_after == 3 and pins.restored_to == 2, pins
+        assert readable(db, s3.options()) == []
+        keys = [o["Key"] for o in c.list_objects_v2(Bucket="doctor", Prefix="db.lance/pins.lance/_versions/")["Contents"]]
+        assert any(".manifest.damaged-" in k for k in keys)  # moved aside, not deleted
