@@ -7,6 +7,7 @@ took over SLOW_LOAD_S seconds it says so on stderr, and that ``--server`` avoids
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import click
@@ -106,6 +107,9 @@ def _exists(path: str) -> bool:
         return False
 
 
+_WEIGHT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", re.ASCII)
+
+
 def parse_terms(tokens: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
     """``"red dress" + ./img.jpg - 0.5:logo`` as (positive, negative) terms: an existing file is an image,
     a term that looks like a path or URL but is no file is a UsageError (``cli.terms``), anything else a
@@ -124,12 +128,9 @@ def parse_terms(tokens: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
             continue
         weight = 1.0
         head, sep, rest = tok.partition(":")
-        if sep and rest:
-            try:
-                weight = float(head)
-                tok = rest
-            except ValueError:
-                pass
+        if sep and rest and _WEIGHT.fullmatch(head):  # ASCII digits only: "٥:red" and "1_0:red" are texts
+            weight = float(head)
+            tok = rest
         item: Any = Path(tok) if is_file(tok) else tok
         if isinstance(item, str) and looks_like_path(tok):
             if is_url(tok):

@@ -28,9 +28,6 @@ from .responses import STATIC, error_response, http_error, internal, json_respon
 from .security import BodyTooLarge, Guard
 from .settings import ServeSettings
 
-MAX_T_S = 1e7
-MAX_PAGE = 1000
-
 Handler = Callable[[Any], Awaitable[Any]]
 _deadline: ContextVar[work.Deadline | None] = ContextVar("pinembed_deadline", default=None)
 
@@ -351,8 +348,8 @@ class _Api:
 
         q = request.query_params
         pin = params.pin_id(params.one(q, "pin") or "")
-        t = params.number(params.one(q, "t"), "t", 0.0, MAX_T_S)
-        page = params.integer(params.one(q, "page"), "page", 0, MAX_PAGE)
+        t = params.number(params.one(q, "t"), "t", 0.0, params.MAX_T_S)
+        page = params.integer(params.one(q, "page"), "page", 0, params.MAX_PAGE)
         size = params.integer(params.one(q, "size"), "size", MIN_SIZE, MAX_SIZE)
         size = DEFAULT_SIZE if size is None else size
         idx = self.live.get()
@@ -378,7 +375,7 @@ class _Api:
 
         q = request.query_params
         pin = params.pin_id(params.one(q, "pin") or "")
-        page = params.integer(params.one(q, "page"), "page", 0, MAX_PAGE)
+        page = params.integer(params.one(q, "page"), "page", 0, params.MAX_PAGE)
         idx = self.live.get()
         with anyio.fail_after(self.settings.time_limit_s):
             media = await self.blocking(lambda: resolve(idx.pin(pin), self.sources(idx), page))
