@@ -29,9 +29,11 @@ def what(text: str) -> tuple[str | None, str] | None:
     gone = _TABLE_GONE.search(text)
     if gone:
         return gone.group(1), "has no manifest left (its _versions/ folder is empty or gone)"
+    low = text.lower()
+    if "lance" not in low:  # the signatures below are lance's own errors, never a media decoder's
+        return None
     if _TRUNCATED.search(text):
         return None, "has a truncated data file (shorter than its manifest says)"
-    low = text.lower()
     if any(s in low for s in _GARBLED):
         return None, "has an unreadable manifest or data file (truncated or garbled)"
     return None

@@ -164,3 +164,11 @@ def test_doctor_restores_a_table_on_object_storage(tmp_path, monkeypatch):
         assert readable(db, s3.options()) == []
         keys = [o["Key"] for o in c.list_objects_v2(Bucket="doctor", Prefix="db.lance/pins.lance/_versions/")["Contents"]]
         assert any(".manifest.damaged-" in k for k in keys)  # moved aside, not deleted
+
+
+def test_only_lances_own_errors_read_as_damage():
+    from pinembed.store.damage import what
+
+    assert what("lance error: LanceError(IO): file size is too small, /root/.cargo/x.rs:1:2")[1].startswith("has an")
+    assert what("Not found: /db/pins.lance/data/0a.lance, /rustc/x.rs:1") == ("pins", "lacks its data file data/0a.lance")
+    assert what("failed to decode image: truncated") is None and what("No such file or directory") is None
