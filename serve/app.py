@@ -171,7 +171,8 @@ class _Api:
     # -- endpoints ---------------------------------------------------------------------------
     async def health(self, request: Any) -> Any:
         """GET /api/health: status, pins, model, generation, and whether the pins are held in memory."""
-        return json_response(self.live.health())  # from memory: it never waits for the workers
+        doc = self.live.health()  # from memory: it never waits for the workers
+        return json_response(doc, 503 if doc["status"] == "degraded" else 200)
 
     async def stats(self, request: Any) -> Any:
         """GET /api/stats: PinIndex.stats()."""

@@ -57,6 +57,9 @@ class LiveIndex:
         self._loader: threading.Thread | None = None
         #: the current index's pins, model and generation, read when it was opened (for /api/health)
         self._facts: dict[str, Any] = {}
+        #: what the last probe of the tables found wrong (``Store.health``; empty: every table reads)
+        self.damage: list[str] = []
+        self._probed = 0.0  # monotonic time of that probe
 
     # -- what requests use ------------------------------------------------------------------
     def get(self) -> PinIndex:
@@ -72,13 +75,34 @@ class LiveIndex:
         """What ``/api/health`` says, from memory: no database call, no lock, no worker thread (it answers
         while every worker is busy). 503 when there is no index."""
         self.get()
+        if self.damage:  # queries would fail: say so, and what (`pinembed doctor` restores)
+            return {"status": "degraded", "problems": self.damage, **self._facts, "memory": self.memory}
         return {"status": "ok", **self._facts, "memory": self.memory}
+
+    def probe(self, every_s: float | None = None) -> None:
+        """Read every table's first and last rows (``Store.health``) when the last probe is older than
+        ``every_s`` (default ``settings.probe_interval_s``), and keep what is wrong for ``health``."""
+        idx = self._current
+        every = self.settings.probe_interval_s if every_s is None else every_s
+        if idx is None or time.monotonic() - self._probed < every:
+            return
+        self._probed = time.monotonic()
+        try:
+            found = idx.store.health()
+        except Exception as e:  # the probe itself failing is what health must say
+            from pinembed.store.faults import short
+
+            found = [f"the database cannot be read: {short(e)}"]
+        if found != self.damage:
+            (log.warning if found else log.info)("database %s: %s", self.uri, "; ".join(found) or "readable again")
+        self.damage = found
 
     # -- keeping it current -----------------------------------------------------------------
     def start(self) -> None:
         """Open the index now (errors are kept for ``get``), then load its model and keep checking in a
         daemon thread (so the server listens before the model is loaded: related pins need none)."""
         self.check(load_model=False)
+        self.probe(every_s=0.0)
         self._thread = threading.Thread(target=self._loop, name="pinembed-live", daemon=True)
         self._thread.start()
 
@@ -101,7 +125,9 @@ class LiveIndex:
                 self._warm(self._current)
         while not self._stop.wait(self.settings.reload_interval_s):
             try:
-                self.check()
+                if self.check():
+                    self._probed = 0.0  # a new state of the tables: probe it now
+                self.probe()
                 self._hold()
             except Exception:  # never let the checker die: log it and try again next time
                 log.exception("checking %s for changes failed", self.uri)

@@ -30,6 +30,7 @@ class ServeSettings:
     header_timeout_s: float = 10.0  # a connection that has not sent a request's headers in this time is closed
     keep_alive_s: float = 5.0  # an idle connection between requests is closed after this
     reload_interval_s: float = 1.0  # how often the database is checked for a refresh or a model switch
+    probe_interval_s: float = 10.0  # how often every table is read for /api/health ("degraded" when one fails)
     thumb_cache_bytes: int = 64 * 1024 * 1024  # thumbnails kept in memory (LRU)
     #: the pins' vectors and cards held in memory when they take at most this (None: a quarter of the
     #: machine's memory; 0: never): related pins in one LanceDB query (store/resident.py)
