@@ -120,18 +120,28 @@ def handle_errors(fn: Any) -> Any:
             click.echo("interrupted; every finished batch is saved, run the command again to finish", err=True)
             sys.exit(130)
         except Exception as e:
-            if os.environ.get("PINEMBED_DEBUG"):
+            _unexpected(e, kwargs)
+        except BaseException as e:  # pyo3's PanicException (a panic in lance's Rust: a garbled manifest can
+            if type(e).__name__ != "PanicException":  # cause one) is no Exception; SystemExit and the like pass
                 raise
-            known = _fault(e, kwargs.get("db"))
-            if known is not None:  # a fault of the disk or the object store, wherever it was raised
-                report(known, kwargs.get("as_json", False))
-            from pinembed.store.faults import short
-
-            click.echo(f"error: unexpected {type(e).__name__}: {short(e, 500)}", err=True)
-            click.echo("hint: set PINEMBED_DEBUG=1 for the traceback, and please report it", err=True)
-            sys.exit(1)
+            _unexpected(e, kwargs)
 
     return wrapper
+
+
+def _unexpected(e: BaseException, kwargs: dict[str, Any]) -> None:
+    """An error no code path expected: a fault of the disk or the object store (a damaged table
+    included) when it is one, else one line and exit 1 (the traceback with PINEMBED_DEBUG=1)."""
+    if os.environ.get("PINEMBED_DEBUG"):
+        raise e
+    known = _fault(e, kwargs.get("db"))
+    if known is not None:  # a fault of the disk or the object store, wherever it was raised
+        report(known, kwargs.get("as_json", False))
+    from pinembed.store.faults import short
+
+    click.echo(f"error: unexpected {type(e).__name__}: {short(e, 500)}", err=True)
+    click.echo("hint: set PINEMBED_DEBUG=1 for the traceback, and please report it", err=True)
+    sys.exit(1)
 
 
 def open_existing(db: str) -> Any:
@@ -154,7 +164,7 @@ def report(e: PinembedError, as_json: bool) -> None:
     sys.exit(e.exit_code)
 
 
-def _fault(e: Exception, db: str | None) -> PinembedError | None:
+def _fault(e: BaseException, db: str | None) -> PinembedError | None:
     """``e`` as a known fault of the disk or object store under ``db``, or None."""
     from pinembed.store import faults
 

@@ -521,7 +521,8 @@ def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None
               help="Interface to listen on. Anything but 127.0.0.1/localhost/::1 needs --token (or --insecure).")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
 @click.option("--token", default=None, envvar="PINEMBED_TOKEN",
-              help="Every /api request must carry it (Authorization: Bearer T).  [env PINEMBED_TOKEN]")
+              help="Every /api request must carry it (Authorization: Bearer T). Prefer the environment: "
+                   "a --token on the command line is visible to every user in `ps`.  [env PINEMBED_TOKEN]")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without a token.")
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
               help="Allow cross-origin requests from ORIGIN (repeatable); CORS is off by default.")
@@ -532,10 +533,20 @@ def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None
 @click.option("--memory-mb", default=None, type=click.FloatRange(0), metavar="MB",
               help="Hold the pins' vectors and cards in memory when they fit in MB (default: a quarter of the "
                    "machine's memory; 0: never). Related pins then take one database query (1M x 512-d: ~2.6 GB).")
+@click.option("--workers", "serve_workers", default=None, type=click.IntRange(1, 256),
+              help="Threads for requests' blocking work [default: 8].")
+@click.option("--max-abandoned", default=None, type=click.IntRange(0, 1024),
+              help="Requests answered 504 whose work still runs; past this, new ones are 503 at once [default: 4].")
+@click.option("--max-request-mpx", default=None, type=click.FloatRange(0.001),
+              help="Megapixels of all the images of one request together (read from their headers) [default: 64].")
+@click.option("--header-timeout", default=None, type=click.FloatRange(0.1, 3600),
+              help="Seconds a connection may take to send a request's headers before it is closed [default: 10].")
 @click.option("--device", default=None, help="torch device for text and image search (default: cuda when present).")
 @handle_errors
 def serve(db: str, host: str, port: int, token: str | None, insecure: bool, cors_origins: tuple[str, ...],
-          max_upload_mb: int, time_limit: float, memory_mb: float | None, device: str | None) -> None:
+          max_upload_mb: int, time_limit: float, memory_mb: float | None, serve_workers: int | None,
+          max_abandoned: int | None, max_request_mpx: float | None, header_timeout: float | None,
+          device: str | None) -> None:
     """Serve the database over HTTP: JSON endpoints (related, session, search, pin, thumb, media,
     health, stats; /api/openapi.json describes them) and a page to browse it.
 
@@ -549,9 +560,12 @@ def serve(db: str, host: str, port: int, token: str | None, insecure: bool, cors
 
     check_bind(host, token, insecure)
     open_existing(db)
+    given = {"workers": serve_workers, "max_abandoned": max_abandoned, "header_timeout_s": header_timeout,
+             "max_request_pixels": int(max_request_mpx * 1e6) if max_request_mpx else None}
     settings = ServeSettings(token=token or None, cors_origins=cors_origins, loopback_only=host in LOOPBACK,
                              max_upload_bytes=max_upload_mb * 1024 * 1024, time_limit_s=time_limit, device=device,
-                             memory_mb=memory_mb, storage_options=storage_options())
+                             memory_mb=memory_mb, storage_options=storage_options(),
+                             **{k: v for k, v in given.items() if v is not None})
     run(db, host, port, settings, on_ready=lambda url: click.echo(f"serving {db} at {url}", nl=True))
     click.echo("stopped", err=True)
 
