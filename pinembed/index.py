@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -227,14 +227,15 @@ class PinIndex:
 
     def related_to_session(self, pin_ids: Any, weights: Any = None, k: int = 20, kinds: Any = None,
                            where: Any = None, dedupe: float | None = None, diversity: float = 0.0,
-                           threshold: float = 0.8) -> list[Related]:
+                           threshold: float = 0.8, check: Callable[[], None] | None = None) -> list[Related]:
         """Related pins for a closeup session as a whole: its pins (oldest first) are grouped into
         distinct interests (cosine ``threshold`` to an interest's centroid), each interest retrieves
         on its own, and the lists are fused by reciprocal rank fusion weighted by the interests' total
         weight (``weights`` per pin, default recency: the newest weighs 1, five pins back 0.5). Pins of
         the session are left out. Interests share the results in proportion to their weight (see
         ``related.rrf``). ``score`` is the best cosine to any interest; ``fused`` the fused score, by
-        which the list is ordered."""
+        which the list is ordered. ``check`` is called between steps (before each pin is read and each
+        interest's query): what it raises stops the work there (serve's deadline)."""
         import numpy as np
 
         from pinembed import related as rel
@@ -245,7 +246,11 @@ class PinIndex:
         ids = [pin_ids] if isinstance(pin_ids, str) else list(pin_ids)
         if not ids:
             raise UsageError("a session needs at least one pin id")
-        found = [self._query_pin(p) for p in ids]
+        step = check or _no_check
+        found = []
+        for p in ids:
+            step()
+            found.append(self._query_pin(p))
         ids = [pid for pid, _ in found]
         vecs = np.stack([pin["vector"] for _, pin in found])
         w = rel.recency_weights(len(ids)) if weights is None else np.asarray(_check_weights(weights, len(ids)))
@@ -253,6 +258,7 @@ class PinIndex:
         pool = k  # each interest could fill the list alone; deeper lists would let every pin collect votes
         lists, rows_by_id = [], {}
         for centroid, _weight, _members in groups:
+            step()
             rows = self._ranked(centroid, pool, kinds, where, dedupe, diversity, exclude=ids, results=False)
             lists.append([r["pin_id"] for r in rows])
             for r in rows:
@@ -542,3 +548,6 @@ def _query_image(path: os.PathLike[str]) -> Any:
     except InputError as e:
         raise UsageError(f"cannot use query image {os.fspath(path)!r}: {e.message}", e.hint) from e
 
+
+def _no_check() -> None:
+    """A step check that never stops the work."""

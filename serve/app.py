@@ -219,7 +219,7 @@ class _Api:
             t0 = time.perf_counter()
             _existing(idx, pins)
             work.check()
-            rows = idx.related_to_session(pins, weights=weights, **controls)
+            rows = idx.related_to_session(pins, weights=weights, check=work.check, **controls)
             work.check()
             out = self.with_playability(idx, cards.results(rows, fused=True))
             return {"results": out, "order": "fused" if all("fused" in c for c in out) else "rank",

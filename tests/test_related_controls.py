@@ -96,6 +96,17 @@ def test_session_retrieves_for_each_interest_fuses_and_leaves_the_session_out(tm
     # the plain mean of the session would sit between the interests and find neither well
     groups = rel.interests(np.stack([idx.store.get_pin(p)["vector"] for p in session]), rel.recency_weights(3))
     assert sorted(len(g[2]) for g in groups) == [1, 2]
+    # a deadline's check runs between the steps (3 pins read, 2 interests queried) and stops the work there
+    calls = []
+
+    def check():
+        calls.append(1)
+        if len(calls) > 4:
+            raise TimeoutError("the time is up")
+
+    with pytest.raises(TimeoutError):
+        idx.related_to_session(session, k=8, check=check)
+    assert len(calls) == 5  # stopped before the second interest's query
     # weights decide which interest leads
     lamp_first = [r.pin_id for r in idx.related_to_session(session, weights=[0.1, 0.1, 1.0], k=4)]
     shoe_first = [r.pin_id for r in idx.related_to_session(session, weights=[1.0, 1.0, 0.1], k=4)]
