@@ -17,6 +17,8 @@ import click
 
 from pinembed import __version__
 from pinembed.cli.common import (
+    FloatRange,
+    IntRange,
     db_option,
     handle_errors,
     json_option,
@@ -45,9 +47,9 @@ def ingest_options(fn):
                      help="Model id for a new database, e.g. open_clip:ViT-B-32/laion2b_s34b_b79k, "
                           "open_clip:ViT-B-32//path/ckpt.pt, hf:openai/clip-vit-base-patch32. "
                           "An existing database uses its own model.  [env PINEMBED_MODEL]"),
-        click.option("--batch-size", default=None, type=click.IntRange(1, 4096),
+        click.option("--batch-size", default=None, type=IntRange(1, 4096),
                      help="Images (frames, pages) per forward pass [default: 32 on a CPU, 256 on a GPU]."),
-        click.option("--workers", default=None, type=click.IntRange(1, 4096),
+        click.option("--workers", default=None, type=IntRange(1, 4096),
                      help="local: decoding threads (and video decode processes) [default: min(4, usable CPUs) "
                           "with the model on the CPU, every usable CPU up to 32 with it on a GPU]; "
                           "ray: embedding actors [default: the cluster's GPUs, else its CPUs / --cpus-per-worker]."),
@@ -60,26 +62,26 @@ def ingest_options(fn):
                           "pip install 'pinembed[ray]')."),
         click.option("--ray-address", default=None, envvar="RAY_ADDRESS",
                      help="ray: the cluster to use (auto, ray://host:10001) [default: a local one].  [env RAY_ADDRESS]"),
-        click.option("--cpus-per-worker", default=1.0, show_default=True, type=click.FloatRange(0.1, 256),
+        click.option("--cpus-per-worker", default=1.0, show_default=True, type=FloatRange(0.1, 256),
                      help="ray: CPUs per embedding actor (and its torch threads)."),
-        click.option("--gpus-per-worker", default=None, type=click.FloatRange(0, 16),
+        click.option("--gpus-per-worker", default=None, type=FloatRange(0, 16),
                      help="ray: GPUs per embedding actor [default: 1 when the cluster has GPUs, else 0]."),
-        click.option("--max-pixels", default=None, type=click.IntRange(1),
+        click.option("--max-pixels", default=None, type=IntRange(1),
                      help="Images larger than this are refused into the failure ledger [default: 64,000,000]."),
-        click.option("--text-weight", default=0.0, show_default=True, type=click.FloatRange(0, 10),
+        click.option("--text-weight", default=0.0, show_default=True, type=FloatRange(0, 10),
                      help="Fuse the sidecar title/description of images and videos into the pin vector with this weight."),
-        click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0, 10),
+        click.option("--idea-text-weight", default=0.5, show_default=True, type=FloatRange(0, 10),
                      help="Weight of an idea pin's title, description and page texts in its pin vector."),
-        click.option("--fps", "max_fps", default=1.0, show_default=True, type=click.FloatRange(0.01, 60),
+        click.option("--fps", "max_fps", default=1.0, show_default=True, type=FloatRange(0.01, 60),
                      help="Sample videos and animations at most this many frames per second."),
-        click.option("--max-frames", default=12, show_default=True, type=click.IntRange(1, 1000),
+        click.option("--max-frames", default=12, show_default=True, type=IntRange(1, 1000),
                      help="At most this many frames per video or animation."),
-        click.option("--video-timeout", default=60.0, show_default=True, type=click.FloatRange(0.001),
+        click.option("--video-timeout", default=60.0, show_default=True, type=FloatRange(0.001),
                      help="Seconds one video may take to decode before it is recorded as a failure."),
-        click.option("--image-timeout", default=None, type=click.FloatRange(0.001),
+        click.option("--image-timeout", default=None, type=FloatRange(0.001),
                      help="Seconds one image file may take to decode (in a decode process) before it is "
                           "recorded as a failure [default: 30]."),
-        click.option("--max-video-pixels", default=None, type=click.IntRange(1),
+        click.option("--max-video-pixels", default=None, type=IntRange(1),
                      help="Videos with larger frames are refused into the failure ledger [default: 7680x4320]."),
         click.option("--id-prefix", default=None,
                      help="Prefix for this source's pin ids (PREFIX/rel/path.jpg). Each source folder owns its "
@@ -212,7 +214,7 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
 @db_option
 @ingest_options
 @click.option("--dry-run", is_flag=True, help="Print the plan (what would be added, changed, moved, deleted) and write nothing.")
-@click.option("--max-attempts", default=3, show_default=True, type=click.IntRange(1),
+@click.option("--max-attempts", default=3, show_default=True, type=IntRange(1),
               help="Give up on an input that failed this many runs, until it changes.")
 @click.option("--retry-failed", is_flag=True, help="Retry inputs given up on, too.")
 @json_option
@@ -332,9 +334,9 @@ def gc(db: str, as_json: bool) -> None:
 
 @cli.command()
 @db_option
-@click.option("--threshold", default=0.95, show_default=True, type=click.FloatRange(-1, 1, min_open=True),
+@click.option("--threshold", default=0.95, show_default=True, type=FloatRange(-1, 1, min_open=True),
               help="Cosine at or above which two pins are near-duplicates.")
-@click.option("--neighbours", default=10, show_default=True, type=click.IntRange(1, 1000),
+@click.option("--neighbours", default=10, show_default=True, type=IntRange(1, 1000),
               help="Nearest pins checked per pin (a cluster can still grow larger through links).")
 @json_option
 @handle_errors
@@ -398,34 +400,34 @@ def stats(db: str, as_json: bool) -> None:
               help="open_clip architecture name or JSON config file.")
 @click.option("--init", default=None, help="An open_clip model id to fine-tune instead of starting from random "
                                            "(with --pairs: the database's model when not given).")
-@click.option("--epochs", default=None, type=click.IntRange(1), help="[default: 10; 12 with --pairs]")
-@click.option("--batch-size", default=None, type=click.IntRange(2), help="[default: 128; 64 pairs with --pairs]")
-@click.option("--lr", default=None, type=click.FloatRange(0, min_open=True), help="[default: 1e-3]")
+@click.option("--epochs", default=None, type=IntRange(1), help="[default: 10; 12 with --pairs]")
+@click.option("--batch-size", default=None, type=IntRange(2), help="[default: 128; 64 pairs with --pairs]")
+@click.option("--lr", default=None, type=FloatRange(0, min_open=True), help="[default: 1e-3]")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--dtype", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]),
               help="Precision of the saved weights (fp16 halves the file).")
-@click.option("--holdout", default=0.2, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--holdout", default=0.2, show_default=True, type=FloatRange(0, 1, min_open=True, max_open=True),
               help="--pairs: the latest share of pairs (by timestamp) held out for early stopping.")
-@click.option("--patience", default=2, show_default=True, type=click.IntRange(1),
+@click.option("--patience", default=2, show_default=True, type=IntRange(1),
               help="--pairs: epochs without a held-out Recall@10 gain before stopping.")
-@click.option("--text-weight", default=1.5, show_default=True, type=click.FloatRange(0),
+@click.option("--text-weight", default=1.5, show_default=True, type=FloatRange(0),
               help="--pairs: weight of the image-text term on the pins' titles (keeps text search and what "
                    "pins show: related by content).")
-@click.option("--train-blocks", default=2, show_default=True, type=click.IntRange(0),
+@click.option("--train-blocks", default=2, show_default=True, type=IntRange(0),
               help="--pairs: train only the image tower's last N blocks and its head (the frozen rest runs once "
                    "per pin); 0: the whole tower.")
-@click.option("--anchor-weight", default=30.0, show_default=True, type=click.FloatRange(0),
+@click.option("--anchor-weight", default=30.0, show_default=True, type=FloatRange(0),
               help="--pairs: weight of the drift term that keeps what the model saw before in place (no "
                    "forgetting): the --anchor-data images' vectors when given, else the pins'; 0: none.")
 @click.option("--anchor-data", default=None, type=click.Path(exists=True, file_okay=False, path_type=str),
               help="--pairs: a folder of images (best: a few thousand of what the initial model was trained on; "
                    "256 a step, up to 5,000) whose vectors the anchor holds instead of the pins' (rehearsal), so "
                    "content elsewhere keeps its neighbours.")
-@click.option("--negatives", default=64, show_default=True, type=click.IntRange(0),
+@click.option("--negatives", default=64, show_default=True, type=IntRange(0),
               help="--pairs: pins of the database outside the batch added as negatives each step (from the "
                    "training pairs' pins and up to 2,000 pins in no pair, which the held-out ranking includes "
                    "too); 0: in-batch negatives only.")
-@click.option("--idea-text-weight", default=0.5, show_default=True, type=click.FloatRange(0),
+@click.option("--idea-text-weight", default=0.5, show_default=True, type=FloatRange(0),
               help="--pairs: how idea pins mix their texts into their vectors; give what ingest used.")
 @json_option
 @handle_errors
@@ -519,27 +521,27 @@ def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None
 @db_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to listen on. Anything but 127.0.0.1/localhost/::1 needs --token (or --insecure).")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+@click.option("--port", default=8000, show_default=True, type=IntRange(0, 65535), help="0: any free port.")
 @click.option("--token", default=None, envvar="PINEMBED_TOKEN",
               help="Every /api request must carry it (Authorization: Bearer T). Prefer the environment: "
                    "a --token on the command line is visible to every user in `ps`.  [env PINEMBED_TOKEN]")
 @click.option("--insecure", is_flag=True, help="Allow a non-loopback --host without a token.")
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="ORIGIN",
               help="Allow cross-origin requests from ORIGIN (repeatable); CORS is off by default.")
-@click.option("--max-upload-mb", default=20, show_default=True, type=click.IntRange(1, 1024),
+@click.option("--max-upload-mb", default=20, show_default=True, type=IntRange(1, 1024),
               help="Largest request body (search by image).")
-@click.option("--time-limit", default=30.0, show_default=True, type=click.FloatRange(0.1, 3600),
+@click.option("--time-limit", default=30.0, show_default=True, type=FloatRange(0.1, 3600),
               help="Seconds a request may take before it is answered 504.")
-@click.option("--memory-mb", default=None, type=click.FloatRange(0), metavar="MB",
+@click.option("--memory-mb", default=None, type=FloatRange(0), metavar="MB",
               help="Hold the pins' vectors and cards in memory when they fit in MB (default: a quarter of the "
                    "machine's memory; 0: never). Related pins then take one database query (1M x 512-d: ~2.6 GB).")
-@click.option("--workers", "serve_workers", default=None, type=click.IntRange(1, 256),
+@click.option("--workers", "serve_workers", default=None, type=IntRange(1, 256),
               help="Threads for requests' blocking work [default: 8].")
-@click.option("--max-abandoned", default=None, type=click.IntRange(0, 1024),
+@click.option("--max-abandoned", default=None, type=IntRange(0, 1024),
               help="Requests answered 504 whose work still runs; past this, new ones are 503 at once [default: 4].")
-@click.option("--max-request-mpx", default=None, type=click.FloatRange(0.001),
+@click.option("--max-request-mpx", default=None, type=FloatRange(0.001),
               help="Megapixels of all the images of one request together (read from their headers) [default: 64].")
-@click.option("--header-timeout", default=None, type=click.FloatRange(0.1, 3600),
+@click.option("--header-timeout", default=None, type=FloatRange(0.1, 3600),
               help="Seconds a connection may take to send a request's headers before it is closed [default: 10].")
 @click.option("--device", default=None, help="torch device for text and image search (default: cuda when present).")
 @handle_errors

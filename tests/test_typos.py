@@ -167,3 +167,14 @@ def test_extreme_finite_term_weights_search_like_plain_weights(built):
         assert r.exit_code == 0, (args, r.output)
         got = json.loads(r.stdout)
         assert [x["pin_id"] for x in got["results"]] == [x["pin_id"] for x in plain["results"]], args
+
+
+def test_every_number_option_takes_ascii_digits_only(tmp_path):
+    from click.testing import CliRunner
+
+    from pinembed.cli.main import cli
+
+    for args in (["ingest", str(tmp_path), "--fps", "٥"], ["ingest", str(tmp_path), "--batch-size", "３２"],
+                 ["refresh", str(tmp_path), "--max-attempts", "²"], ["serve", "--port", "８０"]):
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 2 and "ASCII digits" in r.output, (args, r.output)
