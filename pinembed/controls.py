@@ -12,7 +12,9 @@ from typing import Any
 
 from .errors import UsageError
 
-MAX_K = 10_000
+DEFAULT_K = 20  # every query's default: related, sessions, searches, a page of a listing (CLI, Python, HTTP)
+MAX_K = 10_000  # the most results a query gives in Python and the CLI
+MAX_K_SERVED = 1_000  # the most an HTTP request gets (serve bounds each request's cost; --server checks it)
 MIN_RELATIVE = 1e-12  # a weight this small next to the largest counts as 0
 
 

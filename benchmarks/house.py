@@ -1,0 +1,204 @@
+"""The shape of the house, as one JSON object: modules, their sizes, import loops, lazy imports.
+
+Reads the source (no imports run), maps each top-level folder to its package the way
+``pyproject.toml``'s package-dir does, and builds the graph of the project's own imports,
+counting imports inside functions (those under ``if TYPE_CHECKING:`` are left out: they never
+run). A loop is a strongly connected component of more than one module.
+
+    python benchmarks/house.py            # the figures
+    python benchmarks/house.py --loops    # and each loop's modules
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# folder -> package, as in pyproject.toml's [tool.setuptools.package-dir]
+FOLDERS = {
+    "pinembed": "pinembed",
+    "embedders": "pinembed.embedders",
+    "ingestion": "pinembed.ingestion",
+    "store": "pinembed.store",
+    "cli": "pinembed.cli",
+    "training": "pinembed.training",
+    "serve": "pinembed.serve",
+}
+# third-party libraries heavy enough that importing them inside a function is right
+HEAVY = {"torch", "torchvision", "open_clip", "transformers", "lancedb", "lance", "ray", "PIL",
+         "pillow_heif", "decord", "av", "pyarrow", "numpy", "uvicorn", "starlette", "obstore",
+         "torchcodec", "safetensors", "huggingface_hub", "pandas", "multipart", "rich", "faiss",
+         "playwright", "boto3", "botocore"}
+
+
+def modules() -> dict[str, Path]:
+    """Every module of the package by dotted name."""
+    found: dict[str, Path] = {}
+    for folder, package in FOLDERS.items():
+        base = ROOT / folder
+        for path in sorted(base.rglob("*.py")):
+            rel = path.relative_to(base).with_suffix("")
+            parts = [p for p in rel.parts if p != "__init__"]
+            name = ".".join([package, *parts]) if parts else package
+            if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
+                continue
+            found[name] = path
+    return found
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def imports(name: str, path: Path, known: set[str]) -> list[tuple[str, str]]:
+    """(target module, where) for each import of the project's modules; where is top, function or typing."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: list[tuple[str, str]] = []
+
+    def resolve(node: ast.ImportFrom) -> str:
+        if not node.level:
+            return node.module or ""
+        base = package.split(".")
+        base = base[: len(base) - (node.level - 1)]
+        return ".".join(base + ([node.module] if node.module else []))
+
+    def visit(node: ast.AST, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            here = where
+            if isinstance(child, ast.If) and _is_type_checking(child):
+                for sub in child.body:
+                    visit_one(sub, "typing")
+                for sub in child.orelse:
+                    visit_one(sub, where)
+                continue
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and where == "top":
+                here = "function"
+            visit_one(child, here)
+
+    def visit_one(child: ast.AST, where: str) -> None:
+        if isinstance(child, ast.Import):
+            for alias in child.names:
+                out.append((alias.name, where))
+        elif isinstance(child, ast.ImportFrom):
+            mod = resolve(child)
+            for alias in child.names:
+                sub = f"{mod}.{alias.name}"
+                out.append((sub if sub in known else mod, where))
+        if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)) and where == "top":
+            visit(child, "function")
+        else:
+            visit(child, where)
+
+    visit(tree, "top")
+    return out
+
+
+def loops(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    comps: list[list[str]] = []
+    counter = 0
+    for start in graph:
+        if start in index:
+            continue
+        work = [(start, iter(sorted(graph[start])))]
+        index[start] = low[start] = counter
+        counter += 1
+        stack.append(start)
+        on.add(start)
+        while work:
+            node, it = work[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                work.pop()
+                if work:
+                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
+                if low[node] == index[node]:
+                    comp = []
+                    while True:
+                        top = stack.pop()
+                        on.discard(top)
+                        comp.append(top)
+                        if top == node:
+                            break
+                    if len(comp) > 1:
+                        comps.append(sorted(comp))
+                continue
+            if nxt not in index:
+                index[nxt] = low[nxt] = counter
+                counter += 1
+                stack.append(nxt)
+                on.add(nxt)
+                work.append((nxt, iter(sorted(graph[nxt]))))
+            elif nxt in on:
+                low[node] = min(low[node], index[nxt])
+    return comps
+
+
+def house() -> dict:
+    """The figures of the house."""
+    mods = modules()
+    known = set(mods)
+    graph: dict[str, set[str]] = {m: set() for m in mods}
+    lazy_own = lazy_heavy = lazy_other = 0
+    lazy_own_at: list[str] = []
+    for name, path in mods.items():
+        for target, where in imports(name, path, known):
+            own = target in known or target.startswith("pinembed.") or target == "pinembed"
+            if own:
+                hit = target
+                while hit not in known and "." in hit:
+                    hit = hit.rpartition(".")[0]
+                if where != "typing" and hit in known and hit != name:
+                    graph[name].add(hit)
+            if where == "function":
+                if own:
+                    lazy_own += 1
+                    lazy_own_at.append(name)
+                elif target.split(".")[0] in HEAVY:
+                    lazy_heavy += 1
+                else:
+                    lazy_other += 1
+    sizes = {name: len(path.read_text().splitlines()) for name, path in mods.items()}
+    largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:8]
+    found = loops(graph)
+    return {
+        "modules": len(mods),
+        "lines": sum(sizes.values()),
+        "largest": {name: lines for name, lines in largest},
+        "over_400_lines": sorted(name for name, lines in sizes.items() if lines > 400),
+        "import_loops": len(found),
+        "modules_in_loops": sum(len(c) for c in found),
+        "function_level_project_imports": lazy_own,
+        "function_level_heavy_imports": lazy_heavy,
+        "function_level_other_imports": lazy_other,
+        "_loops": found,
+        "_lazy_own_by_module": {m: lazy_own_at.count(m) for m in sorted(set(lazy_own_at))},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the figures as one JSON object."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--loops", action="store_true", help="also list each loop and the lazy imports by module")
+    args = parser.parse_args(argv)
+    figures = house()
+    if not args.loops:
+        figures = {k: v for k, v in figures.items() if not k.startswith("_")}
+    json.dump(figures, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
