@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from .device import apply_precision
+
 log = logging.getLogger("pinembed")
 
 MIN_COSINE = 0.999
@@ -170,8 +172,6 @@ def choose_cpu_precision(model: Any, digest: str, prepare: Prepare, forward: For
                          ) -> tuple[Any, str, dict[str, Any]]:
     """(the model to use, "int8" or "fp32", the verdict) for precision ``auto`` on a CPU. ``model`` is
     the fp32 model; the int8 one is made from a copy of it."""
-    from .device import apply_precision
-
     verdict = cached_verdict(digest)
     int8 = None
     if verdict is None:
@@ -187,3 +187,17 @@ def choose_cpu_precision(model: Any, digest: str, prepare: Prepare, forward: For
     if int8 is None:
         int8, _ = apply_precision(model, "int8")
     return int8, "int8", verdict
+
+
+def settle_precision(model: Any, precision: str, digest: str, prepare: Any, forward: Any
+                     ) -> tuple[Any, Any, str, dict[str, Any] | None]:
+    """(model, input dtype, precision, auto's verdict or None) for a loaded fp32 ``model``: ``auto`` on
+    a CPU becomes int8 or fp32 by ``choose_cpu_precision`` (given the model's
+    ``prepare`` and ``forward``); any other precision is applied as it is."""
+    if precision == "auto":
+        import torch
+
+        model, precision, verdict = choose_cpu_precision(model, digest, prepare, forward)
+        return model, torch.float32, precision, verdict
+    model, dtype = apply_precision(model, precision)
+    return model, dtype, precision, None

@@ -20,6 +20,10 @@ class Embedder(ABC):
 
     model_id: str
     dim: int
+    #: Where the model runs ("cpu", "cuda", "cuda:1", "mps"); subclasses set it when they load.
+    device: str = "cpu"
+    #: The weights' precision as loaded: "fp32", "fp16" or "int8" (``auto`` settled to one of them).
+    precision: str = "fp32"
     #: Side of the square input the model expects; readers may decode JPEGs at reduced size to it.
     image_size: int = 224
 

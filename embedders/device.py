@@ -59,22 +59,6 @@ def apply_precision(model: Any, precision: str) -> tuple[Any, Any]:
     return model, torch.float32
 
 
-def settle_precision(model: Any, precision: str, digest: str, prepare: Any, forward: Any
-                     ) -> tuple[Any, Any, str, dict[str, Any] | None]:
-    """(model, input dtype, precision, auto's verdict or None) for a loaded fp32 ``model``: ``auto`` on
-    a CPU becomes int8 or fp32 by ``auto_precision.choose_cpu_precision`` (given the model's
-    ``prepare`` and ``forward``); any other precision is applied as it is."""
-    if precision == "auto":
-        import torch
-
-        from .auto_precision import choose_cpu_precision
-
-        model, precision, verdict = choose_cpu_precision(model, digest, prepare, forward)
-        return model, torch.float32, precision, verdict
-    model, dtype = apply_precision(model, precision)
-    return model, dtype, precision, None
-
-
 def cpu_count() -> int:
     """CPUs this process may really use: its affinity mask, capped by a cgroup CPU quota (containers).
     ``os.cpu_count()`` and torch's default both see the host's cores, which oversubscribes a container."""

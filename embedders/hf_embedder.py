@@ -11,8 +11,9 @@ import numpy as np
 from pinembed.errors import ModelNotFoundError
 
 from . import hub
+from .auto_precision import settle_precision
 from .base import Embedder, l2_normalise, weights_digest
-from .device import pick_device, pick_precision, settle_precision
+from .device import pick_device, pick_precision
 
 SUPPORTED = ("clip", "siglip")
 _PREPROCESS_KEYS = (

@@ -16,6 +16,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
+from pinembed.errors import ModelNotFoundError
+
 #: How long a reachability probe of the hub may take.
 PROBE_TIMEOUT_S = 3.0
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -114,8 +116,6 @@ def nothing_cached() -> bool:
 def precheck(model_id: str, local: str) -> None:
     """Fail at once, before the heavy imports, when ``model_id`` (a hub model) cannot be had: nothing
     is cached on this machine and the hub cannot be reached. Otherwise the embedder checks precisely."""
-    from pinembed.errors import ModelNotFoundError
-
     if not nothing_cached():
         return
     reason = unreachable_reason()

@@ -12,8 +12,11 @@ import numpy as np
 from pinembed.errors import ModelNotFoundError
 
 from . import hub
+from .auto_precision import settle_precision
 from .base import Embedder, l2_normalise, weights_digest
-from .device import pick_device, pick_precision, settle_precision
+from .cuda_graphs import TextGraphs
+from .device import pick_device, pick_precision
+from .device_preprocess import for_open_clip
 
 #: Architectures that ship with pinembed (tiny test model, the bundled nano model).
 CONFIG_DIR = Path(__file__).parent / "model_configs"
@@ -146,8 +149,6 @@ class OpenClipEmbedder(Embedder):
     def device_preprocessor(self) -> Any:
         """Batched JPEG decoding and this model's eval transform on its device (None for transforms that
         ``device_preprocess`` does not reproduce)."""
-        from .device_preprocess import for_open_clip
-
         return for_open_clip(self.preprocess_cfg, self.device, self.dtype)
 
     def embed_pixels(self, pixels: Sequence[Any]) -> np.ndarray:
@@ -181,8 +182,6 @@ class OpenClipEmbedder(Embedder):
         ``$PINEMBED_CUDA_GRAPHS=0``)."""
         graphs = getattr(self, "_text_graphs", None)
         if graphs is None and str(self.device).startswith("cuda") and os.environ.get("PINEMBED_CUDA_GRAPHS") != "0":
-            from .cuda_graphs import TextGraphs
-
             graphs = self._text_graphs = TextGraphs(self.model.encode_text, context_length, self.device)
         return graphs
 

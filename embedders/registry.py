@@ -1,5 +1,6 @@
 """Embedders by id: ``open_clip:...``, ``hf:...``, and any prefix that a package registers under the
-entry-point group ``pinembed.embedders`` (name = the prefix, value = a factory ``(spec, device) -> Embedder``).
+entry-point group ``pinembed.embedders`` (name = the prefix, value = a factory ``(spec, device) -> Embedder``:
+a plugin chooses its own precision).
 """
 
 from __future__ import annotations
@@ -7,15 +8,21 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
 from pinembed.errors import ModelNotFoundError
 
+from . import hub
 from .base import Embedder
 from .device import set_cpu_threads
+from .hf_embedder import HFEmbedder
+from .open_clip_embedder import OpenClipEmbedder
 
-Factory = Callable[[str, "str | None"], Embedder]
+#: A built-in factory: (spec, device, precision) -> Embedder.
+Factory = Callable[[str, "str | None", "str | None"], Embedder]
+#: A plugin's factory, named by an entry point: (spec, device) -> Embedder.
+PluginFactory = Callable[[str, "str | None"], Embedder]
 ENTRY_POINT_GROUP = "pinembed.embedders"
 
 
@@ -23,21 +30,13 @@ def _open_clip(spec: str, device: str | None, precision: str | None = None) -> E
     arch, _, tag = spec.partition("/")
     checkpoint = tag.lower().endswith((".pt", ".pth", ".bin", ".safetensors", ".ckpt")) or os.path.exists(tag)
     if spec.startswith("hf-hub:") or (tag and "/" not in tag and not checkpoint):  # a pretrained tag: the hub
-        from . import hub
-
         hub.precheck(f"open_clip:{spec}", f"open_clip:{arch}//path/to/weights.pt")
-    from .open_clip_embedder import OpenClipEmbedder
-
     return OpenClipEmbedder(spec, device=device, precision=precision)
 
 
 def _hf(spec: str, device: str | None, precision: str | None = None) -> Embedder:
     if spec.count("/") == 1 and not spec.startswith((".", "/", "~")) and not os.path.exists(spec):  # a hub id
-        from . import hub
-
         hub.precheck(f"hf:{spec}", "hf:/path/to/folder (saved with save_pretrained)")
-    from .hf_embedder import HFEmbedder
-
     return HFEmbedder(spec, device=device, precision=precision)
 
 
@@ -48,8 +47,6 @@ def nano_dir() -> Path:
 
 
 def _nano(spec: str, device: str | None, precision: str | None = None) -> Embedder:
-    from .open_clip_embedder import OpenClipEmbedder
-
     where = nano_dir()
     if not (where / "open_clip_config.json").is_file():
         raise ModelNotFoundError(
@@ -68,9 +65,10 @@ _cache: dict[tuple[str, str | None, str | None], Embedder] = {}
 _lock = threading.Lock()
 
 
-def factories() -> dict[str, Factory]:
-    """Built-in factories plus those that installed packages register through entry points."""
-    found: dict[str, Factory] = {}
+def factories() -> dict[str, Factory | EntryPoint]:
+    """Built-in factories plus the entry points (each loads a ``PluginFactory``) that installed packages
+    register."""
+    found: dict[str, Factory | EntryPoint] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found[ep.name] = ep  # loaded on use, so a broken plugin cannot break the others
     found.update(BUILTIN)
@@ -89,7 +87,7 @@ def get_embedder(model_id: str, device: str | None = None, precision: str | None
             embedder = ALIASES[model_id]("", device, precision)
         else:
             embedder = _load(model_id, device, precision)
-        if str(getattr(embedder, "device", "cpu")).startswith("cpu"):
+        if str(embedder.device).startswith("cpu"):
             set_cpu_threads()
         _cache[key] = embedder
         return embedder

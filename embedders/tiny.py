@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .open_clip_embedder import CONFIG_DIR
+
 TINY_ARCH = "pinembed-tiny"
 
 
@@ -16,8 +18,6 @@ def make_tiny_checkpoint(path: str | Path, seed: int = 0, arch: str = TINY_ARCH)
     model id that loads it (``open_clip:<arch>/<absolute path>``)."""
     import open_clip
     import torch
-
-    from .open_clip_embedder import CONFIG_DIR
 
     path = Path(path).resolve()
     if not path.exists():

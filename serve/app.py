@@ -283,7 +283,7 @@ class _Api:
             work.acquire(self.embed_lock)
             try:
                 emb = idx.embedder
-                pictures = uploads.decoded(opened, getattr(emb, "image_size", 224)) if opened else []
+                pictures = uploads.decoded(opened, emb.image_size) if opened else []
                 work.check()
                 if texts or negatives:
                     tv = emb.embed_texts(texts + negatives)
