@@ -3,7 +3,9 @@
 Reads the source (no imports run), maps each top-level folder to its package the way
 ``pyproject.toml``'s package-dir does, and builds the graph of the project's own imports,
 counting imports inside functions (those under ``if TYPE_CHECKING:`` are left out: they never
-run). A loop is a strongly connected component of more than one module.
+run). A loop is a strongly connected component of more than one module. A function-level import of
+one of our modules that itself loads a heavy library when imported (torch, lancedb, ...) is counted
+apart from the other function-level project imports: that laziness is for the heavy library.
 
     python benchmarks/house.py            # the figures
     python benchmarks/house.py --loops    # and each loop's modules
@@ -33,6 +35,10 @@ HEAVY = {"torch", "torchvision", "open_clip", "transformers", "lancedb", "lance"
          "pillow_heif", "decord", "av", "pyarrow", "numpy", "uvicorn", "starlette", "obstore",
          "torchcodec", "safetensors", "huggingface_hub", "pandas", "multipart", "rich", "faiss",
          "playwright", "boto3", "botocore"}
+# of those, the ones slow to import (seconds, not milliseconds): a module of ours that imports one at
+# its top is heavy to import too, and importing it inside a function is laziness for that library
+SLOW = {"torch", "torchvision", "open_clip", "transformers", "lancedb", "lance", "ray", "decord", "av",
+        "torchcodec", "playwright", "pandas", "safetensors", "huggingface_hub"}
 
 
 def modules() -> dict[str, Path]:
@@ -150,25 +156,48 @@ def house() -> dict:
     mods = modules()
     known = set(mods)
     graph: dict[str, set[str]] = {m: set() for m in mods}
-    lazy_own = lazy_heavy = lazy_other = 0
+    top_own: dict[str, set[str]] = {m: set() for m in mods}
+    heavy_top: set[str] = set()
+    found_imports = {name: imports(name, path, known) for name, path in mods.items()}
+
+    def own_module(target: str) -> str | None:
+        hit = target
+        while hit not in known and "." in hit:
+            hit = hit.rpartition(".")[0]
+        return hit if hit in known else None
+
+    for name, found in found_imports.items():
+        for target, where in found:
+            hit = own_module(target)
+            if hit is not None and where != "typing" and hit != name:
+                graph[name].add(hit)
+                if where == "top":
+                    top_own[name].add(hit)
+            if hit is None and where == "top" and target.split(".")[0] in SLOW:
+                heavy_top.add(name)
+    changed = True  # a module that imports a heavy one at its top is heavy to import too
+    while changed:
+        changed = False
+        for name, deps in top_own.items():
+            if name not in heavy_top and deps & heavy_top:
+                heavy_top.add(name)
+                changed = True
+    lazy_own = lazy_wrapping = lazy_heavy = lazy_other = 0
     lazy_own_at: list[str] = []
-    for name, path in mods.items():
-        for target, where in imports(name, path, known):
-            own = target in known or target.startswith("pinembed.") or target == "pinembed"
-            if own:
-                hit = target
-                while hit not in known and "." in hit:
-                    hit = hit.rpartition(".")[0]
-                if where != "typing" and hit in known and hit != name:
-                    graph[name].add(hit)
-            if where == "function":
-                if own:
-                    lazy_own += 1
-                    lazy_own_at.append(name)
-                elif target.split(".")[0] in HEAVY:
-                    lazy_heavy += 1
-                else:
-                    lazy_other += 1
+    for name, found in found_imports.items():
+        for target, where in found:
+            if where != "function":
+                continue
+            hit = own_module(target)
+            if hit is not None and hit in heavy_top:
+                lazy_wrapping += 1  # a module of ours that loads torch, lancedb... when imported
+            elif hit is not None or target.startswith("pinembed"):
+                lazy_own += 1
+                lazy_own_at.append(name)
+            elif target.split(".")[0] in HEAVY:
+                lazy_heavy += 1
+            else:
+                lazy_other += 1
     sizes = {name: len(path.read_text().splitlines()) for name, path in mods.items()}
     largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:8]
     found = loops(graph)
@@ -180,6 +209,7 @@ def house() -> dict:
         "import_loops": len(found),
         "modules_in_loops": sum(len(c) for c in found),
         "function_level_project_imports": lazy_own,
+        "function_level_imports_of_heavy_project_modules": lazy_wrapping,
         "function_level_heavy_imports": lazy_heavy,
         "function_level_other_imports": lazy_other,
         "_loops": found,
