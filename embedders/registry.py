@@ -24,6 +24,8 @@ Factory = Callable[[str, "str | None", "str | None"], Embedder]
 #: A plugin's factory, named by an entry point: (spec, device) -> Embedder.
 PluginFactory = Callable[[str, "str | None"], Embedder]
 ENTRY_POINT_GROUP = "pinembed.embedders"
+#: The model a new database is built with when none is named.
+DEFAULT_MODEL = "open_clip:ViT-B-32/laion2b_s34b_b79k"
 
 
 def _open_clip(spec: str, device: str | None, precision: str | None = None) -> Embedder:

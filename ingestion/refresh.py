@@ -109,7 +109,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
              precision: str | None, storage_options: dict[str, str] | None, progress: Progress | None,
              t0: float) -> RefreshSummary:
     from pinembed.embedders import get_embedder
-    from pinembed.index import DEFAULT_MODEL
+    from pinembed.embedders.registry import DEFAULT_MODEL
 
     summary = RefreshSummary(dry_run=opts.dry_run)
     live_store = Store(uri, storage_options=storage_options)
