@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pinembed.metrics import recall_at
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
@@ -78,7 +80,7 @@ def main() -> None:
                 if mask is not None:
                     sims[~mask] = -2
                 exact = {f"pin{i:07d}" for i in np.argpartition(-sims, 10)[:10]}
-                rec.append(len(exact & {r.pin_id for r in res[:10]}) / 10)
+                rec.append(recall_at([r.pin_id for r in res], exact, 10))
             return {"p50_ms": round(1000 * float(np.percentile(lat, 50)), 2),
                     "p95_ms": round(1000 * float(np.percentile(lat, 95)), 2), "recall@10": round(float(np.mean(rec)), 4)}
 
@@ -107,7 +109,7 @@ def main() -> None:
                 hit.append(res[:1] == [f"new{i:07d}"])
                 exact = np.argpartition(-(all_vecs @ fresh[i]), 10)[:10]
                 ids = {f"pin{j:07d}" if j < n else f"new{j - n:07d}" for j in exact}
-                rec.append(len(ids & set(res)) / 10)
+                rec.append(recall_at(res, ids, 10))
             return {"found_itself": round(float(np.mean(hit)), 4), "recall@10": round(float(np.mean(rec)), 4),
                     "p50_ms": round(1000 * float(np.percentile(lat, 50)), 2)}
 

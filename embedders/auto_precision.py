@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from pinembed.metrics import recall_at
+
 from .device import apply_precision
 
 log = logging.getLogger("pinembed")
@@ -103,7 +105,8 @@ def probe_images(n: int = PROBE_IMAGES, seed: int = 0) -> list[Any]:
 
 def recall_at_10(index: np.ndarray, exact: np.ndarray, approx: np.ndarray, exclude_self: bool) -> float:
     """Mean share of the top 10 of ``exact`` queries against ``index`` that ``approx`` queries also rank
-    in their top 10 (``exclude_self``: query i is row i of the index and is left out)."""
+    in their top 10 (``exclude_self``: query i is row i of the index and is left out); each query's
+    recall is ``pinembed.metrics.recall_at`` of its approximate top 10 against the exact one."""
     k = min(10, len(index) - int(exclude_self))
     if k <= 0:
         return 1.0
@@ -112,7 +115,7 @@ def recall_at_10(index: np.ndarray, exact: np.ndarray, approx: np.ndarray, exclu
         np.fill_diagonal(a, -np.inf)
         np.fill_diagonal(b, -np.inf)
     ta, tb = np.argsort(-a, axis=1)[:, :k], np.argsort(-b, axis=1)[:, :k]
-    return float(np.mean([len(set(x) & set(y)) / k for x, y in zip(ta, tb, strict=True)]))
+    return float(np.mean([recall_at(y, set(x), k) for x, y in zip(ta, tb, strict=True)]))
 
 
 def compare(fp32: Any, int8: Any, prepare: Prepare, forward: Forward) -> dict[str, float]:

@@ -11,8 +11,8 @@ utils.py``, ``calculate_ranks`` and ``recall_at_k``), over every pin in the data
 - Recall@K = mean(rank <= K) for K = 1, 10, 100; MRR = mean(1 / rank); overall, by query kind ->
   engaged kind, and by action.
 - hubs: how often each pin shows up in the top 10 of the queries' lists (each distinct query pin once,
-  itself left out): Pinterest's p90 and max of those frequencies (``compute_freq_metrics``), and the
-  share of pins in more than 1% of the lists (as ``pinembed eval --labels`` reports).
+  itself left out; 0 for a pin in none): the p90 and max of those counts and the share of pins in more
+  than 1% of the lists, as ``pinembed eval --labels`` reports them (``pinembed.metrics.hub_stats``).
 
 Ranks are exact: batched matrix products over the stored vectors, streamed (never the ANN index).
 """
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from pinembed.errors import UsageError
+from pinembed.metrics import hub_stats, recall_from_ranks
 
 from .engagement_pairs import EngagementPairs
 
@@ -105,29 +106,12 @@ def exact_ranks(query_ids: Sequence[str], engaged_ids: Sequence[str], vectors: d
     return Ranked(ranks, hubs, len(all_ids), len(uq))
 
 
-def recall_at(ranks: np.ndarray, k: int) -> float:
-    """Recall@K: the share of pairs ranked within the top ``k`` (Pinterest's ``recall_at_k``)."""
-    return float(np.mean(ranks <= k)) if len(ranks) else float("nan")
-
-
 def summary(ranks: np.ndarray) -> dict[str, Any]:
     """Recall@1/10/100, MRR and the number of pairs."""
     if not len(ranks):
         return {**{f"recall@{k}": None for k in KS}, "mrr": None, "pairs": 0}
-    return {**{f"recall@{k}": round(recall_at(ranks, k), 4) for k in KS},
+    return {**{f"recall@{k}": round(recall_from_ranks(ranks, k), 4) for k in KS},
             "mrr": round(float(np.mean(1.0 / ranks)), 4), "pairs": int(len(ranks))}
-
-
-def hub_figures(counts: Counter, n_pins: int, n_queries: int, topk: int = TOPK) -> dict[str, Any]:
-    """Pinterest's p90 and max of the frequencies of retrieved pins (the p90 weighs each pin by how
-    often it is retrieved, as ``compute_freq_metrics`` does), and the share of pins in more than 1% of
-    the top-``topk`` lists."""
-    freq = np.array(list(counts.values()), dtype=float)
-    if not len(freq):
-        return {"queries": n_queries, f"p90_freq_{topk}": 0.0, f"max_freq_{topk}": 0.0, "share_over_1pct": 0.0}
-    return {"queries": n_queries, f"p90_freq_{topk}": float(np.quantile(np.repeat(freq, freq.astype(int)), 0.9)),
-            f"max_freq_{topk}": float(freq.max()),
-            "share_over_1pct": round(float((freq > 0.01 * n_queries).sum() / max(1, n_pins)), 4)}
 
 
 def known_pairs(pairs: EngagementPairs, known: set[str] | dict[str, Any]) -> tuple[list[int], dict[str, int]]:
@@ -175,7 +159,14 @@ def report(pairs: EngagementPairs, ranked: Ranked, kinds: dict[str, str]) -> dic
     return {"pins": ranked.n_pins, **summary(r),
             "by_kind": {k: summary(r[v]) for k, v in sorted(by_kind.items())},
             "by_action": {k: summary(r[v]) for k, v in sorted(by_action.items())},
-            "hubs": hub_figures(ranked.hub_counts, ranked.n_pins, ranked.n_queries)}
+            "hubs": hub_report(ranked)}
+
+
+def hub_report(ranked: Ranked) -> dict[str, Any]:
+    """The hub figures of ``pinembed.metrics.hub_stats`` under this report's keys."""
+    h = hub_stats(ranked.hub_counts, ranked.n_pins, ranked.n_queries)
+    return {"queries": ranked.n_queries, f"p90_freq_{TOPK}": h["p90"], f"max_freq_{TOPK}": h["max"],
+            "share_over_1pct": h["share_over_1pct"]}
 
 
 def format_report(rep: dict[str, Any]) -> str:

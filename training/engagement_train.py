@@ -54,8 +54,9 @@ import numpy as np
 
 from pinembed.errors import UsageError
 from pinembed.ingestion.options import DEFAULT_IDEA_TEXT_WEIGHT
+from pinembed.metrics import recall_from_ranks
 
-from .engagement_eval import exact_ranks, known_pairs, recall_at
+from .engagement_eval import exact_ranks, known_pairs
 from .engagement_pairs import EngagementPairs, read_pairs
 from .train import Progress, TrainConfig, _model, _seed, save_model
 
@@ -391,7 +392,7 @@ class _Tuner:
         vecs = self.all_vectors()
         vectors = dict(zip(self.pins, vecs, strict=True))
         ranked = exact_ranks(held.query, held.engaged, vectors, [(self.pins, vecs)])
-        return round(recall_at(ranked.ranks, 10), 4)
+        return round(recall_from_ranks(ranked.ranks, 10), 4)
 
     def visual_state(self) -> dict[str, Any]:
         return {k: v.detach().clone() for k, v in self.model.visual.state_dict().items()}

@@ -13,6 +13,8 @@ code: recall against a distractor index, plus "hub" items that crowd many top-10
 - pin->pin recall@1/5/10 and precision@10 of ``related`` (the query pin left out);
 - cross-kind precision@5: image->video, video->idea, idea->image (``related`` filtered by kind);
 - hubs: share of pins in the top 10 of more than 1% of pin->pin queries; p90 and max of those counts.
+
+The metrics themselves are ``pinembed.metrics``'s (``recall_at``, ``precision_at``, ``hub_stats``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pinembed.errors import PinNotFoundError, UsageError
+from pinembed.metrics import hub_stats, precision_at, recall_at
 
 KS = (1, 5, 10)
 CROSS = (("image", "video"), ("video", "idea"), ("idea", "image"))
@@ -45,25 +48,6 @@ def read_labels(path: str | os.PathLike[str]) -> tuple[dict[str, str], list[tupl
     labels = {r["pin_id"]: r["label"] for r in rows if r.get("pin_id") and r.get("label")}
     texts = sorted({((r.get("text") or r["label"]).strip(), r["label"]) for r in rows if r.get("label")})
     return labels, texts
-
-
-def recall_at(ranked: Sequence[str | None], label: str, k: int) -> float:
-    """1.0 when a result in the top ``k`` carries ``label``."""
-    return float(label in ranked[:k])
-
-
-def precision_at(ranked: Sequence[str | None], label: str, k: int) -> float:
-    """Share of the top ``k`` slots holding ``label`` (missing results count as misses)."""
-    return sum(1 for x in ranked[:k] if x == label) / k
-
-
-def hub_stats(counts: Counter, n_pins: int, n_queries: int) -> dict[str, float]:
-    """Share of pins in more than 1% of top-10 lists; p90 and max appearance counts (0 for absent pins)."""
-    values = np.array(list(counts.values()) + [0] * max(0, n_pins - len(counts)), dtype=float)
-    if not len(values):
-        return {"share_over_1pct": 0.0, "p90": 0.0, "max": 0.0}
-    return {"share_over_1pct": round(float((values > 0.01 * n_queries).mean()), 4),
-            "p90": float(np.percentile(values, 90)), "max": float(values.max())}
 
 
 def evaluate(index: Any, labels_path: str | os.PathLike[str]) -> dict[str, Any]:
