@@ -1,7 +1,6 @@
-"""Walk a source folder and classify what it holds: images, videos, idea pins (folders with pin.json).
-
-Pin ids are the path relative to the source root with POSIX separators (optionally under a prefix):
-stable across runs and readable. Hidden files and folders are skipped.
+"""Walk a source folder and classify what it holds: images, videos, idea pins (folders with pin.json),
+by the walk rules folders and prefixes share (``walk_rules.py``); an object-storage prefix is listed
+instead (``discover_prefix.py``).
 
 Symlinks (one policy with ``pinembed serve``, which serves what lies inside a source): a link whose
 target lies inside the source root (both resolved) is followed, a file link as a pin under the link's
@@ -18,33 +17,30 @@ import stat as st
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pinembed.errors import InputError, UsageError
 
 from . import kinds
+from .discover_prefix import discover_prefix
 from .entry import Discovery, Entry, Problem, Skip
 from .idea import MANIFEST as IDEA_MANIFEST
 from .idea import read_manifest
+from .walk_rules import (
+    SIDECAR_EXTS,
+    database_skip,
+    hidden_skip,
+    idea_leftovers,
+    idea_notes,
+    idea_pin_id,
+    is_utf8,
+    pin_id,
+    sidecar_names,
+    unread_skip,
+)
 
-__all__ = ["Discovery", "Entry", "Problem", "Skip", "discover", "gc_paused"]
-
-SIDECAR_EXTS = (".json", ".txt")
-#: Camera RAW files: not decoded (their embedded previews vary by maker); named as skipped.
-RAW_EXTS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2",
-                      ".raf", ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".iiq", ".rwl"})
-
-
-def _pin_id(rel: str, prefix: str) -> str:
-    rel = rel.replace(os.sep, "/")
-    return f"{prefix.strip('/')}/{rel}" if prefix.strip("/") else rel
-
-
-def _utf8(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
+if TYPE_CHECKING:
+    from .sources import Source
 
 
 @contextmanager
@@ -66,8 +62,6 @@ def discover(root: str | os.PathLike[str], id_prefix: str = "",
     ``database``: the pin database's location; when it lies inside ``root`` it is one skip
     (``database``), never walked (``pinembed ingest . --db pins.lance`` is a common call)."""
     if isinstance(root, str) and "://" in root:
-        from .discover_prefix import discover_prefix
-
         return discover_prefix(root, id_prefix, storage_options, database)
     root = Path(os.path.abspath(root))
     if not root.is_dir():
@@ -93,7 +87,7 @@ def _scan_folder(
 ) -> None:
     """One folder's entries, skips and problems; its sub-folders go on ``stack`` with the folders on
     the way to them (``above``, by device and inode: a folder met again on its own path is a loop)."""
-    here = _pin_id(rel, prefix)
+    here = pin_id(rel, prefix)
     try:
         info = folder.stat()
         if (info.st_dev, info.st_ino) in above:  # a loop not made by a symlink (a bind mount)
@@ -107,9 +101,7 @@ def _scan_folder(
         return
     names = {d.name for d in children}
     split = {n: os.path.splitext(n) for n in names}
-    media = kinds.media_extensions()
-    media_stems = {stem for stem, ext in split.values() if ext.lower() in media}
-    sidecars = {n for n, (stem, ext) in split.items() if ext.lower() in SIDECAR_EXTS and stem in media_stems}
+    sidecars = sidecar_names(names)
     if rel and IDEA_MANIFEST in names:
         _idea_entry(folder, rel, prefix, found, names)
         return
@@ -117,7 +109,7 @@ def _scan_folder(
     for d in children:
         name = d.name
         if name.startswith("."):
-            found.skips.append(Skip(f"{base}{os.sep}{name}", "hidden", "hidden file or folder"))
+            found.skips.append(hidden_skip(f"{base}{os.sep}{name}"))
             continue
         child_rel = f"{rel}/{name}" if rel else name
         try:
@@ -140,23 +132,23 @@ def _scan_folder(
         kind = kinds.for_extension(ext)
         if kind is None:
             if name not in sidecars:
-                found.skips.append(_skip(f"{base}{os.sep}{name}", ext))
+                found.skips.append(unread_skip(f"{base}{os.sep}{name}", ext))
             continue
-        pin_id = _pin_id(child_rel, prefix) if prefix else child_rel.replace(os.sep, "/")
-        if not _utf8(pin_id):
-            safe = pin_id.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        pid = pin_id(child_rel, prefix) if prefix else child_rel.replace(os.sep, "/")
+        if not is_utf8(pid):
+            safe = pid.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             found.problems.append(Problem(folder / name, safe, "bad_name", "file name is not valid UTF-8; rename the file"))
             continue
         try:
             s = d.stat(follow_symlinks=True)
         except OSError as e:
-            found.problems.append(Problem(folder / name, pin_id, "unreadable", f"cannot stat file: {e.strerror}"))
+            found.problems.append(Problem(folder / name, pid, "unreadable", f"cannot stat file: {e.strerror}"))
             continue
         if not st.S_ISREG(s.st_mode):
-            found.problems.append(Problem(folder / name, pin_id, "not_a_file", "not a regular file"))
+            found.problems.append(Problem(folder / name, pid, "not_a_file", "not a regular file"))
             continue
         sidecar, sig = _sidecar(folder, stem, names) if sidecars else (None, "")
-        found.entries.append(Entry(pin_id, kind.name, f"{base}{os.sep}{name}", s.st_size, s.st_mtime_ns, sidecar, sig))
+        found.entries.append(Entry(pid, kind.name, f"{base}{os.sep}{name}", s.st_size, s.st_mtime_ns, sidecar, sig))
 
 
 def _symlink_skip(path: str, real_root: str, is_dir: bool, above: frozenset[tuple[int, int]]) -> Skip | None:
@@ -174,11 +166,6 @@ def _symlink_skip(path: str, real_root: str, is_dir: bool, above: frozenset[tupl
     return None
 
 
-def database_skip(path: str) -> Skip:
-    """The skip of a pin database found inside the source."""
-    return Skip(path, "database", "the pin database itself (--db) lies inside the source; its files are not media")
-
-
 def _identity(path: str | os.DirEntry) -> tuple[int, int] | None:
     """(device, inode) of a folder, None when it cannot be stat'ed."""
     try:
@@ -186,13 +173,6 @@ def _identity(path: str | os.DirEntry) -> tuple[int, int] | None:
     except OSError:
         return None
     return info.st_dev, info.st_ino
-
-
-def _skip(path: str, ext: str) -> Skip:
-    if ext in RAW_EXTS:
-        return Skip(path, "camera_raw", f"camera RAW ({ext}) is not decoded; export a JPEG or HEIC of it "
-                                        "into the folder to ingest it")
-    return Skip(path, "not_media", f"not a media file ({ext or 'no extension'}): no kind reads it")
 
 
 def _sidecar(folder: Path, stem: str, names: set[str]) -> tuple[Path | None, str]:
@@ -212,8 +192,8 @@ def _idea_entry(folder: Path, rel: str, prefix: str, found: Discovery, names: se
     in the folder that are not pages are named as skipped."""
     manifest_path = folder / IDEA_MANIFEST
     uri = str(manifest_path)
-    folder_id = _pin_id(rel, prefix)
-    if not _utf8(folder_id):
+    folder_id = pin_id(rel, prefix)
+    if not is_utf8(folder_id):
         safe = folder_id.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
         found.problems.append(Problem(folder, safe, "bad_name", "folder name is not valid UTF-8; rename it", "manifest"))
         return
@@ -223,16 +203,34 @@ def _idea_entry(folder: Path, rel: str, prefix: str, found: Discovery, names: se
     except InputError as e:
         found.problems.append(Problem(uri, folder_id, e.error, e.message, "manifest"))
         return
-    pin_id = _pin_id(m.id, prefix) if m.id else folder_id
+    pid = idea_pin_id(m, folder_id, prefix)
     used = {p.path.relative_to(folder.resolve()).parts[0] for p in m.pages if p.path.is_relative_to(folder.resolve())}
-    for name in sorted(names - used - {IDEA_MANIFEST}):
-        if not name.startswith("."):
-            found.skips.append(Skip(str(folder / name), "not_a_page", f"in idea pin {pin_id!r} but not one of its pages"))
-    notes = tuple(Problem(f"{uri}#page={p.index}", pin_id, p.error, p.message, "manifest") for p in m.problems)
-    if not m.pages:
-        found.problems.extend(notes)
-        found.problems.append(Problem(uri, pin_id, "no_usable_pages", "idea pin has no usable pages", "manifest"))
+    idea_leftovers(found, str(folder), names, used, pid, os.sep)
+    notes = idea_notes(m, uri, pid, found)
+    if notes is None:
         return
     pages_sig = ";".join(f"{p.index}={p.size}:{p.mtime_ns}" for p in m.pages)
-    found.entries.append(Entry(pin_id, "idea", os.fspath(folder), s.st_size, s.st_mtime_ns, None, pages_sig,
+    found.entries.append(Entry(pid, "idea", os.fspath(folder), s.st_size, s.st_mtime_ns, None, pages_sig,
                                m.title, m.description, m.pages, notes))
+
+
+def discover_sources(sources: list[Source], storage_options: dict[str, str] | None = None,
+                     database: str | None = None) -> Discovery:
+    """Every source's entries; a pin id found under two roots is a problem (the first root keeps it)."""
+    out = Discovery([], [])
+    seen: dict[str, str] = {}
+    for src in sources:
+        found = discover(src.root, src.prefix, storage_options, database)
+        out.problems += found.problems
+        out.skips += found.skips
+        if found.listed is not None:
+            out.listed = (out.listed or set()) | found.listed
+        for e in found.entries:
+            if e.pin_id in seen:
+                out.problems.append(Problem(e.path, e.pin_id, "duplicate_id",
+                                            f"pin id {e.pin_id!r} is already taken by {seen[e.pin_id]}; "
+                                            "give each source its own --id-prefix", "discover"))
+                continue
+            seen[e.pin_id] = e.uri
+            out.entries.append(e)
+    return out

@@ -1,5 +1,5 @@
-"""Discover the media under an object-storage prefix (``s3://bucket/pins/``): the local walk's rules
-(see ``discover.py``) applied to one listing of the prefix.
+"""Discover the media under an object-storage prefix (``s3://bucket/pins/``): the walk rules folders
+and prefixes share (``walk_rules.py``) applied to one listing of the prefix.
 
 Keys relative to the prefix play the part of paths relative to the folder: the pin id of
 ``s3://bucket/pins/shoes/red.jpg`` is ``shoes/red.jpg`` (under the source's id prefix), as for a
@@ -20,11 +20,21 @@ import os
 from pinembed.errors import InputError
 
 from . import kinds
-from .discover import SIDECAR_EXTS, _pin_id, _skip, database_skip
-from .entry import Discovery, Entry, Problem, Skip
+from .entry import Discovery, Entry, Problem
 from .idea import MANIFEST as IDEA_MANIFEST
 from .idea import read_listed_manifest
 from .media_store import Listed, MediaStore, empty_prefix, norm_root
+from .walk_rules import (
+    SIDECAR_EXTS,
+    database_skip,
+    hidden_skip,
+    idea_leftovers,
+    idea_notes,
+    idea_pin_id,
+    pin_id,
+    sidecar_names,
+    unread_skip,
+)
 
 FOLDER_MARKER = "/"  # a zero-byte key ending in "/" (what consoles make for "Create folder"): no file
 
@@ -78,13 +88,11 @@ def _scan(media: MediaStore, rel: str, prefix: str, here: dict[str, Listed], sub
         _idea_entry(media, rel, prefix, here, subdirs, objects, found)
         return
     split = {n: os.path.splitext(n) for n in here}
-    media_exts = kinds.media_extensions()
-    media_stems = {stem for stem, ext in split.values() if ext.lower() in media_exts}
-    sidecars = {n for n, (stem, ext) in split.items() if ext.lower() in SIDECAR_EXTS and stem in media_stems}
+    sidecars = sidecar_names(here)
     for name in sorted(subdirs | set(here)):
         child = f"{rel}/{name}" if rel else name
         if name.startswith("."):
-            found.skips.append(Skip(media.uri(child), "hidden", "hidden file or folder"))
+            found.skips.append(hidden_skip(media.uri(child)))
             continue
         if name in subdirs and name not in here:
             stack.append(child)
@@ -95,11 +103,11 @@ def _scan(media: MediaStore, rel: str, prefix: str, here: dict[str, Listed], sub
         kind = kinds.for_extension(ext.lower())
         if kind is None:
             if name not in sidecars:
-                found.skips.append(_skip(media.uri(child), ext.lower()))
+                found.skips.append(unread_skip(media.uri(child), ext.lower()))
             continue
         o = here[name]
         sidecar, sig = _sidecar(media, rel, stem, here) if sidecars else (None, "")
-        found.entries.append(Entry(_pin_id(child, prefix), kind.name, media.uri(child), o.size, o.mtime_ns,
+        found.entries.append(Entry(pin_id(child, prefix), kind.name, media.uri(child), o.size, o.mtime_ns,
                                    sidecar, sig, etag=o.etag, media=media))
 
 
@@ -121,24 +129,20 @@ def _idea_entry(media: MediaStore, rel: str, prefix: str, here: dict[str, Listed
     Objects in its folder that are not pages are named as skipped."""
     folder_uri = media.uri(rel)
     uri = f"{folder_uri}/{IDEA_MANIFEST}"
-    folder_id = _pin_id(rel, prefix)
+    folder_id = pin_id(rel, prefix)
     try:
         m = read_listed_manifest(folder_uri, rel, objects, media, kinds.get("image").extensions,
                                  kinds.get("video").extensions)
     except InputError as e:
         found.problems.append(Problem(uri, folder_id, e.error, e.message, "manifest"))
         return
-    pin_id = _pin_id(m.id, prefix) if m.id else folder_id
+    pid = idea_pin_id(m, folder_id, prefix)
     used = {str(p.path)[len(folder_uri) + 1:].split("/", 1)[0] for p in m.pages}
-    for name in sorted((set(here) | subdirs) - used - {IDEA_MANIFEST}):
-        if not name.startswith("."):
-            found.skips.append(Skip(f"{folder_uri}/{name}", "not_a_page", f"in idea pin {pin_id!r} but not one of its pages"))
-    notes = tuple(Problem(f"{uri}#page={p.index}", pin_id, p.error, p.message, "manifest") for p in m.problems)
-    if not m.pages:
-        found.problems.extend(notes)
-        found.problems.append(Problem(uri, pin_id, "no_usable_pages", "idea pin has no usable pages", "manifest"))
+    idea_leftovers(found, folder_uri, set(here) | subdirs, used, pid, "/")
+    notes = idea_notes(m, uri, pid, found)
+    if notes is None:
         return
     manifest = here[IDEA_MANIFEST]
     pages_sig = ";".join(f"{p.index}={p.size}:{p.mtime_ns}:{p.etag}" for p in m.pages)
-    found.entries.append(Entry(pin_id, "idea", folder_uri, manifest.size, manifest.mtime_ns, None, pages_sig,
+    found.entries.append(Entry(pid, "idea", folder_uri, manifest.size, manifest.mtime_ns, None, pages_sig,
                                m.title, m.description, m.pages, notes, etag=manifest.etag, media=media))

@@ -1,14 +1,30 @@
-"""Plan a run against the store: which entries are new, changed or unchanged; for a refresh also
-moved, copied, deleted, failed before and stale."""
+"""Plan a run against the store: survey its sources (discover, claim pin ids), then which entries are
+new, changed or unchanged; for a refresh also moved, copied, deleted, failed before and stale."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .entry import Entry
+from pinembed.store.db import Store
+
+from .discover import discover_sources
+from .entry import Discovery, Entry
+from .sources import Source, claim_ids, under
+
+
+def survey(sources: list[Source], store: Store | None, columns: tuple[str, ...],
+           storage_options: dict[str, str] | None = None, database: str | None = None
+           ) -> tuple[Discovery, dict[str, dict[str, Any]]]:
+    """What the sources hold and what ``store`` holds (pin id -> its ``columns``; nothing when ``store``
+    is None): every source discovered (``database`` is skipped where it lies inside one), and the
+    entries whose pin id a pin of another source holds turned into problems (``claim_ids``)."""
+    found = discover_sources(sources, storage_options, database)
+    stored = {r["pin_id"]: r for r in store.pin_states(columns).to_pylist()} if store is not None else {}
+    found.entries, taken = claim_ids(found.entries, stored, [s.root for s in sources])
+    found.problems += taken
+    return found, stored
 
 
 @dataclass
@@ -81,16 +97,6 @@ class RefreshPlan(Plan):
                 "moved": sum(not m.copied for m in self.moved), "copied": sum(m.copied for m in self.moved),
                 "deleted": len(self.deleted), "retry": len(self.retry), "given_up": len(self.given_up),
                 "stale": len(self.stale)}
-
-
-def under(uri: str | None, roots: Sequence[str]) -> bool:
-    """Whether ``uri`` (an absolute path, or an object URI) lies inside one of ``roots`` (folders, or
-    object-storage prefixes: their separator is "/")."""
-    return bool(uri) and any(uri == r or uri.startswith(r.rstrip(_sep(r)) + _sep(r)) for r in roots)
-
-
-def _sep(root: str) -> str:
-    return "/" if "://" in root else os.sep
 
 
 def make_refresh_plan(

@@ -16,24 +16,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pinembed import failpoints
+from pinembed.embedders import get_embedder
 from pinembed.errors import InputError, UsageError
 from pinembed.store.db import Store
 from pinembed.store.generations import building_for
 from pinembed.store.identity import same_space, space_identity
 from pinembed.store.lock import WriteLock
+from pinembed.store.schema import PinPlace
 
 from . import runners
-from .discover import discover, gc_paused
-from .entry import Discovery, Problem
+from .discover import gc_paused
+from .driver import Run, RunSummary
+from .entry import Discovery, Entry
+from .model import model_for
 from .options import IngestOptions, Progress, phase
-from .plan import Move, RefreshPlan, make_refresh_plan, under
+from .plan import Move, RefreshPlan, make_refresh_plan, survey
 from .read import content_hash
-from .run import Run, RunSummary
 from .sidecar import read_sidecar
-from .sources import Source, claim_ids, resolve
+from .sources import resolve, source_root, under
 
 log = logging.getLogger(__name__)
 EXAMPLES = 20  # ids per category in a summary
+HINT = "check the path (and that its disk is mounted); nothing was changed"
+COLUMNS = ("pin_id", "kind", "uri", "source_sig", "content_hash")  # what the plan reads of each stored pin
 
 
 @dataclass
@@ -93,23 +98,12 @@ def refresh(sources: list[str | os.PathLike[str]], uri: str, model: str | None =
 def _roots(sources: list[str | os.PathLike[str]], storage_options: dict[str, str] | None = None) -> list[str]:
     if not sources:
         raise UsageError("refresh needs at least one source folder", "pinembed refresh ./media --db pins.lance")
-    roots = [os.fspath(s).rstrip("/") if "://" in os.fspath(s) else os.path.abspath(os.fspath(s)) for s in sources]
-    for r in roots:
-        if "://" in r:  # a prefix holding no objects is refused like a missing folder
-            from .media_store import MediaStore
-
-            MediaStore(r, storage_options).check()
-        elif not os.path.isdir(r):  # an unmounted share must not read as "everything was deleted"
-            raise UsageError(f"source folder {r!r} does not exist or is not a folder",
-                             "check the path (and that its disk is mounted); nothing was changed")
-    return roots
+    return [source_root(s, storage_options, HINT) for s in sources]
 
 
 def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions, device: str | None,
              precision: str | None, storage_options: dict[str, str] | None, progress: Progress | None,
              t0: float) -> RefreshSummary:
-    from pinembed.embedders import get_embedder
-    from pinembed.embedders.registry import DEFAULT_MODEL
 
     summary = RefreshSummary(dry_run=opts.dry_run)
     live_store = Store(uri, storage_options=storage_options)
@@ -126,20 +120,17 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
             building = building_for(live_store.generations(), identity)
             gen = live_store.begin_generation(identity) if not opts.dry_run else building and building.generation
             target = Store(uri, storage_options=storage_options, generation=gen) if gen else None
-    model_id = model or (live.model_id if live is not None else DEFAULT_MODEL)
+    model_id = model_for(model, live.model_id if live is not None else None)
     summary.model_id = model_id
-    found = _discover(sources, storage_options, uri)
-    stored = (target.pin_states(("pin_id", "kind", "uri", "source_sig", "content_hash")).to_pylist()
-              if target is not None else [])
-    entries, taken = claim_ids(found.entries, {r["pin_id"]: r for r in stored}, roots)
-    found.problems += taken
+    found, by_id = survey(sources, target, COLUMNS, storage_options, database=uri)
+    stored = list(by_id.values())
     summary.skipped, summary.skipped_files = found.skipped, [k.to_dict() for k in found.skips]
     live_rows = None
     if target is not live_store:
         live_rows = {r["pin_id"]: r for r in live_store.pin_states(("pin_id", "kind", "source_sig", "uri")).to_pylist()}
     ledger = live_store.failures_by_uri()
     with gc_paused():
-        plan = make_refresh_plan(entries, stored, roots, ledger=ledger, live=live_rows,
+        plan = make_refresh_plan(found.entries, stored, roots, ledger=ledger, live=live_rows,
                                  content_hash=content_hash, max_attempts=opts.max_attempts,
                                  retry_failed=opts.retry_failed, sig_of=opts.ingest.signature)
     summary.planned = plan.counts()
@@ -158,17 +149,15 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
         todo += _reuse(target, plan.moved, opts.ingest, summary)
     loader = embedder if embedder is not None else (lambda: get_embedder(model_id, device, precision))
     run = Run(target, loader, opts.ingest, {r["pin_id"]: r["source_sig"] for r in stored}, progress,
-              replacing={e.pin_id for e in plan.changed})
+              replacing={e.pin_id for e in plan.changed}, model_spec=(model_id, device, precision))
     run.problems(found.problems)
-    runners.prepare(opts.ingest.runner, opts.ingest, todo)  # decode processes start while the model loads
+    run.prepare(todo)  # decode processes start while the model loads
     if todo or target.generation is None:
         target.ensure_space(space_identity(run.embedder.identity()))
         summary.model_loaded = summary.model_loaded or run.summary.model_loaded
         if live is None:
             live_store.record_sources(sources)
-    run.model_spec = (model_id, device, precision)
-    run.summary.runner = opts.ingest.runner
-    runners.get(opts.ingest.runner)(run, todo, progress)
+    run.embed(todo)
     target.delete_pins(plan.deleted + plan.moved_from)
     summary.deleted = len(plan.deleted)
     gone = [u for u in ledger if under(u.split("#", 1)[0], roots) and not _exists(u.split("#", 1)[0], found)]
@@ -196,29 +185,7 @@ def _exists(path: str, found: Discovery) -> bool:
     return os.path.exists(path)
 
 
-def _discover(sources: list[Source], storage_options: dict[str, str] | None = None,
-              database: str | None = None) -> Discovery:
-    """Every source's entries; a pin id found under two roots is a problem (the first root keeps it)."""
-    out = Discovery([], [])
-    seen: dict[str, str] = {}
-    for src in sources:
-        found = discover(src.root, src.prefix, storage_options, database)
-        out.problems += found.problems
-        out.skips += found.skips
-        if found.listed is not None:
-            out.listed = (out.listed or set()) | found.listed
-        for e in found.entries:
-            if e.pin_id in seen:
-                out.problems.append(Problem(e.path, e.pin_id, "duplicate_id",
-                                            f"pin id {e.pin_id!r} is already taken by {seen[e.pin_id]}; "
-                                            "give each source its own --id-prefix", "discover"))
-                continue
-            seen[e.pin_id] = e.uri
-            out.entries.append(e)
-    return out
-
-
-def _reuse(store: Store, moves: list[Move], opts: IngestOptions, summary: RefreshSummary) -> list[Any]:
+def _reuse(store: Store, moves: list[Move], opts: IngestOptions, summary: RefreshSummary) -> list[Entry]:
     """Write moved and copied pins from their sources' stored vectors; returns the entries that must be
     embedded after all (their sidecar text changed while text is fused into the vector)."""
     sources = store.pins_by_id(sorted({m.source_id for m in moves}))
@@ -237,8 +204,8 @@ def _reuse(store: Store, moves: list[Move], opts: IngestOptions, summary: Refres
         if e.kind != "idea" and opts.text_weight and (title, desc) != (src.get("title"), src.get("description")):
             embed.append(e)
             continue
-        copies.append((m.source_id, {"pin_id": e.pin_id, "uri": e.uri, "size": e.size, "mtime_ns": e.mtime_ns,
-                                     "source_sig": opts.signature(e), "title": title, "description": desc}))
+        copies.append((m.source_id, PinPlace(pin_id=e.pin_id, uri=e.uri, size=e.size, mtime_ns=e.mtime_ns,
+                                             source_sig=opts.signature(e), title=title, description=desc)))
     summary.reused = store.copy_pins(copies)
     return embed
 

@@ -22,7 +22,7 @@ from typing import Any
 from pinembed.errors import UsageError
 
 from .entry import Entry, Problem
-from .plan import under
+from .media_store import MediaStore
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,30 @@ class Source:
 
     root: str
     prefix: str
+
+
+def source_root(src: str | os.PathLike[str], storage_options: dict[str, str] | None, hint: str) -> str:
+    """The absolute path of a source folder, or an object-storage prefix without its trailing slash;
+    UsageError (with ``hint``) when it is not a folder, or a prefix holding no objects (for a cron job
+    an unmounted share or a mistyped prefix must not read as "everything was deleted")."""
+    if "://" in os.fspath(src):
+        media = MediaStore(os.fspath(src), storage_options)
+        media.check()
+        return media.root
+    root = os.path.abspath(os.fspath(src))
+    if not os.path.isdir(root):
+        raise UsageError(f"source folder {root!r} does not exist or is not a folder", hint)
+    return root
+
+
+def under(uri: str | None, roots: Sequence[str]) -> bool:
+    """Whether ``uri`` (an absolute path, or an object URI) lies inside one of ``roots`` (folders, or
+    object-storage prefixes: their separator is "/")."""
+    return bool(uri) and any(uri == r or uri.startswith(r.rstrip(_sep(r)) + _sep(r)) for r in roots)
+
+
+def _sep(root: str) -> str:
+    return "/" if "://" in root else os.sep
 
 
 def norm_prefix(prefix: str | None) -> str:

@@ -1,9 +1,9 @@
-"""Arrow schemas of the tables in a pinembed database (see ARCHITECTURE.md, "Data model")."""
+"""Arrow schemas of the tables in a pinembed database, and the pin row (``PinRow``) every writer builds."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import pyarrow as pa
 
@@ -15,36 +15,70 @@ FAILURES = "failures"
 SOURCES = "sources"
 SPACE_KEY = b"pinembed.space"
 
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import numpy as np
+
 
 def _meta(identity: dict[str, Any]) -> dict[bytes, bytes]:
     return {SPACE_KEY: json.dumps(identity, sort_keys=True).encode()}
 
 
+class PinPlace(TypedDict):
+    """Where a pin's media lies and what its sidecar says: what a moved or copied pin takes from its new
+    place while it keeps its stored vectors (``Store.copy_pins``)."""
+
+    pin_id: str
+    uri: str
+    size: int
+    mtime_ns: int
+    source_sig: str  # size:mtime of the media and of its sidecar text, so an edited title is seen as a change
+    title: str | None
+    description: str | None
+
+
+class PinRow(TypedDict):
+    """One row of the pins table: the one definition every writer builds (the embed stage; a moved or
+    copied pin is a stored PinRow updated with its PinPlace). Its keys are the table's columns, in
+    order (``pins_schema`` gives their Arrow types)."""
+
+    pin_id: str
+    kind: str
+    uri: str
+    content_hash: str | None
+    size: int
+    mtime_ns: int
+    source_sig: str
+    title: str | None
+    description: str | None
+    width: int | None
+    height: int | None
+    duration_s: float | None
+    fps: float | None
+    n_segments: int
+    model_id: str
+    vector: np.ndarray  # the pooled, L2-normalised pin vector
+    embedded_at: datetime
+
+
+def _pin_types(dim: int) -> dict[str, tuple[pa.DataType, bool]]:
+    """The Arrow type of each PinRow column, and whether it may be null."""
+    return {
+        "pin_id": (pa.string(), False), "kind": (pa.string(), False), "uri": (pa.string(), True),
+        "content_hash": (pa.string(), True), "size": (pa.int64(), True), "mtime_ns": (pa.int64(), True),
+        "source_sig": (pa.string(), True), "title": (pa.string(), True), "description": (pa.string(), True),
+        "width": (pa.int32(), True), "height": (pa.int32(), True), "duration_s": (pa.float32(), True),
+        "fps": (pa.float32(), True), "n_segments": (pa.int32(), True), "model_id": (pa.string(), True),
+        "vector": (pa.list_(pa.float32(), dim), True), "embedded_at": (pa.timestamp("us", tz="UTC"), True),
+    }
+
+
 def pins_schema(dim: int, identity: dict[str, Any]) -> pa.Schema:
-    """One row per pin; ``vector`` is the pooled, L2-normalised pin vector."""
-    return pa.schema(
-        [
-            pa.field("pin_id", pa.string(), nullable=False),
-            pa.field("kind", pa.string(), nullable=False),
-            pa.field("uri", pa.string()),
-            pa.field("content_hash", pa.string()),
-            pa.field("size", pa.int64()),
-            pa.field("mtime_ns", pa.int64()),
-            # size:mtime of the media and of its sidecar text, so an edited title is seen as a change
-            pa.field("source_sig", pa.string()),
-            pa.field("title", pa.string()),
-            pa.field("description", pa.string()),
-            pa.field("width", pa.int32()),
-            pa.field("height", pa.int32()),
-            pa.field("duration_s", pa.float32()),
-            pa.field("fps", pa.float32()),
-            pa.field("n_segments", pa.int32()),
-            pa.field("model_id", pa.string()),
-            pa.field("vector", pa.list_(pa.float32(), dim)),
-            pa.field("embedded_at", pa.timestamp("us", tz="UTC")),
-        ],
-        metadata=_meta(identity),
-    )
+    """One row per pin (``PinRow``, its columns in its order); ``vector`` is the pooled, L2-normalised
+    pin vector."""
+    types = _pin_types(dim)
+    return pa.schema([pa.field(name, *types[name]) for name in PinRow.__annotations__], metadata=_meta(identity))
 
 
 def segments_schema(dim: int, identity: dict[str, Any]) -> pa.Schema:

@@ -15,11 +15,11 @@ import pinembed
 from pinembed.embedders import get_embedder
 from pinembed.embedders.auto_precision import probe_images
 from pinembed.embedders.device_preprocess import DevicePreprocess, for_open_clip
+from pinembed.ingestion.embed_stage import embed_items, prepare_items
 from pinembed.ingestion.entry import Entry
 from pinembed.ingestion.images import decode_image
 from pinembed.ingestion.options import IngestOptions
 from pinembed.ingestion.read import Reader, ReadLimits
-from pinembed.ingestion.stages import embed_items, prepare_items
 from pinembed.ingestion.video import VideoParams
 
 from helpers import truncated_jpeg

@@ -3,7 +3,7 @@
 import threading
 import time
 
-from pinembed.ingestion.pipeline import read_ahead
+from pinembed.ingestion.runners.local import read_ahead
 
 
 def test_order_and_failures_are_kept():

@@ -1,10 +1,10 @@
 """The local runner: read in threads (image files and videos decode in decode processes), embed in this
-process, write from this process, one batch at a time. Memory is bounded by a read-ahead window counted in images."""
+process, and hand each embedded batch back to the driver, which writes it before the next one is
+embedded. Memory is bounded by a read-ahead window counted in images."""
 
 from __future__ import annotations
 
 import functools
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -17,11 +17,12 @@ from pinembed import failpoints
 from pinembed.embedders.device import cpu_count
 
 from ..decode_pool import DecodePool, warm
+from ..embed_stage import Embedded, Prepared, embed_items, prepare_items
 from ..entry import Entry
-from ..options import IngestOptions, Progress, phase
+from ..options import IngestOptions, phase
 from ..read import Item, Reader
-from ..run import Run
-from ..stages import Prepared, embed_items, entry_cost, needs_decode_pool, prepare_items, read_entry
+from ..stages import Unread, entry_cost, needs_decode_pool, read_entry
+from . import Work
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -66,7 +67,6 @@ _END: Any = object()
 #: Batches decoded on the device at once (each its own thread and CUDA stream), ahead of the model: the
 #: CPU side of nvJPEG (Huffman decoding of small images) then runs on two cores.
 DECODE_THREADS = 2
-_STAGE_LOCK = threading.Lock()
 
 
 def prepare(opts: IngestOptions, todo: list[Entry]) -> None:
@@ -76,21 +76,21 @@ def prepare(opts: IngestOptions, todo: list[Entry]) -> None:
         warm(opts.workers or min(4, cpu_count()))
 
 
-def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
-    """Read, embed and land ``todo`` in batches of ``batch_size`` images (one commit per batch). With
-    the device decoder, a batch's JPEGs are decoded in a thread while the model runs on the batch
-    before it."""
+def run(work: Work) -> Iterator[Embedded | Unread]:
+    """Read and embed ``work.todo`` in batches of ``batch_size`` images, yielding each embedded batch
+    (one commit each, by the driver) and each input that failed to read. With the device decoder, a
+    batch's JPEGs are decoded in a thread while the model runs on the batch before it."""
+    todo, progress = work.todo, work.progress
     if not todo:
         return
-    embedder = run.embedder
-    opts = run.opts = run.opts.settled(str(getattr(embedder, "device", "cpu")))
+    embedder = work.embedder()
+    opts = work.opts.settled(str(embedder.device))
     total, done = len(todo), 0
     phase(progress, "embedding")
     if progress:
         progress(0, total)
     video = replace(opts.video, target_side=embedder.image_size)  # frames decoded at the model's input side
-    on_device = opts.decodes_on_device(str(getattr(embedder, "device", "cpu"))) and \
-        embedder.device_preprocessor() is not None
+    on_device = opts.decodes_on_device(str(embedder.device)) and embedder.device_preprocessor() is not None
     with ExitStack() as stack:
         # decode workers live for the run: every image file and video decodes there (with the device decoder,
         # most JPEGs never need one, so they start on first use)
@@ -105,47 +105,46 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
         window = max(2 * opts.batch_size, 8)  # images decoded ahead of the model (bounds memory)
         ahead: list[Any] = []  # batches being decoded on the device (futures, in order), with the device decoder
 
-        def embed_and_land(items: list[Item] | Prepared) -> None:
+        def embed(items: list[Item] | Prepared, read_s: float, decode_s: float | None = None) -> Embedded:
             t = time.perf_counter()
             embedded = embed_items(items, embedder, opts)
-            run.stage["embed"] += time.perf_counter() - t
-            run.land(embedded)
+            embedded.embed_s, embedded.read_s, embedded.decode_s = time.perf_counter() - t, read_s, decode_s
+            return embedded
 
-        def flush() -> None:
+        def flush() -> Iterator[Embedded]:
+            read_s = sum(it.read_s for it in batch)
             if prep is None:
-                embed_and_land(batch)
+                yield embed(batch, read_s)
                 return
-            ahead.append(prep.submit(_timed_prepare, run, list(batch), embedder))
+            ahead.append(prep.submit(_timed_prepare, list(batch), embedder, read_s))
             if len(ahead) > DECODE_THREADS:
-                embed_and_land(ahead.pop(0).result())
+                yield embed(*ahead.pop(0).result())
 
         read = functools.partial(read_entry, reader)
         for _, (item, rows), err in read_ahead(todo, read, opts.workers, window, lambda e: entry_cost(e, video)):
             if err is not None:  # read_entry raises only for what is no bad input (see its docstring)
                 raise err
             if item is None:
-                run.fail(rows)
+                yield Unread(rows)
             else:
                 failpoints.hit("read")
                 batch.append(item)
                 n_images += len(item.pixels)
-                run.stage["read"] += item.read_s
             if n_images >= opts.batch_size:
-                flush()
+                yield from flush()
                 batch, n_images = [], 0
             done += 1
             if progress:
                 progress(done, total)
         if batch:
-            flush()
+            yield from flush()
         while ahead:
-            embed_and_land(ahead.pop(0).result())
+            yield embed(*ahead.pop(0).result())
 
 
-def _timed_prepare(run: Run, items: list[Item], embedder: Any) -> Prepared:
-    """``prepare_items`` with its time counted as the run's "decode" stage (summed over threads)."""
+def _timed_prepare(items: list[Item], embedder: Any, read_s: float) -> tuple[Prepared, float, float]:
+    """``prepare_items`` with its time (the run's "decode" stage, summed over threads), and the batch's
+    read time passed through."""
     t = time.perf_counter()
     out = prepare_items(items, embedder)
-    with _STAGE_LOCK:
-        run.stage["decode"] = run.stage.get("decode", 0.0) + time.perf_counter() - t
-    return out
+    return out, read_s, time.perf_counter() - t

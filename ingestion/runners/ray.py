@@ -4,7 +4,8 @@
   without the model); videos decode in a decode process inside the task, as locally;
 - embed: an actor pool (``ActorPoolStrategy``), each actor loading the model once (``get_embedder``),
   on a GPU when the cluster has them (``--gpus-per-worker``), with torch threads = its CPUs;
-- write: on the driver, one ``merge_insert`` by pin id per embedded batch (``Run.land``).
+- write: on the driver, one ``merge_insert`` by pin id per embedded batch this runner yields back
+  (the driver lands it: ``driver.Run.land``).
 
 Why the driver writes (and not lance-ray's fragment writer + committer): a batch of rows is a few
 hundred kB (vectors of 512 floats) against seconds of model time, so one writer keeps up with many
@@ -15,22 +16,31 @@ inputs are ledger rows made inside the stages, so no block ever fails (``max_err
 
 from __future__ import annotations
 
+import atexit
+import logging
 import pickle
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from pinembed.embedders import get_embedder
+from pinembed.embedders.device import cpu_count
 from pinembed.errors import UsageError
 
+from ..decode_pool import DecodePool
+from ..embed_stage import Embedded, embed_items
 from ..entry import Entry
-from ..options import IngestOptions, Progress, RayOptions, phase
+from ..model import ModelSpec
+from ..options import IngestOptions, RayOptions, phase
 from ..read import Reader, ReadLimits
-from ..run import Run
-from ..stages import Embedded, embed_items, needs_decode_pool, read_entry
+from ..stages import needs_decode_pool, read_entry
 from ..video import VideoParams
+from . import Work
 
 READ_BATCH = 8  # entries per read task
 INSTALL_HINT = "install the ray extra: pip install 'pinembed[ray]'"
@@ -61,10 +71,6 @@ class ReadSpec:
 
 def _read_batch(batch: dict[str, np.ndarray], spec: ReadSpec) -> dict[str, np.ndarray]:
     """A read task: entries -> pickled (item or None, failure rows)."""
-    from contextlib import ExitStack
-
-    from ..decode_pool import DecodePool
-
     entries: list[Entry] = [pickle.loads(b) for b in batch["entry"]]
     out = []
     with ExitStack() as stack:
@@ -88,10 +94,6 @@ def _task_pool() -> Any:
     than the decoding."""
     global _POOL
     if _POOL is None:
-        import atexit
-
-        from ..decode_pool import DecodePool
-
         _POOL = DecodePool(1)
         atexit.register(_POOL.close)
     return _POOL
@@ -100,11 +102,9 @@ def _task_pool() -> Any:
 class _Embed:
     """An embedding actor: loads the model once, embeds batches of read items."""
 
-    def __init__(self, model_spec: tuple[str, str | None, str | None], opts: IngestOptions, threads: int) -> None:
+    def __init__(self, model_spec: ModelSpec, opts: IngestOptions, threads: int) -> None:
         import ray
         import torch
-
-        from pinembed.embedders import get_embedder
 
         torch.set_num_threads(max(1, threads))
         model_id, device, precision = model_spec
@@ -127,8 +127,8 @@ class _Embed:
         done.failures = failures + done.failures
         done.failed += failed
         done.node = self.node
-        took = time.perf_counter() - t
-        return {"embedded": np.array([pickle.dumps((done, took, sum(i.read_s for i in items)))], dtype=object)}
+        done.embed_s, done.read_s = time.perf_counter() - t, sum(i.read_s for i in items)
+        return {"embedded": np.array([pickle.dumps(done)], dtype=object)}
 
 
 def _init(ray: Any, cfg: RayOptions) -> None:
@@ -137,10 +137,6 @@ def _init(ray: Any, cfg: RayOptions) -> None:
     if ray.is_initialized():
         return
     try:
-        import logging
-
-        from pinembed.embedders.device import cpu_count
-
         where = {"address": cfg.address} if cfg.address else {"address": "local", "num_cpus": cpu_count() + 1}
         with warnings.catch_warnings():  # lancedb warns at every fork; Ray's processes exec at once
             warnings.filterwarnings("ignore", message="lancedb fork support")
@@ -167,25 +163,25 @@ def plan_workers(resources: dict[str, float], cfg: RayOptions) -> tuple[int, flo
     return max(1, int((cpus - spare) / max(per_cpu, 0.01))), per_cpu, per_gpu
 
 
-def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
-    """Read, embed and land ``todo`` on a Ray cluster; the driver writes each embedded batch."""
+def run(work: Work) -> Iterator[Embedded]:
+    """Read and embed ``work.todo`` on a Ray cluster, yielding each embedded batch for the driver to write."""
+    todo, progress = work.todo, work.progress
     if not todo:
         return
     ray = require_ray()
-    if run.model_spec is None:
+    if work.model_spec is None:
         raise UsageError("the ray runner needs the model id to load in its workers")
-    opts = run.opts
-    embedder = run.embedder  # the driver's copy: the database's space, the preprocessing, the input size
+    embedder = work.embedder()  # the driver's copy: the database's space, the preprocessing, the input size
     phase(progress, "starting ray")
-    _init(ray, opts.ray)
+    _init(ray, work.opts.ray)
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.max_errored_blocks = 0  # the stages turn bad inputs into ledger rows; a failing block is a bug
-    actors, cpus, gpus = plan_workers(ray.cluster_resources(), opts.ray)
+    actors, cpus, gpus = plan_workers(ray.cluster_resources(), work.opts.ray)
     actor_device = "cuda" if gpus else "cpu"
-    opts = run.opts = opts.settled(actor_device)
+    opts = work.opts.settled(actor_device)
     spec = ReadSpec(embedder.preprocessor(), opts.limits, replace(opts.video, target_side=embedder.image_size),
                     embedder.image_size if opts.fast_jpeg else None,
                     device_decode=opts.decodes_on_device(actor_device) and embedder.device_preprocessor() is not None,
@@ -194,7 +190,7 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
     blocks = max(-(-len(rows) // READ_BATCH), min(len(rows), 2 * actors))  # enough blocks for every actor
     ds = ray.data.from_items(rows, override_num_blocks=blocks)
     ds = ds.map_batches(_read_batch, fn_kwargs={"spec": spec}, batch_size=READ_BATCH, num_cpus=0.5)
-    ds = ds.map_batches(_Embed, fn_constructor_kwargs={"model_spec": run.model_spec, "opts": opts,
+    ds = ds.map_batches(_Embed, fn_constructor_kwargs={"model_spec": work.model_spec, "opts": opts,
                                                        "threads": max(1, int(cpus))},
                         batch_size=opts.batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
                         num_cpus=cpus, num_gpus=gpus or None, **({"resources": opts.ray.resources}
@@ -205,10 +201,8 @@ def run(run: Run, todo: list[Entry], progress: Progress | None = None) -> None:
         progress(0, total)
     for batch in ds.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=2):
         for raw in batch["embedded"]:
-            embedded, embed_s, read_s = pickle.loads(raw)
-            run.stage["embed"] += embed_s
-            run.stage["read"] += read_s
-            run.land(embedded)
+            embedded: Embedded = pickle.loads(raw)
+            yield embedded
             done += len(embedded.landed) + embedded.failed
             if progress:
                 progress(done, total)

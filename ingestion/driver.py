@@ -1,10 +1,13 @@
-"""The driver's side of a run, whichever runner reads and embeds: the summary and its counts, the
-ledger rows still to write, the embedder (loaded on first need) and upkeep at the end."""
+"""The driver that ``ingest`` and ``refresh`` share, whichever runner reads and embeds: it hands the
+runner its work (``runners.Work``), lands each finished batch the runner hands back (the write stage,
+withdrawals, compaction, the counts), keeps the ledger rows still to write and the embedder (loaded on
+first need), and does upkeep at the end. Runners never touch it: they only yield batches."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -12,10 +15,14 @@ from pinembed.embedders.base import Embedder
 from pinembed.errors import UsageError
 from pinembed.store.db import Store
 
-from .entry import Problem
+from . import runners
+from .embed_stage import Embedded
+from .entry import Entry, Problem
 from .ledger import problem_rows
+from .model import ModelSpec
 from .options import IngestOptions, Progress, phase
-from .stages import Embedded, write_embedded
+from .stages import Unread
+from .write_stage import write_embedded
 
 COMPACT_EVERY = 16  # batches between checks for piled-up fragments
 
@@ -69,21 +76,23 @@ class IngestSummary(RunSummary):
 
 class Run:
     """State of one ingestion run on the driver. The embedder is loaded on first need
-    (``embedder``): a run with nothing to embed never loads it."""
+    (``embedder``): a run with nothing to embed never loads it. ``model_spec`` is what a runner
+    that loads the model in its own workers loads (the ray runner)."""
 
     def __init__(self, store: Store, embedder: Embedder | Callable[[], Embedder] | None, opts: IngestOptions,
-                 known: dict[str, str], progress: Progress | None = None, replacing: set[str] | None = None) -> None:
+                 known: dict[str, str], progress: Progress | None = None, replacing: set[str] | None = None,
+                 model_spec: ModelSpec | None = None) -> None:
         self.store, self.opts, self.known = store, opts, known
         self.replacing = replacing or set()  # stored pins this run re-reads (changed): withdrawn if they fail
         self._embedder = embedder
         self.progress = progress
-        self.summary = IngestSummary()
+        self.model_spec = model_spec
+        self.summary = IngestSummary(runner=opts.runner)
         self.pending = Embedded()  # ledger rows not yet written (walk problems, read failures)
         self.keep: set[str] = set()  # uris that failed in this run: never cleared by a landing pin
         self.stage = {"model": 0.0, "read": 0.0, "embed": 0.0, "write": 0.0, "index": 0.0}
         self.writes = 0
         self.marks: list[tuple[float, int]] = []  # (when a batch was embedded, its pins)
-        self.model_spec: tuple[str, str | None, str | None] | None = None  # (model id, device, precision)
 
     @property
     def embedder(self) -> Embedder:
@@ -98,10 +107,21 @@ class Run:
             self.summary.model_loaded = True
         return self._embedder
 
-    @property
-    def loader(self) -> Embedder | Callable[[], Embedder] | None:
-        """What the run was given to embed with (an Embedder or a loader), for runners elsewhere."""
-        return self._embedder
+    def prepare(self, todo: list[Entry]) -> None:
+        """Let the runner start what it needs (decode processes) while the model loads."""
+        runners.prepare(self.opts.runner, self.opts, todo)
+
+    def embed(self, todo: list[Entry]) -> None:
+        """Hand ``todo`` to the run's runner and land every batch it hands back, in order."""
+        if not todo:
+            return
+        work = runners.Work(todo, self.opts, lambda: self.embedder, self.model_spec, self.progress)
+        with closing(runners.get(self.opts.runner)(work)) as batches:
+            for out in batches:
+                if isinstance(out, Unread):
+                    self.fail(out.rows)
+                else:
+                    self.land(out)
 
     def fail(self, rows: list[dict[str, Any]], inputs: int = 1) -> None:
         """Ledger rows of ``inputs`` inputs that failed in this run (written with the next batch)."""
@@ -116,6 +136,10 @@ class Run:
 
     def land(self, batch: Embedded) -> None:
         """Write one embedded batch (with the ledger rows pending) and count what it did."""
+        self.stage["read"] += batch.read_s
+        self.stage["embed"] += batch.embed_s
+        if batch.decode_s is not None:
+            self.stage["decode"] = self.stage.get("decode", 0.0) + batch.decode_s
         batch.failures = self.pending.failures + batch.failures
         batch.failed += self.pending.failed
         self.pending = Embedded()
