@@ -97,9 +97,10 @@ def test_training_embeds_pins_as_they_are_stored(world):
     """Every pin's vector under the initial model, as training pools it (idea pins with their texts at the
     ingest weight, the frozen trunk cached), is the vector ingest stored: what is trained is searched."""
     from pinembed.store import Store
-    from pinembed.training.engagement_train import _Tuner
+    from pinembed.training.model_io import open_model as _model
+    from pinembed.training.pair_tuner import PairTuner as _Tuner
     from pinembed.training.pin_media import load_pin_media
-    from pinembed.training.train import TrainConfig, _model
+    from pinembed.training.train import TrainConfig
 
     _, db, _ = world
     store = Store(db)
@@ -120,9 +121,10 @@ def test_extra_negatives_are_database_pins_never_known_positives_nor_held_out_on
     held-out pairs name, and a pin engaged with the row's pin is masked."""
     from pinembed.store import Store
     from pinembed.training.engagement_pairs import read_pairs
-    from pinembed.training.engagement_train import _Tuner
+    from pinembed.training.model_io import open_model as _model
+    from pinembed.training.pair_tuner import PairTuner as _Tuner
     from pinembed.training.pin_media import load_pin_media
-    from pinembed.training.train import TrainConfig, _model
+    from pinembed.training.train import TrainConfig
 
     src, db, _ = world
     store = Store(db)

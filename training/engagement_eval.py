@@ -28,6 +28,7 @@ import numpy as np
 
 from pinembed.errors import UsageError
 from pinembed.metrics import hub_stats, recall_from_ranks
+from pinembed.store.schema import PINS
 
 from .engagement_pairs import EngagementPairs
 
@@ -123,8 +124,6 @@ def known_pairs(pairs: EngagementPairs, known: set[str] | dict[str, Any]) -> tup
 
 def evaluate_pairs(store: Any, pairs: EngagementPairs, batch_size: int = 8192) -> dict[str, Any]:
     """The engagement report of ``store`` (a Store with a live generation) for ``pairs``."""
-    from pinembed.store.schema import PINS
-
     needed = set(pairs.query) | set(pairs.engaged)
     vectors: dict[str, np.ndarray] = {}
     kinds: dict[str, str] = {}

@@ -12,9 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pinembed.errors import UsageError
+from pinembed.ingestion.decode_pool import DecodePool
+from pinembed.ingestion.discover import discover
+from pinembed.ingestion.read import Reader, ReadLimits
+from pinembed.ingestion.stages import read_entry
+from pinembed.ingestion.video import VideoParams
 
 
 @dataclass
@@ -36,12 +42,6 @@ def load_pin_media(store: Any, pin_ids: Iterable[str], preprocess: Callable[[Any
                    max_frames: int = 4) -> PinMedia:
     """Read the media of ``pin_ids`` from the database's recorded sources."""
     import torch
-
-    from pinembed.ingestion.decode_pool import DecodePool
-    from pinembed.ingestion.discover import discover
-    from pinembed.ingestion.read import Reader, ReadLimits
-    from pinembed.ingestion.stages import read_entry
-    from pinembed.ingestion.video import VideoParams
 
     wanted = set(pin_ids)
     sources = store.sources()
@@ -104,8 +104,6 @@ def load_images(folder: str, preprocess: Callable[[Any], Any], limit: int = 5000
     """(a (n, 3, H, W) tensor of the first ``limit`` images under ``folder`` by path, the number of
     files that could not be read, the number of images past ``limit`` left out). For the anchor set
     of ``train --pairs --anchor-data``."""
-    from pathlib import Path
-
     import torch
     from PIL import Image, UnidentifiedImageError
 

@@ -1,25 +1,20 @@
 """``pinembed train``: contrastive training of an open_clip model on image-text pairs from a folder.
 
 Uses open_clip's own model factory and ClipLoss. Deterministic for a seed on a given machine. Writes
-an open_clip ``local-dir`` model: ``open_clip_config.json`` (architecture and preprocessing) beside
-``open_clip_model.safetensors``, loadable as ``open_clip:local-dir:<out>``.
+an open_clip ``local-dir`` model (``model_io.save_model``), loadable as ``open_clip:local-dir:<out>``.
 """
 
 from __future__ import annotations
 
-import copy
-import json
-import logging
 import math
-import os
-import random
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any
 
 from pinembed.errors import UsageError
+
+from .model_io import open_model, save_model, save_record, seed_all
+from .pairs import load_pairs
 
 Progress = Callable[[int, int, float], None]
 
@@ -55,70 +50,16 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
 
 
-def _seed(seed: int) -> None:
-    import numpy as np
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def _arch(arch: str) -> str:
-    import open_clip
-
-    from pinembed.embedders.open_clip_embedder import CONFIG_DIR
-
-    if CONFIG_DIR not in open_clip.factory._MODEL_CONFIG_PATHS:
-        open_clip.add_model_config(CONFIG_DIR)
-    if arch.endswith(".json"):
-        path = Path(arch)
-        if not path.is_file():
-            raise UsageError(f"architecture file {arch!r} does not exist")
-        open_clip.add_model_config(path)
-        arch = path.stem
-    if arch not in open_clip.list_models():
-        raise UsageError(f"unknown open_clip architecture {arch!r}", "give a name from open_clip.list_models() "
-                         "or a JSON config file (see embedders/model_configs/)")
-    return arch
-
-
-def _model(cfg: TrainConfig) -> tuple[Any, Any, Any, dict[str, Any], dict[str, Any]]:
-    """(model, preprocess, tokenizer, model_cfg, preprocess_cfg), fp32 on the CPU."""
-    import open_clip
-
-    from pinembed.embedders import get_embedder
-    from pinembed.embedders.open_clip_embedder import OpenClipEmbedder
-
-    if cfg.init:
-        emb = get_embedder(cfg.init, "cpu", "fp32")  # training needs the fp32 weights, never int8
-        if not isinstance(emb, OpenClipEmbedder):
-            raise UsageError(f"--init {cfg.init!r} is not an open_clip model", "fine-tuning takes open_clip models")
-        model = copy.deepcopy(emb.model).float()  # never train the cached embedder in place
-        model_cfg = {**(emb.model_cfg or {}), "quick_gelu": emb.quick_gelu}
-        return model, emb.preprocess, emb.tokenizer, model_cfg, dict(emb.preprocess_cfg)
-    arch = _arch(cfg.arch)
-    logging.disable(logging.WARNING)  # open_clip warns that a new model starts random: that is the point
-    try:
-        model, _, preprocess = open_clip.create_model_and_transforms(arch)
-    finally:
-        logging.disable(logging.NOTSET)
-    return (model, preprocess, open_clip.get_tokenizer(arch), open_clip.get_model_config(arch),
-            dict(open_clip.get_model_preprocess_cfg(model)))
-
-
 def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     """Train, save and return where the model is."""
     import torch
     from open_clip.loss import ClipLoss
 
-    from .pairs import load_pairs
-
     if cfg.dtype not in ("fp32", "fp16"):
         raise UsageError(f"--dtype must be fp32 or fp16, got {cfg.dtype!r}")
     t0 = time.perf_counter()
-    _seed(cfg.seed)
-    model, preprocess, tokenizer, model_cfg, preprocess_cfg = _model(cfg)
+    seed_all(cfg.seed)
+    model, preprocess, tokenizer, model_cfg, preprocess_cfg = open_model(cfg)
     size = preprocess_cfg.get("size", 224)
     pairs = load_pairs(cfg.data, image_size=int(size if isinstance(size, int) else max(size)))
     n = len(pairs.texts)
@@ -170,31 +111,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> TrainResult:
     result = TrainResult(f"open_clip:local-dir:{out_dir.resolve()}", str(out_dir), n, step,
                          losses[0] if losses else math.nan, losses[-1] if losses else math.nan,
                          round(time.perf_counter() - t0, 1), losses)
-    meta = {**asdict(cfg), "pairs": n, "untexted": pairs.untexted, "failed_inputs": pairs.failed,
-            "steps": step, "first_loss": result.first_loss, "last_loss": result.last_loss,
-            "seconds": result.seconds, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
-    (out_dir / "training.json").write_text(json.dumps(meta, indent=2))
+    save_record(out_dir, {**asdict(cfg), "pairs": n, "untexted": pairs.untexted, "failed_inputs": pairs.failed,
+                          "steps": step, "first_loss": result.first_loss, "last_loss": result.last_loss,
+                          "seconds": result.seconds})
     return result
-
-
-def save_model(state: dict[str, Any], out: str | os.PathLike[str], model_cfg: dict[str, Any],
-               preprocess_cfg: dict[str, Any], dtype: str = "fp32") -> Path:
-    """Write an open_clip local-dir model (``open_clip_config.json`` + ``open_clip_model.safetensors``)
-    from a state dict; returns the folder."""
-    import torch
-    from safetensors.torch import save_file
-
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    to = torch.float16 if dtype == "fp16" else torch.float32
-    tensors = {k: v.detach().to(to).contiguous().clone() for k, v in state.items()}
-    tmp = out_dir / "open_clip_model.safetensors.tmp"
-    save_file(tensors, str(tmp))
-    tmp.replace(out_dir / "open_clip_model.safetensors")  # only our own file is replaced
-    (out_dir / "open_clip_config.json").write_text(json.dumps(
-        {"model_cfg": model_cfg, "preprocess_cfg": _jsonable(preprocess_cfg)}, indent=2))
-    return out_dir
-
-
-def _jsonable(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
