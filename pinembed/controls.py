@@ -1,14 +1,19 @@
-"""The checks of a query's controls, one place for the CLI, Python and HTTP: ``k``, ``dedupe``,
-``diversity`` and weights (a session's pins', a search's terms'). Each failure is a UsageError
-(exit 2; HTTP 400) that names the control. Kinds and ``where`` are checked by ``store.filters``
-(``check_kinds``, ``check_size``, ``compile_where``), the one module that writes filter SQL."""
+"""The rules of a query's controls, one place for the CLI, Python and HTTP: ``k`` (one default, one
+limit), ``kinds``, ``dedupe``, ``diversity``, ``where`` and weights (a session's pins', a search's
+terms'). Each failure is a UsageError (exit 2; HTTP 400) that names the control. ``where`` is checked
+and compiled by ``store.filters`` (the one module that writes filter SQL), once: its ``Compiled``
+form passes through a second check unchanged. The CLI's click types and serve's ``params`` only turn
+text into values (ASCII digits, JSON types) and then ask this module."""
 
 from __future__ import annotations
 
 import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from pinembed.store.filters import Compiled, check_kinds, compile_where
 
 from .errors import UsageError
 
@@ -16,34 +21,69 @@ DEFAULT_K = 20  # every query's default: related, sessions, searches, a page of 
 MAX_K = 10_000  # the most results a query gives in Python and the CLI
 MAX_K_SERVED = 1_000  # the most an HTTP request gets (serve bounds each request's cost; --server checks it)
 MIN_RELATIVE = 1e-12  # a weight this small next to the largest counts as 0
+DIVERSITY_RANGE = (0.0, 1.0)  # 0: plain similarity
+DEDUPE_RANGE = (-1.0, 1.0)  # a cosine, (lo, hi]
 
 
-def check_k(k: Any) -> int:
-    """``k``: an integer from 1 to MAX_K."""
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
-        raise UsageError(f"k must be an integer from 1 to {MAX_K}, got {repr(k)[:40]}")
+@dataclass(frozen=True)
+class Controls:
+    """A query's controls, checked: what ``ranking.ranked`` takes."""
+
+    k: int
+    kinds: list[str] | None = None
+    where: Compiled | None = None
+    dedupe: float | None = None
+    diversity: float = 0.0
+
+    @property
+    def reranks(self) -> bool:
+        """Whether the results are re-ranked (deduped or diversified) from a larger candidate pool."""
+        return self.dedupe is not None or self.diversity > 0
+
+    @property
+    def pool(self) -> int:
+        """How many candidates to retrieve: ``k``, or a larger pool when re-ranking."""
+        return min(MAX_K, max(4 * self.k, self.k + 50)) if self.reranks else self.k
+
+
+def check(k: Any = DEFAULT_K, kinds: Any = None, where: Any = None, dedupe: Any = None, diversity: Any = 0.0,
+          limit: int = MAX_K) -> Controls:
+    """Every control of a query checked (``where``'s size first), before the query does any work."""
+    dedupe, diversity = check_controls(dedupe, diversity)
+    return Controls(check_k(k, limit), check_kinds(kinds), check_where(where), dedupe, diversity)
+
+
+def check_k(k: Any, limit: int = MAX_K) -> int:
+    """``k``: an integer from 1 to ``limit`` (MAX_K; MAX_K_SERVED over HTTP)."""
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= limit:
+        raise UsageError(f"k must be an integer from 1 to {limit}, not {repr(k)[:40]}")
     return k
 
 
 def check_controls(dedupe: Any, diversity: Any) -> tuple[float | None, float]:
     """``dedupe`` (a cosine in (-1, 1], or None) and ``diversity`` (0..1) as floats."""
-    if dedupe is not None and (isinstance(dedupe, bool) or not isinstance(dedupe, int | float) or not -1 < dedupe <= 1):
-        raise UsageError(f"dedupe is a cosine threshold in (-1, 1], e.g. 0.95; got {repr(dedupe)[:40]}")
-    if isinstance(diversity, bool) or not isinstance(diversity, int | float) or not 0 <= diversity <= 1:
-        raise UsageError(f"diversity is a number from 0 (plain similarity) to 1; got {repr(diversity)[:40]}")
+    lo, hi = DEDUPE_RANGE
+    if dedupe is not None and (not _real(dedupe) or not lo < dedupe <= hi):
+        raise UsageError(f"dedupe must be in ({lo:g}, {hi:g}] (a cosine threshold, e.g. 0.95), "
+                         f"not {repr(dedupe)[:40]}")
+    lo, hi = DIVERSITY_RANGE
+    if not _real(diversity) or not lo <= diversity <= hi:
+        raise UsageError(f"diversity must be in [{lo:g}, {hi:g}] (0: plain similarity), not {repr(diversity)[:40]}")
     return (float(dedupe) if dedupe is not None else None), float(diversity)
 
 
-def check_where(where: Any) -> str | None:
+def check_where(where: Any) -> Compiled | None:
     """``where`` checked (its size first, then every column, operator and value) and compiled to SQL by
     ``store.filters``, before a query does any other work; None for no filter."""
-    from pinembed.store.filters import compile_where
-
     return compile_where(where)
 
 
+def _real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
 def _weight(w: Any, what: str) -> float:
-    if isinstance(w, bool) or not isinstance(w, numbers.Real) or not math.isfinite(w) or w < 0:
+    if not _real(w) or w < 0:
         raise UsageError(f"{what} must be a finite non-negative number, not {repr(w)[:40]}")
     return float(w)
 

@@ -126,7 +126,7 @@ def _remove_empty(made: list[Path]) -> None:
 
 def _empty(index: PinIndex, table: str) -> pa.Schema | None:
     """The schema an empty export is written with."""
-    from .index import EXPORT_COLUMNS
+    from .pin_reads import EXPORT_COLUMNS
 
     schema = index.store.schema(table)
     if schema is None or table != "pins":

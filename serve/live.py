@@ -17,14 +17,18 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from pinembed.errors import PinembedError
-from pinembed.store.resident import pins_table
+from pinembed.index import PinIndex
+from pinembed.store.faults import short
+from pinembed.store.location import is_local
+from pinembed.store.resident import ResidentPins, estimate_mb, pins_table
+from pinembed.store.watch import Watcher
 
 from .errors import ApiError
 
 if TYPE_CHECKING:
-    from pinembed.index import PinIndex
-
     from .settings import ServeSettings
 
 log = logging.getLogger("pinembed.serve")
@@ -34,9 +38,6 @@ class LiveIndex:
     """Holds the current PinIndex of ``uri`` and replaces it when the database changes."""
 
     def __init__(self, uri: str, settings: ServeSettings) -> None:
-        from pinembed.store.location import is_local
-        from pinembed.store.watch import Watcher
-
         self.uri = uri
         self.settings = settings
         self._local = is_local(uri)
@@ -90,8 +91,6 @@ class LiveIndex:
         try:
             found = idx.store.health()
         except Exception as e:  # the probe itself failing is what health must say
-            from pinembed.store.faults import short
-
             found = [f"the database cannot be read: {short(e)}"]
         if found != self.damage:
             (log.warning if found else log.info)("database %s: %s", self.uri, "; ".join(found) or "readable again")
@@ -144,8 +143,6 @@ class LiveIndex:
         if res is not None and res.table == pins_table(idx.store) and res.garbage <= len(res):
             return
         self._resident = None  # another table's (a model switch): its memory goes with the old index
-        from pinembed.store.resident import estimate_mb
-
         need, budget = estimate_mb(idx.store.count(), idx.store.dim), self.settings.memory_budget_mb()
         if need > budget:
             if self.memory.get("state") != "too large":
@@ -158,8 +155,6 @@ class LiveIndex:
         self._loader.start()
 
     def _load(self, idx: PinIndex) -> None:
-        from pinembed.store.resident import ResidentPins
-
         try:
             res = ResidentPins.load(idx.store, stop=self._stop)
             if res is None:  # stopped
@@ -212,8 +207,6 @@ class LiveIndex:
                     log.warning("reloading %s failed, still serving the previous state: %s", self.uri, e.message)
                 return False
             except Exception as e:  # a PinembedError, or LanceDB failing to read a table
-                from pinembed.store.faults import short
-
                 # the client is told that it failed; the server's log says why (with the database's path)
                 self._error = "the database could not be opened"
                 log.warning("reloading %s failed: %s", self.uri, e.message if isinstance(e, PinembedError) else short(e))
@@ -241,10 +234,6 @@ class LiveIndex:
 
     def _open(self, old: PinIndex | None, load_model: bool = True) -> PinIndex:
         """A new PinIndex of the database, warmed; ApiError 503 when it has no pins (yet)."""
-        import numpy as np
-
-        from pinembed.index import PinIndex
-
         s = self.settings
         idx = PinIndex(self.uri, device=s.device, storage_options=s.storage_options, precision=s.precision)
         if not idx.store.exists() or idx.store.schema("pins") is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from pinembed import __version__
+from pinembed import __version__, controls
 from pinembed.ingestion.kinds import NAMES as KINDS
 from pinembed.store.filters import FILTER_COLUMNS, MAX_VALUE_CHARS, MAX_WHERE_TERMS, MAX_WHERE_VALUES, RANGES
 
@@ -27,7 +27,7 @@ _KIND = f"(?:{'|'.join(KINDS)})"
 _KINDS = {"type": "string", "pattern": f"^[ \\t]*(?:{_KIND}[ \\t]*)?(?:,[ \\t]*(?:{_KIND}[ \\t]*)?)*$"}
 _DEDUPE = {"type": "number", "minimum": -1, "exclusiveMinimum": True, "maximum": 1}  # 3.0: a boolean
 _DIVERSITY = {"type": "number", "minimum": 0, "maximum": 1}
-_K = {"type": "integer", "minimum": 1, "maximum": params.MAX_K}
+_K = {"type": "integer", "minimum": 1, "maximum": controls.MAX_K_SERVED}
 _WHERE = {"type": "string", "maxLength": params.MAX_WHERE_CHARS}
 
 
@@ -57,7 +57,7 @@ def _where_schema() -> dict[str, Any]:
 _PIN = _q("pin", _PIN_ID,
           "A pin id (a path under the ingested folder, e.g. images/red.jpg). Never a file path.", required=True)
 _CONTROLS = [
-    _q("k", {**_K, "default": params.DEFAULT_K}, "How many results."),
+    _q("k", {**_K, "default": controls.DEFAULT_K}, "How many results."),
     _q("kinds", _KINDS, f"Comma list of pin kinds to keep: {', '.join(KINDS)}."),
     _q("dedupe", _DEDUPE, "Drop results within this cosine of the query or of a result above (e.g. 0.95)."),
     _q("diversity", {**_DIVERSITY, "default": 0}, "Maximal marginal relevance: 0 plain similarity, 1 most diverse."),
@@ -212,8 +212,8 @@ def openapi() -> dict[str, Any]:
                               "parameters": [
                                   _q("page", {"type": "integer", "minimum": 1, "maximum": params.MAX_LIST_PAGE,
                                               "default": 1}, "The page, from 1."),
-                                  _q("size", {"type": "integer", "minimum": 1, "maximum": params.MAX_K,
-                                              "default": params.DEFAULT_K}, "Pins a page."),
+                                  _q("size", {"type": "integer", "minimum": 1, "maximum": controls.MAX_K_SERVED,
+                                              "default": controls.DEFAULT_K}, "Pins a page."),
                                   _CONTROLS[1], _TOKEN],
                               "responses": _ok({"type": "object", "properties": {
                                   "pins": {"type": "array", "items": _ref("Card")}, "page": {"type": "integer"},

@@ -1,7 +1,8 @@
 """Request parameters -> PinIndex arguments. Everything here is hostile input: each value is checked
 for type, size and range, and anything wrong is a 400 (422 for valid JSON of the wrong shape) that
-says which parameter and what it takes. A ``where`` filter is checked here and compiled only by
-``store.filters`` (the one module that writes SQL)."""
+says which parameter and what it takes. The rules (ranges, the served k, kinds, weights, ``where``) are
+``pinembed.controls``'; this module turns text and JSON into values and their UsageErrors into 400s.
+A ``where`` is compiled once, here, by ``store.filters`` (the one module that writes SQL)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,12 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from pinembed import controls as rules
 from pinembed.errors import UsageError
-from pinembed.ingestion.kinds import NAMES as KINDS
+from pinembed.store.filters import FILTER_COLUMNS, Compiled, check_size
 
 from .errors import ApiError, bad_request
 
-MAX_K = 1000
-DEFAULT_K = 20
 MAX_PIN_ID_CHARS = 4096
 MAX_SESSION_PINS = 500
 MAX_TERMS = 16  # texts, negatives, pins and images of one search, each
@@ -65,19 +65,17 @@ def pin_ids(values: Any, name: str = "pins", limit: int = MAX_SESSION_PINS) -> l
 
 
 def k(value: Any) -> int:
-    """``k``: an integer from 1 to MAX_K (DEFAULT_K when absent)."""
+    """``k``: an integer from 1 to MAX_K_SERVED (DEFAULT_K when absent); the rule is ``controls.check_k``'s."""
     if value is None:
-        return DEFAULT_K
+        return rules.DEFAULT_K
     if isinstance(value, str):
         value = value.strip()
         if not _DIGITS.fullmatch(value):
-            raise bad_request(f"k must be an integer from 1 to {MAX_K}, not {value[:40]!r}")
+            raise bad_request(f"k must be an integer from 1 to {rules.MAX_K_SERVED}, not {value[:40]!r}")
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ApiError(422, "bad_type", f"k must be an integer from 1 to {MAX_K}, not {_type(value)}")
-    if not 1 <= value <= MAX_K:
-        raise bad_request(f"k must be an integer from 1 to {MAX_K}, not {value}")
-    return value
+        raise ApiError(422, "bad_type", f"k must be an integer from 1 to {rules.MAX_K_SERVED}, not {_type(value)}")
+    return _ruled(rules.check_k, value, rules.MAX_K_SERVED)
 
 
 def integer(value: str | None, name: str, lo: int, hi: int) -> int | None:
@@ -91,10 +89,10 @@ def integer(value: str | None, name: str, lo: int, hi: int) -> int | None:
 
 
 def paging(params: Any) -> tuple[int, int]:
-    """``page`` (from 1, default 1) and ``size`` (1 to MAX_K pins a page, default DEFAULT_K) of a listing."""
+    """``page`` (from 1, default 1) and ``size`` (1 to MAX_K_SERVED pins a page, default DEFAULT_K) of a listing."""
     page = integer(one(params, "page"), "page", 1, MAX_LIST_PAGE)
-    size = integer(one(params, "size"), "size", 1, MAX_K)
-    return page or 1, size or DEFAULT_K
+    size = integer(one(params, "size"), "size", 1, rules.MAX_K_SERVED)
+    return page or 1, size or rules.DEFAULT_K
 
 
 def kinds(value: Any) -> list[str] | None:
@@ -107,10 +105,7 @@ def kinds(value: Any) -> list[str] | None:
         items = list(value)
     else:
         raise ApiError(422, "bad_type", f"kinds must be a comma list or a list of strings, not {_type(value)}")
-    bad = [v for v in items if v not in KINDS]
-    if bad:
-        raise bad_request(f"unknown kind(s): {', '.join(repr(b[:40]) for b in bad[:5])}", f"kinds are {', '.join(KINDS)}")
-    return sorted(set(items)) or None
+    return _ruled(rules.check_kinds, items) or None
 
 
 def number(value: Any, name: str, lo: float, hi: float, lo_open: bool = False) -> float | None:
@@ -129,9 +124,10 @@ def number(value: Any, name: str, lo: float, hi: float, lo_open: bool = False) -
     return float(value)
 
 
-def where(value: Any) -> dict[str, Any] | None:
+def where(value: Any) -> Compiled | None:
     """``where``: a JSON object (a string of one, from a query parameter) in the shape of
-    ``store.filters.compile_where``, checked and compiled here so that a bad one is a 400."""
+    ``store.filters.compile_where``, checked and compiled here, once, so that a bad one is a 400 (the
+    query takes the compiled form as it is)."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -143,8 +139,6 @@ def where(value: Any) -> dict[str, Any] | None:
             raise bad_request("where is not valid JSON", _WHERE_HINT) from None
     if not isinstance(value, dict):
         raise ApiError(422, "bad_type", f"where must be a JSON object, not {_type(value)}", _WHERE_HINT)
-    from pinembed.store.filters import check_size, compile_where
-
     try:
         check_size(value)  # before any other work on it
     except UsageError as e:
@@ -162,10 +156,9 @@ def where(value: Any) -> dict[str, Any] | None:
             raise ApiError(422, "bad_type", f"where: {column[:40]!r} takes a number, a string, a list of them "
                            "or an object of operators", _WHERE_HINT)
     try:
-        compile_where(value)
+        return rules.check_where(value)
     except UsageError as e:
         raise bad_request(f"where: {e.message}", e.hint or _WHERE_HINT) from None
-    return value or None
 
 
 def texts(values: list[Any], name: str) -> list[str]:
@@ -186,14 +179,14 @@ def texts(values: list[Any], name: str) -> list[str]:
 
 def controls(get: Any) -> dict[str, Any]:
     """k, kinds, dedupe, diversity and where, read through ``get(name)`` (a query parameter or a JSON
-    field), as keyword arguments of PinIndex's queries."""
-    return {
-        "k": k(get("k")),
-        "kinds": kinds(get("kinds")),
-        "dedupe": number(get("dedupe"), "dedupe", -1.0, 1.0, lo_open=True),
-        "diversity": number(get("diversity"), "diversity", 0.0, 1.0) or 0.0,
-        "where": where(get("where")),
-    }
+    field), as keyword arguments of PinIndex's queries; the ranges are ``pinembed.controls``'."""
+    lo, hi = rules.DEDUPE_RANGE
+    dedupe = number(get("dedupe"), "dedupe", lo, hi, lo_open=True)
+    lo, hi = rules.DIVERSITY_RANGE
+    diversity = number(get("diversity"), "diversity", lo, hi) or 0.0
+    _ruled(rules.check_controls, dedupe, diversity)
+    return {"k": k(get("k")), "kinds": kinds(get("kinds")), "dedupe": dedupe, "diversity": diversity,
+            "where": where(get("where"))}
 
 
 def json_controls(doc: dict[str, Any]) -> dict[str, Any]:
@@ -228,12 +221,7 @@ def weights(value: Any, n: int) -> list[float] | None:
         return None
     if not isinstance(value, list) or not all(isinstance(w, int | float) and not isinstance(w, bool) for w in value):
         raise ApiError(422, "bad_type", "weights must be a list of numbers, one per pin")
-    from pinembed.controls import check_weights
-
-    try:
-        check_weights(value, n)
-    except UsageError as e:
-        raise bad_request(e.message, e.hint) from None
+    _ruled(rules.check_weights, value, n)
     return [float(w) for w in value]
 
 
@@ -248,6 +236,12 @@ def _type(v: Any) -> str:
 
 def column_names() -> Mapping[str, str]:
     """The columns a where filter may name (for the OpenAPI description)."""
-    from pinembed.store.filters import FILTER_COLUMNS
-
     return FILTER_COLUMNS
+
+
+def _ruled(rule: Any, *args: Any) -> Any:
+    """``rule(*args)`` (one of ``pinembed.controls``), its UsageError a 400 with the same words."""
+    try:
+        return rule(*args)
+    except UsageError as e:
+        raise bad_request(e.message, e.hint) from None

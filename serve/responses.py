@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ApiError
+from .openapi import openapi
 from .security import BodyTooLarge
 from .settings import ServeSettings
 
@@ -77,8 +78,6 @@ def media_file(path: str | os.PathLike[str], **kw: Any) -> Any:
 
 async def openapi_doc(request: Any) -> Any:
     """GET /api/openapi.json."""
-    from .openapi import openapi
-
     return json_response(openapi())
 
 

@@ -7,11 +7,19 @@ cache key holds the pin's content hash, so a refreshed pin gets a new thumbnail.
 from __future__ import annotations
 
 import io
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from pinembed.errors import InputError
+from pinembed.ingestion.images import open_image, to_rgb
+from pinembed.ingestion.pictures import frame_starts
+from pinembed.ingestion.video import frame_at
+
 from .media import MediaFile
+from .uploads import decode, opened
+from .work import Stopped, check
 
 DEFAULT_SIZE = 256
 MAX_SIZE = 512
@@ -61,8 +69,6 @@ def make_thumb(media: MediaFile, t_s: float | None, size: int, max_pixels: int) 
     from PIL import Image
 
     if media.media_kind == "video":
-        from pinembed.ingestion.video import frame_at
-
         frame, _ = frame_at(media.path, t_s, target_side=size)
         im = Image.fromarray(frame)
     else:
@@ -73,8 +79,6 @@ def make_thumb(media: MediaFile, t_s: float | None, size: int, max_pixels: int) 
 def preview_jpeg(data: bytes, size: int, max_pixels: int) -> bytes:
     """A JPEG of the uploaded image ``data`` (upright, its first frame), longest side at most ``size``:
     any format ingestion reads. InputError (415; 413 over ``max_pixels``) when it is not an image."""
-    from .uploads import decode, opened
-
     return _jpeg(decode(opened([data], max_pixels, max_pixels)[0], size), size)
 
 
@@ -89,22 +93,12 @@ def _jpeg(im, size: int) -> bytes:
 
 def _image(media: MediaFile, t_s: float | None, max_pixels: int, size: int):
     """An image file's (upright, RGB) picture; for an animation the frame shown at ``t_s``."""
-    import os
-
-    from pinembed.errors import InputError
-    from pinembed.ingestion.images import open_image, to_rgb
-
-    from .uploads import decode
-    from .work import Stopped, check
-
     if os.path.getsize(media.path) > MAX_IMAGE_FILE_BYTES:
         raise InputError(f"the image file is over {MAX_IMAGE_FILE_BYTES // (1 << 20)} MB", error="too_large")
     with open(media.path, "rb") as f:
         data = f.read()
     im = open_image(data, max_pixels)
     if media.media_kind == "motion" and t_s is not None:
-        from pinembed.ingestion.pictures import frame_starts
-
         starts, _ = frame_starts(im)
         n = max(i for i, s in enumerate(starts) if s <= t_s) if starts and starts[0] <= t_s else 0
         try:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from pinembed.ingestion.images import decode_opened, open_image
+
 from .errors import ApiError, bad_request
 from .work import acquire, check
 
@@ -36,8 +38,6 @@ async def read_form(request: Any, max_files: int) -> Any:
 def opened(images: list[bytes], max_pixels: int, max_request_pixels: int) -> list[Any]:
     """The images opened (headers only; InputError 415/413 for one that is not an image or too large),
     ApiError 413 when their pixels together are over ``max_request_pixels``."""
-    from pinembed.ingestion.images import open_image
-
     ims = [open_image(data, max_pixels) for data in images]
     total = sum(im.size[0] * im.size[1] for im in ims)
     if total > max_request_pixels:
@@ -61,8 +61,6 @@ def decoded(ims: list[Any], side: int) -> list[Any]:
 def decode(im: Any, side: int) -> Any:
     """One opened image decoded (upright, RGB) at a reduced size: no smaller than ``side`` on its short
     side unless it was smaller already. InputError when it is corrupt."""
-    from pinembed.ingestion.images import decode_opened
-
     acquire(_decoding)
     try:
         pic = decode_opened(im, draft_size=side).image

@@ -139,12 +139,19 @@ def condition(column: str, op: str, value: Any) -> str:
     return f"{column} {_SQL_OPS[op]} {_literal(column, value)}"
 
 
-def compile_where(where: Mapping[str, Any] | None) -> str | None:
+class Compiled(str):
+    """A ``where`` already checked and compiled by ``compile_where``: compiling it again gives it back
+    as it is, so a filter checked at a service's edge is not compiled a second time by the query."""
+
+
+def compile_where(where: Mapping[str, Any] | Compiled | None) -> Compiled | None:
     """A structured filter as LanceDB SQL; conditions are ANDed.
 
     ``{column: value}`` equals; a list or set is any of them; a tuple ``(lo, hi)`` is an inclusive range
     (None leaves a side open); a dict names operators: ``{"gte": 100, "lt": 200}``,
     ``{"contains": "pasta"}`` (case-insensitive), ``{"ne": "image"}``. Columns: FILTER_COLUMNS."""
+    if isinstance(where, Compiled):
+        return where
     if not where:
         return None
     check_size(where)
@@ -162,7 +169,7 @@ def compile_where(where: Mapping[str, Any] | None) -> str | None:
             parts.append(condition(column, "in", sorted(value, key=str)))
         else:
             parts.append(condition(column, "eq", value))
-    return " AND ".join(f"({p})" for p in parts) if parts else None
+    return Compiled(" AND ".join(f"({p})" for p in parts)) if parts else None
 
 
 def check_size(where: Any) -> None:
