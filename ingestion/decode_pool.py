@@ -18,41 +18,20 @@ import os
 import pickle
 import queue
 import select
-import struct
 import subprocess
 import sys
 import threading
 import warnings
-from typing import IO, Any
+from typing import Any
 
 from pinembed.errors import InputError
 
+from .decode_protocol import recv, send
 from .pictures import Picture, PictureParams
 from .video import Frames, VideoParams
 
-_HEADER = struct.Struct("!Q")
 STARTUP_TIMEOUT_S = 120.0
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; elsewhere the call fails and is skipped
-
-
-def send(stream: IO[bytes], obj: Any) -> None:
-    """Write one length-prefixed pickle frame."""
-    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(_HEADER.pack(len(data)) + data)
-    stream.flush()
-
-
-def recv(stream: IO[bytes]) -> Any:
-    """Read one length-prefixed pickle frame; EOFError when the other side is gone."""
-    head = _read_exact(stream, _HEADER.size)
-    return pickle.loads(_read_exact(stream, _HEADER.unpack(head)[0]))
-
-
-def _read_exact(stream: IO[bytes], n: int) -> bytes:
-    data = stream.read(n)  # a buffered stream reads until n bytes or the end
-    if data is None or len(data) < n:
-        raise EOFError("decode worker closed its pipe")
-    return data
 
 
 class _Child:

@@ -15,7 +15,12 @@ import re
 import sys
 import tempfile
 import warnings
+from collections.abc import Callable
 from typing import Any
+
+from pinembed import failpoints
+from pinembed.errors import InputError
+from pinembed.ingestion.decode_protocol import recv, send
 
 #: Decoder messages about metadata that does not change the pixels: dropped from a file's notes.
 HARMLESS = re.compile(
@@ -62,20 +67,14 @@ def notes(printed: str, caught: list[warnings.WarningMessage]) -> list[str]:
     return out[:MAX_NOTES]
 
 
-def _job(job: tuple[Any, ...]) -> Any:
-    from pinembed import failpoints
-
+def _job(job: tuple[Any, ...], decoders: dict[str, Callable[..., Any]]) -> Any:
     kind = job[0]
     if kind == "video":
-        from pinembed.ingestion.video import decode_video
-
         failpoints.hit_file("decode", job[1])
-        return decode_video(job[1], job[2])
+        return decoders["video"](job[1], job[2])
     if kind == "picture":
-        from pinembed.ingestion.pictures import read_picture
-
         failpoints.hit_file("decode", job[2])
-        return read_picture(job[1], job[2], job[3])
+        return decoders["picture"](job[1], job[2], job[3])
     raise ValueError(f"unknown decode job {kind!r}")
 
 
@@ -84,10 +83,11 @@ def main() -> None:
     proto_out = os.fdopen(os.dup(1), "wb")
     proto_in = sys.stdin.buffer
     captured = _Captured()
-    from pinembed.errors import InputError
-    from pinembed.ingestion import pictures, video  # noqa: F401  (PIL, pillow-heif and numpy load now)
-    from pinembed.ingestion.decode_pool import recv, send
+    # the decoders (PIL, pillow-heif, numpy) load only now, once fds 1 and 2 are captured: what they
+    # print on import must not reach the protocol pipe (imported here for that, not for speed)
+    from pinembed.ingestion import pictures, video
 
+    decoders = {"video": video.decode_video, "picture": pictures.read_picture}
     video.IN_DECODE_WORKER = True  # no torch here, so decord may load first (at the first video: 0.6 s)
     captured.take()
     send(proto_out, "ready")  # the parent starts each file's time bound after this
@@ -99,7 +99,7 @@ def main() -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                result: Any = ("ok", _job(job))
+                result: Any = ("ok", _job(job, decoders))
             except InputError as e:
                 result = ("input_error", e.message, e.hint, e.error)
             except Exception as e:  # anything else the decoder raises is still one file's failure

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from pinembed.embedders.device import cpu_count
+from pinembed.errors import UsageError
 
 from . import kinds
 from .entry import Entry
@@ -61,8 +62,6 @@ class IngestOptions:
     def decodes_on_device(self, device: str) -> bool:
         """Whether still JPEGs are left for the batch decoder on the model's ``device``."""
         if self.image_decode not in IMAGE_DECODERS:
-            from pinembed.errors import UsageError
-
             raise UsageError(f"unknown image decoder {self.image_decode!r}", f"choose one of {', '.join(IMAGE_DECODERS)}")
         return self.image_decode == "device" or (self.image_decode == "auto" and str(device).startswith("cuda"))
 

@@ -8,9 +8,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from pinembed.embedders.base import l2_normalise
+
+from ..media_store import file_digest as digest_of
+from ..pooling import pool, pool_frames
+
 if TYPE_CHECKING:
     from ..entry import Entry
-    from ..pipeline import IngestOptions
+    from ..options import IngestOptions
     from ..read import Item, Reader
     from ..video import VideoParams
 
@@ -85,16 +90,12 @@ class FramesKind(Kind):
 
     def pool(self, item: Item, vectors: np.ndarray, texts: Texts, opts: IngestOptions
              ) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        from ..pooling import pool, pool_frames
-
         blank = [p.blank for p in item.parts]
         return pool(pool_frames(vectors, blank), text_vector(texts), opts.text_weight), frame_segments(item, vectors)
 
 
 def text_vector(texts: Texts) -> np.ndarray | None:
     """The normalised mean of text vectors, or None."""
-    from pinembed.embedders.base import l2_normalise
-
     return l2_normalise(np.mean([v for _, _, v in texts], axis=0)[None])[0] if texts else None
 
 
@@ -119,6 +120,4 @@ def digest(data: bytes) -> str:
 def file_digest(path: Path | str, media: Any = None) -> str:
     """The content hash of a file (or of an object, given its MediaStore), read in chunks (the same
     as ``digest`` of its bytes)."""
-    from ..media_store import file_digest as digest_of
-
     return digest_of(path, media)

@@ -12,15 +12,17 @@ import numpy as np
 from pinembed.errors import InputError
 
 from ..idea import MANIFEST, MAX_MANIFEST_BYTES, MAX_PAGES
+from ..ledger import failure_row, problem_rows
 from ..media_store import join, read_file
 from ..pooling import pool, pool_frames
+from ..read import Item, Part, decoder_warning
 from ..sidecar import read_small
 from .base import Kind, file_digest, segment, text_vector
 
 if TYPE_CHECKING:
     from ..entry import Entry
-    from ..pipeline import IngestOptions
-    from ..read import Item, Reader
+    from ..options import IngestOptions
+    from ..read import Reader
     from ..video import VideoParams
 
 
@@ -41,9 +43,6 @@ class IdeaKind(Kind):
         return [*parts, f"itw={opts.idea_text_weight:g}"]
 
     def read(self, reader: Reader, entry: Entry) -> Item:
-        from ..ledger import problem_rows
-        from ..read import Item, Part, decoder_warning
-
         h = hashlib.blake2b(digest_size=16)
         h.update(read_small(join(entry.path, MANIFEST), MAX_MANIFEST_BYTES, "manifest", "pin.json", entry.media))
         item = Item(entry, [], [], "", title=entry.title, description=entry.description)
@@ -65,8 +64,6 @@ class IdeaKind(Kind):
                     item.parts.extend(parts)
                     h.update(page_digest.encode())
             except InputError as e:
-                from ..ledger import failure_row
-
                 item.warnings.append(failure_row(uri, entry.pin_id, e))
                 continue
             if page.text:

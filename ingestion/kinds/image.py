@@ -11,16 +11,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from pinembed.embedders.device_preprocess import Encoded
 from pinembed.errors import InputError
 
 from ..images import device_decodable, open_image, upright_size
+from ..ledger import failure_row
 from ..pooling import pool
+from ..read import Item, Part, decoder_warning
 from .base import Kind, digest, text_vector
+from .motion import KIND as MOTION
 
 if TYPE_CHECKING:
     from ..entry import Entry
-    from ..pipeline import IngestOptions
-    from ..read import Item, Reader
+    from ..options import IngestOptions
+    from ..read import Reader
     from ..video import VideoParams
 
 #: What PIL (with pillow-heif) reads. HEIC/HEIF from phones, AVIF (and AVIF sequences), JPEG 2000, PNM,
@@ -46,20 +50,15 @@ class ImageKind(Kind):
         return video.max_frames if os.path.splitext(entry.file)[1].lower() in USUALLY_ANIMATED else 1
 
     def read(self, reader: Reader, entry: Entry) -> Item:
-        from ..read import Item, Part, decoder_warning
-        from . import get
-
         data = reader.read_bytes(entry.path, entry.size, entry.media)
         if reader.device_decode:  # a still JPEG is decoded with its batch on the model's device
             im = open_image(data, reader.limits.max_pixels, entry.file)
             if device_decodable(im):
-                from pinembed.embedders.device_preprocess import Encoded
-
                 w, h = upright_size(im)
                 return Item(entry, [Encoded(data, reader.limits.max_pixels)], [Part(entry.uri)], digest(data), w, h)
         pic = reader.picture(data, entry.file)
         if pic.animated:
-            return get("motion").item(reader, entry, pic, data)  # type: ignore[attr-defined]
+            return MOTION.item(reader, entry, pic, data)
         item = Item(entry, [reader.pre(Image.fromarray(pic.frames[0]))], [Part(entry.uri)], digest(data),
                     pic.width, pic.height)
         item.warnings += decoder_warning(entry.uri, entry.pin_id, pic)
@@ -75,8 +74,6 @@ class ImageKind(Kind):
 def misnamed_warning(entry: Entry, fmt: str | None) -> dict[str, Any] | None:
     """A ledger warning for phone formats under another extension (HEIC data named .jpg): the pin
     lands, but other tools will fail on the file, so the user hears what it really is."""
-    from ..ledger import failure_row
-
     ext = os.path.splitext(entry.file)[1].lower()
     exts = _PHONE_FORMATS.get(fmt or "")
     if exts is None or ext in exts:

@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from PIL import Image
+
+from pinembed.errors import InputError
+
+from ..read import Item, Part, decoder_warning
 from ..video import is_blank
 from .base import FramesKind, digest
 
 if TYPE_CHECKING:
     from ..entry import Entry
     from ..pictures import Picture
-    from ..read import Item, Reader
+    from ..read import Reader
 
 
 class MotionKind(FramesKind):
@@ -25,8 +30,6 @@ class MotionKind(FramesKind):
     extensions = frozenset()  # claimed by content: the image kind hands animated files over
 
     def read(self, reader: Reader, entry: Entry) -> Item:
-        from pinembed.errors import InputError
-
         data = reader.read_bytes(entry.path, entry.size, entry.media)
         pic = reader.picture(data, entry.file)
         if not pic.animated:
@@ -35,10 +38,6 @@ class MotionKind(FramesKind):
 
     def item(self, reader: Reader, entry: Entry, pic: Picture, data: bytes) -> Item:
         """The Item of a decoded animation (``data`` are its bytes, for the content hash)."""
-        from PIL import Image
-
-        from ..read import Item, Part, decoder_warning
-
         pixels = [reader.pre(Image.fromarray(f)) for f in pic.frames]
         parts = [Part(entry.uri, None, t, is_blank(f)) for f, t in zip(pic.frames, pic.times, strict=True)]
         d = pic.duration_s or 0.0

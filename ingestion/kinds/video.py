@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..read import Item, decoder_warning
 from .base import FramesKind
 
 if TYPE_CHECKING:
     from ..entry import Entry
-    from ..read import Item, Reader
+    from ..read import Reader
 
 EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi"})
 
@@ -22,8 +23,6 @@ class VideoKind(FramesKind):
         return True
 
     def read(self, reader: Reader, entry: Entry) -> Item:
-        from ..read import Item, decoder_warning
-
         frames, pixels, parts, digest = reader.frames(entry.path, entry.size, entry.uri, media=entry.media)
         item = Item(entry, pixels, parts, digest, frames.width, frames.height, frames.duration_s, frames.fps)
         item.warnings += decoder_warning(entry.uri, entry.pin_id, frames)
