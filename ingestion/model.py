@@ -1,10 +1,8 @@
-"""Which model a run embeds with: the default for a new database, and the spec a runner loads in
-its workers. Light on purpose (no embedder is imported here): ``pinembed.index`` reads the default."""
+"""Which model a run embeds with, and the spec a runner loads in its workers."""
 
 from __future__ import annotations
 
-#: The model a new database is built with when none is named.
-DEFAULT_MODEL = "open_clip:ViT-B-32/laion2b_s34b_b79k"
+from pinembed.embedders.registry import DEFAULT_MODEL
 
 #: (model id, device, precision): what a runner's workers load with ``get_embedder``.
 ModelSpec = tuple[str, "str | None", "str | None"]
