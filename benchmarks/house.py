@@ -38,7 +38,8 @@ HEAVY = {"torch", "torchvision", "open_clip", "transformers", "lancedb", "lance"
 # of those, the ones slow to import (seconds, not milliseconds): a module of ours that imports one at
 # its top is heavy to import too, and importing it inside a function is laziness for that library
 SLOW = {"torch", "torchvision", "open_clip", "transformers", "lancedb", "lance", "ray", "decord", "av",
-        "torchcodec", "playwright", "pandas", "safetensors", "huggingface_hub"}
+        "torchcodec", "playwright", "pandas", "safetensors", "huggingface_hub",
+        "starlette", "uvicorn"}  # the web stack: `pinembed --help` must not load a server
 
 
 def modules() -> dict[str, Path]:

@@ -10,7 +10,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pinembed.store.filters import is_in
+
 from .errors import UsageError
+from .pin_reads import EXPORT_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -56,8 +59,6 @@ def export(index: PinIndex, out: str | os.PathLike[str], segments: bool = False,
     folder is created when missing), streamed; with ``segments``, the frame, page and text vectors of
     those pins to ``segments_path(out)``.
     ``kinds`` and ``where`` filter as in ``related``."""
-    from pinembed.store.filters import is_in
-
     fmt = format_of(out)
     out = Path(out)
     targets = [out, segments_path(out)] if segments else [out]
@@ -126,8 +127,6 @@ def _remove_empty(made: list[Path]) -> None:
 
 def _empty(index: PinIndex, table: str) -> pa.Schema | None:
     """The schema an empty export is written with."""
-    from .pin_reads import EXPORT_COLUMNS
-
     schema = index.store.schema(table)
     if schema is None or table != "pins":
         return schema

@@ -11,16 +11,19 @@ header-trickling client held a connection forever); an idle one between requests
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
+from .app import create_app
+from .security import RedactToken
 from .settings import ServeSettings
 
 
 def page_url(host: str, port: int, token: str | None) -> str:
     """The page's URL (``#token=`` when there is a token)."""
-    from urllib.parse import quote
-
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/" + (f"#token={quote(token, safe='')}" if token else "")
 
@@ -29,8 +32,6 @@ def uvicorn_config(app: Any, host: str, port: int, settings: ServeSettings, **kw
     """The ``uvicorn.Config`` of ``app``: the settings' connection timeouts, no server header, lifespan on
     (``kw``: other Config arguments, e.g. ``log_level``)."""
     import uvicorn
-
-    from .security import RedactToken
 
     kw = {"log_level": "info", "access_log": True, "timeout_graceful_shutdown": 5, **kw}
     config = uvicorn.Config(app, host=host, port=port, server_header=False, lifespan="on",
@@ -84,8 +85,6 @@ def run(db: str, host: str, port: int, settings: ServeSettings, on_ready: Callab
     """Serve ``db`` until interrupted. ``on_ready`` gets the URL once the socket listens."""
     import uvicorn
 
-    from .app import create_app
-
     app = create_app(db, settings)
     config = uvicorn_config(app, host, port, settings)
 
@@ -102,9 +101,6 @@ def run(db: str, host: str, port: int, settings: ServeSettings, on_ready: Callab
 def _run_until_signal(server: Any) -> None:
     """``server.run()``; Ctrl-C and SIGTERM make uvicorn shut down gracefully, then return here (uvicorn
     raises the signal again after its shutdown: a handler of ours takes it, so the command exits 0)."""
-    import signal
-    import threading
-
     if threading.current_thread() is not threading.main_thread():
         server.run()
         return
