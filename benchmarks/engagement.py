@@ -74,7 +74,7 @@ def _speed(tmp: str) -> dict:
     import pyarrow as pa
 
     from pinembed.store import Store, space_identity
-    from pinembed.store.db import now
+    from pinembed.store.rows import now
     from pinembed.training.engagement_eval import evaluate_pairs
     from pinembed.training.engagement_pairs import EngagementPairs
 

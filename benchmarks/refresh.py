@@ -74,7 +74,7 @@ def main() -> None:
     from pinembed.ingestion.read import content_hash
     from pinembed.ingestion.refresh import refresh
     from pinembed.store import Store, space_identity
-    from pinembed.store.db import now
+    from pinembed.store.rows import now
 
     n = args.files
     rng = np.random.default_rng(0)

@@ -49,7 +49,7 @@ def write(store, world: World, start: int = 0, prefix: str = "pin") -> None:
     """Append ``world``'s rows to ``store``'s pins table (ids ``prefix`` + 7 digits from ``start``)."""
     import pyarrow as pa
 
-    from pinembed.store.db import now
+    from pinembed.store.rows import now
 
     table = store._pins()
     stamp = now()

@@ -21,6 +21,7 @@ is stuck anyway (a call that retries inside lance past its deadline) is ended by
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import sys
@@ -96,8 +97,6 @@ class Watchdog:
 
 def _leave(err: PinembedError) -> None:
     """Print ``err`` as the CLI does and end the process now (a thread stuck in native code stays stuck)."""
-    import json
-
     try:
         sys.stdout.flush()
         sys.stderr.write(f"error: {err.message}\n" + (f"hint: {err.hint}\n" if err.hint else ""))

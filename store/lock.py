@@ -24,7 +24,9 @@ from typing import Any
 from pinembed.errors import LockedError
 
 from . import faults
-from .lease import Lease, holder_gone, is_object_store
+from .lease import Lease, holder_gone
+from .location import check_location
+from .objects import is_object_store
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +70,6 @@ class WriteLock:
         self._key = ""
 
     def __enter__(self) -> WriteLock:
-        from .location import check_location
-
         key = _key(self.uri)
         outer = _held.get(key)
         if outer is not None and outer._owner == (os.getpid(), threading.get_ident()):

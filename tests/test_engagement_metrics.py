@@ -56,7 +56,7 @@ def test_ranks_are_exact_with_ties_against_the_query(batch, chunk):
 
 def _store(tmp_path):
     from pinembed.store import Store, space_identity
-    from pinembed.store.db import now
+    from pinembed.store.rows import now
 
     uri = str(tmp_path / "e.lance")
     store = Store(uri)

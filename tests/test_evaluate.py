@@ -12,8 +12,8 @@ from click.testing import CliRunner
 import pinembed
 from pinembed.cli.main import cli
 from pinembed.metrics import hub_stats, precision_at, recall_at
-from pinembed.store.db import now
 from pinembed.store.identity import space_identity
+from pinembed.store.rows import now
 
 
 def test_metric_functions():

@@ -120,7 +120,7 @@ def test_ingest_speed_is_reported(folder, db, tiny_model_id):
 
 def test_search_vector_takes_a_raw_vector_and_refuses_a_wrong_one(tmp_path):
     from pinembed.store import Store, space_identity
-    from pinembed.store.db import now
+    from pinembed.store.rows import now
 
     store = Store(str(tmp_path / "v.lance"))
     store.ensure_space(space_identity({"model_id": "m", "dim": 4, "weights_digest": "d", "preprocess": {}}))

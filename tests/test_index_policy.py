@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from pinembed.store import Store, space_identity
-from pinembed.store.db import now
 from pinembed.store.index import IndexPolicy, small_fragments, vector_index
+from pinembed.store.rows import now
 
 
 def _rows(vecs, start=0):

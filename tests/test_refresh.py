@@ -184,7 +184,7 @@ def test_changed_embedding_settings_re_embed_exactly_the_pins_they_affect(src, d
 def test_a_long_lived_reader_sees_another_processes_writes(src, db):
     import time
 
-    from pinembed.store import db as store_db
+    from pinembed.store import tables as store_db
 
     refresh([src], db, "nano")
     reader = pinembed.open_index(db)

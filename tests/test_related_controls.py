@@ -10,11 +10,11 @@ import pytest
 
 import pinembed
 from pinembed import related as rel
-from pinembed.cli.main import parse_terms
+from pinembed.cli.query import parse_terms
 from pinembed.errors import UsageError
 from pinembed.store import Store, space_identity
-from pinembed.store.db import now
 from pinembed.store.filters import compile_where, parse_cli_where
+from pinembed.store.rows import now
 
 DIM = 16
 

@@ -9,7 +9,7 @@ import pytest
 import pinembed
 from pinembed.errors import PinNotFoundError
 from pinembed.store import Store, space_identity
-from pinembed.store.db import now
+from pinembed.store.rows import now
 
 DIM = 16
 KINDS = ("image", "video", "idea")

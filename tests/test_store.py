@@ -7,8 +7,8 @@ import pytest
 
 from pinembed.errors import ModelMismatchError, PinNotFoundError, UsageError
 from pinembed.store import Store, space_identity
-from pinembed.store.db import now
 from pinembed.store.filters import check_kinds, is_in, sql_str
+from pinembed.store.rows import now
 
 HOSTILE = ["it's.jpg", "x' OR '1'='1", 'quote".jpg', "back\\slash.jpg", "semi; DROP TABLE pins; --.jpg",
            "üñí 🎨.jpg", "%_wild*.jpg"]
