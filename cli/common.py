@@ -1,20 +1,21 @@
-"""What the commands share: the --db, --json, -k, --kind and filter options, opening a database that
-must exist, and printing a PinembedError as ``error:`` + ``hint:`` lines with its exit code."""
+"""What the commands share: the --db, --json, -k, --kind and filter options, numbers in ASCII digits,
+options whose default is the library's (``library_option``), and opening a database that must exist."""
 
 from __future__ import annotations
 
-import functools
-import json
 import os
 import re
-import sys
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from pinembed.controls import MAX_K
-from pinembed.errors import PinembedError
+import pinembed
+from pinembed.controls import DEFAULT_K, MAX_K
 from pinembed.ingestion.kinds import NAMES as KINDS
+
+if TYPE_CHECKING:
+    from pinembed.index import PinIndex
 
 _db = click.option(
     "--db", default="pins.lance", show_default=True, envvar="PINEMBED_DB",
@@ -82,8 +83,66 @@ class FloatRange(click.FloatRange):
         return super().convert(value, param, ctx)
 
 
+class LibraryDefault(click.Option):
+    """An option whose default is the library's, read from the options dataclass that owns it.
+
+    ``default`` is ``library()``: read when asked for (introspection, --help), never while the
+    module is imported, so ``pinembed --help`` imports no heavy library module. Left out, the command
+    gets None and passes nothing (``given``), so the library applies its own default; this keeps a
+    command's first steps (a writer's lock) ahead of the library's imports. The help shows the
+    default where its text says ``{default}``, or as click shows one with ``show_default=True``
+    (``[default: 0.5; 0<=x<=10]``); ``shown`` gives that text when it is not ``str(default)`` (``64,000,000``,
+    ``32 on a CPU, 256 on a GPU``). ``library=None``: no single value (it depends, as the help says)."""
+
+    def __init__(self, *decls: Any, library: Callable[[], Any] | None = None,
+                 shown: Callable[[], str] | None = None, **attrs: Any) -> None:
+        self.library, self.shown, self._built = library, shown, False
+        super().__init__(*decls, **attrs)
+        self._built = True
+
+    @property
+    def default(self) -> Any:
+        """The library's default (None while click builds the option)."""
+        return self.library() if self._built and self.library is not None else None
+
+    @default.setter
+    def default(self, value: Any) -> None:  # click sets its own (unset); the library's is the default
+        pass
+
+    def get_default(self, ctx: click.Context, call: bool = True) -> Any:
+        """None: left out, the option passes nothing and the library's default applies."""
+        return None
+
+    def _text(self) -> str:
+        return self.shown() if self.shown is not None else str(self.default)
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        """The help row, with the library's default in the text where it says ``{default}``."""
+        if self.help and "{default}" in self.help:
+            self.help = self.help.replace("{default}", self._text())
+        return super().get_help_record(ctx)
+
+    def get_help_extra(self, ctx: click.Context) -> Any:
+        """click's extras (range, env var), with the library's default when ``show_default``."""
+        extra = super().get_help_extra(ctx)
+        if self.show_default is True:
+            extra["default"] = self._text()
+        return extra
+
+
+def library_option(*decls: str, library: Callable[[], Any] | None = None, shown: Callable[[], str] | None = None,
+                   **attrs: Any) -> Callable[[Any], Any]:
+    """``click.option`` whose default is the library's (``LibraryDefault``)."""
+    return click.option(*decls, cls=LibraryDefault, library=library, shown=shown, **attrs)
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """``values`` without the ones left out (None): what to pass so the library's defaults apply."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
-k_option = click.option("-k", default=10, show_default=True, type=IntRange(1, MAX_K), help="How many results.")
+k_option = click.option("-k", default=DEFAULT_K, show_default=True, type=IntRange(1, MAX_K), help="How many results.")
 kind_option = click.option(
     "--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="Only pins of this kind (repeatable)."
 )
@@ -100,76 +159,18 @@ diversity_option = click.option("--diversity", type=FloatRange(0, 1), default=0.
 
 def where_filter(terms: tuple[str, ...]) -> dict[str, Any] | None:
     """--where terms as the structured filter of ``store.filters`` (None for none)."""
-    from pinembed.store.filters import parse_cli_where
+    from pinembed.store.filters import parse_cli_where  # heavy: loads pyarrow
 
     return parse_cli_where(terms) if terms else None
 
 
-def handle_errors(fn: Any) -> Any:
-    """Print PinembedErrors as message + hint (no traceback) and exit with their code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except PinembedError as e:
-            report(e, kwargs.get("as_json", False))
-        except (click.exceptions.ClickException, click.exceptions.Abort):
-            raise
-        except KeyboardInterrupt:
-            click.echo("interrupted; every finished batch is saved, run the command again to finish", err=True)
-            sys.exit(130)
-        except Exception as e:
-            _unexpected(e, kwargs)
-        except BaseException as e:  # pyo3's PanicException (a panic in lance's Rust: a garbled manifest can
-            if type(e).__name__ != "PanicException":  # cause one) is no Exception; SystemExit and the like pass
-                raise
-            _unexpected(e, kwargs)
-
-    return wrapper
-
-
-def _unexpected(e: BaseException, kwargs: dict[str, Any]) -> None:
-    """An error no code path expected: a fault of the disk or the object store (a damaged table
-    included) when it is one, else one line and exit 1 (the traceback with PINEMBED_DEBUG=1)."""
-    if os.environ.get("PINEMBED_DEBUG"):
-        raise e
-    known = _fault(e, kwargs.get("db"))
-    if known is not None:  # a fault of the disk or the object store, wherever it was raised
-        report(known, kwargs.get("as_json", False))
-    from pinembed.store.faults import short
-
-    click.echo(f"error: unexpected {type(e).__name__}: {short(e, 500)}", err=True)
-    click.echo("hint: set PINEMBED_DEBUG=1 for the traceback, and please report it", err=True)
-    sys.exit(1)
-
-
-def open_existing(db: str) -> Any:
+def open_existing(db: str) -> PinIndex:
     """The index of a database that must exist (read-only commands): "no database at ..." (exit 2)
-    otherwise, before any model is loaded and without creating anything."""
-    import pinembed
-
+    otherwise, before any model is loaded and without creating anything (``pinembed.open_index``
+    loads the index's modules on first use: they are too heavy for ``pinembed --help``)."""
     idx = pinembed.open_index(db, storage_options=storage_options())
     idx.store.require_database()
     return idx
-
-
-def report(e: PinembedError, as_json: bool) -> None:
-    """Print ``error:`` and ``hint:`` lines (and one JSON object with --json) and exit with e's code."""
-    click.echo(f"error: {e.message}", err=True)
-    if e.hint:
-        click.echo(f"hint: {e.hint}", err=True)
-    if as_json:  # --json always prints one object, errors included
-        click.echo(json.dumps({"error": e.message, "hint": e.hint, "exit_code": e.exit_code}))
-    sys.exit(e.exit_code)
-
-
-def _fault(e: BaseException, db: str | None) -> PinembedError | None:
-    """``e`` as a known fault of the disk or object store under ``db``, or None."""
-    from pinembed.store import faults
-
-    place = db or getattr(e, "filename", None) or "the database"
-    return faults.translate(e, str(place), faults.committed(str(place)) if db else None)
 
 
 def is_file(path: str) -> bool:

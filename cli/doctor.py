@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from pinembed.cli.common import db_option, handle_errors, json_option, storage_options
+from pinembed.cli.common import db_option, json_option, storage_options
+from pinembed.cli.errors import handle_errors
+from pinembed.errors import DamagedError
 
 
 @click.command()
@@ -25,7 +27,7 @@ def doctor(db: str, restore: bool, as_json: bool) -> None:
     Exit codes: 0 every table reads (after --restore: again), 5 a table is damaged (or could not be
     restored), 4 another writer holds the database (--restore), 2 no database there.
     """
-    from pinembed.errors import DamagedError
+    # heavy: the store package loads pyarrow
     from pinembed.store import doctor as checks
     from pinembed.store.db import Store
     from pinembed.store.lock import WriteLock
@@ -52,7 +54,7 @@ def doctor(db: str, restore: bool, as_json: bool) -> None:
 
 
 def _line(r: Any) -> str:
-    from pinembed.store.doctor import is_pins
+    from pinembed.store.doctor import is_pins  # heavy: the store package loads pyarrow
 
     if r.restored_to is not None:
         unit = "pins" if is_pins(r.table) else "rows"

@@ -6,8 +6,10 @@ took over SLOW_LOAD_S seconds it says so on stderr, and that ``--server`` avoids
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,7 +19,6 @@ from pinembed.cli.common import (
     db_option,
     dedupe_option,
     diversity_option,
-    handle_errors,
     is_file,
     json_option,
     k_option,
@@ -27,7 +28,11 @@ from pinembed.cli.common import (
     where_filter,
     where_option,
 )
+from pinembed.cli.errors import handle_errors
+from pinembed.cli.remote import Server
 from pinembed.cli.shown import flat, shown, unescape
+from pinembed.cli.terms import is_url, looks_like_path
+from pinembed.errors import UsageError
 
 #: A model load over this many seconds gets a note on stderr ($PINEMBED_SLOW_LOAD_S overrides it).
 SLOW_LOAD_S = 2.0
@@ -42,10 +47,17 @@ token_option = click.option("--token", default=None, envvar="PINEMBED_TOKEN",
                             help="With --server: the server's token (or the URL's #token=...).  [env PINEMBED_TOKEN]")
 
 
+def query_options(fn: Any) -> Any:
+    """The options of every query (related, search): the database, -k, the filters and re-ranking
+    controls, --server and its token, --json."""
+    for o in reversed((db_option, k_option, kind_option, where_option, dedupe_option, diversity_option,
+                       server_option, token_option, json_option)):
+        fn = o(fn)
+    return fn
+
+
 def _server(url: str, token: str | None, db: str) -> Any:
     """The server of --server, checked to serve --db when --db was given."""
-    from pinembed.cli.remote import Server
-
     server = Server(url, token)
     if db_given():
         server.check_database(db, storage_options())
@@ -54,15 +66,7 @@ def _server(url: str, token: str | None, db: str) -> Any:
 
 @click.command()
 @click.argument("pin_ids", nargs=-1, required=True, metavar="PIN [PIN ...]")
-@db_option
-@k_option
-@kind_option
-@where_option
-@dedupe_option
-@diversity_option
-@server_option
-@token_option
-@json_option
+@query_options
 @handle_errors
 def related(pin_ids: tuple[str, ...], db: str, k: int, kinds: tuple[str, ...], where: tuple[str, ...],
             dedupe: float | None, diversity: float, server: str | None, token: str | None, as_json: bool) -> None:
@@ -114,11 +118,6 @@ def parse_terms(tokens: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
     """``"red dress" + ./img.jpg - 0.5:logo`` as (positive, negative) terms: an existing file is an image,
     a term that looks like a path or URL but is no file is a UsageError (``cli.terms``), anything else a
     text; a ``WEIGHT:`` prefix weighs a term."""
-    from pathlib import Path
-
-    from pinembed.cli.terms import is_url, looks_like_path
-    from pinembed.errors import UsageError
-
     positive: list[Any] = []
     negative: list[Any] = []
     sign = 1
@@ -148,15 +147,7 @@ def parse_terms(tokens: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
 @click.argument("terms", nargs=-1, metavar="[TERM] [+|- TERM ...]")
 @click.option("--text", default=None, help="A text query.")
 @click.option("--image", type=click.Path(dir_okay=False, path_type=str), default=None, help="An image file as the query.")
-@db_option
-@k_option
-@kind_option
-@where_option
-@dedupe_option
-@diversity_option
-@server_option
-@token_option
-@json_option
+@query_options
 @handle_errors
 def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str, k: int, kinds: tuple[str, ...],
            where: tuple[str, ...], dedupe: float | None, diversity: float, server: str | None, token: str | None,
@@ -175,11 +166,6 @@ def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str,
     The model loads here for each search (the time is noted when slow); --server asks a running
     `pinembed serve`, whose model is loaded already (it takes no WEIGHT: and no negative image).
     """
-    from pathlib import Path
-
-    from pinembed.cli.terms import is_url
-    from pinembed.errors import UsageError
-
     positive, negative = parse_terms(terms)
     if text is not None:
         positive.append((text, 1.0))
@@ -208,8 +194,6 @@ def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str,
 def _server_terms(positive: list[Any], negative: list[Any]) -> tuple[list[str], list[str], list[str]]:
     """(texts, negative texts, image paths) for the server, which weighs every term 1 and subtracts texts
     only: a UsageError for what it cannot do."""
-    from pinembed.errors import UsageError
-
     if any(w != 1.0 for _, w in positive + negative):
         raise UsageError("--server takes no WEIGHT: on a term (the server weighs every term 1)",
                          "leave out the weights, or leave out --server to search here (loads the model)")
@@ -234,8 +218,6 @@ def _note_slow_load(idx: Any, db: str) -> None:
 
 def print_results(results: list[Any], as_json: bool) -> None:
     """Results as lines (score, kind, pin id as `pins` prints it, best frame or page, title), or one JSON object."""
-    import json
-
     if as_json:
         click.echo(json.dumps({"results": [r.to_dict() for r in results]}))
         return

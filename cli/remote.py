@@ -7,20 +7,17 @@ local path: that would load the model the user asked to avoid."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import urllib.error
-import urllib.request
 from typing import Any
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from pinembed.cli.shown import shown, unescape
+from pinembed.controls import MAX_K, MAX_K_SERVED
 from pinembed.errors import PinembedError, PinNotFoundError, UsageError
 from pinembed.results import Related
 
 TIMEOUT_S = 120.0  # seconds a request may take (the server's own limit is 30 s by default: then a 504)
-MAX_K = 1000  # the most results the server gives
 MAX_ANSWER_BYTES = 64 << 20
 MAX_IMAGE_BYTES = 1 << 30  # the server's largest upload limit (--max-upload-mb 1024)
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -112,6 +109,12 @@ class Server:
     def request(self, method: str, path: str, params: list[tuple[str, str]] | None = None,
                 body: bytes | None = None, content_type: str | None = None) -> dict[str, Any]:
         """One request; the answer's JSON object, or the server's error as a PinembedError."""
+        # imported here: urllib.request loads ssl, email and http.client, a tenth of a second that
+        # `pinembed --help` and every query without --server would pay
+        import http.client
+        import urllib.error
+        import urllib.request
+
         url = self.base + path + (f"?{urlencode(params, quote_via=quote)}" if params else "")
         headers = {"Accept": "application/json", "User-Agent": "pinembed-cli"}
         if self.token:
@@ -119,7 +122,7 @@ class Server:
         if content_type:
             headers["Content-Type"] = content_type
         req = urllib.request.Request(url, data=body, method=method, headers=headers)
-        handlers: list[Any] = [_NoRedirect()]
+        handlers: list[Any] = [_no_redirect()]
         if self.loopback:
             handlers.append(urllib.request.ProxyHandler({}))
         opener = urllib.request.build_opener(*handlers)
@@ -188,12 +191,16 @@ class Server:
             return back
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Follows no redirect (a pinembed server gives none; the token is sent nowhere else): the 3xx is
-    an HTTPError."""
+def _no_redirect() -> Any:
+    """A handler that follows no redirect (a pinembed server gives none; the token is sent nowhere
+    else): the 3xx is an HTTPError."""
+    import urllib.request  # as in Server.request
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None
+
+    return NoRedirect()
 
 
 def _parse_url(url: str) -> tuple[str, str | None]:
@@ -222,9 +229,9 @@ def _parse_url(url: str) -> tuple[str, str | None]:
 
 
 def _check_k(k: int) -> None:
-    if k > MAX_K:
-        raise UsageError(f"a server gives at most {MAX_K} results, not -k {k}",
-                         f"ask for -k {MAX_K} or fewer, or leave out --server (up to 10,000 here)")
+    if k > MAX_K_SERVED:
+        raise UsageError(f"a server gives at most {MAX_K_SERVED} results, not -k {k}",
+                         f"ask for -k {MAX_K_SERVED} or fewer, or leave out --server (up to {MAX_K:,} here)")
 
 
 def _controls(k: int, kinds: Any, where: Any, dedupe: float | None, diversity: float,
@@ -255,7 +262,7 @@ def _read_image(path: str) -> bytes:
 
 def _multipart(fields: list[tuple[str, str]], images: list[bytes]) -> tuple[bytes, str]:
     """A multipart/form-data body of text ``fields`` and ``image`` files (their names are not sent)."""
-    import secrets
+    import secrets  # loads hashlib's OpenSSL: only an upload pays it
 
     boundary = "pinembed-" + secrets.token_hex(16)
     parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode() + value.encode()
@@ -314,7 +321,7 @@ def _same_place(served: str, ours: str) -> bool | None:
 
 def _same_content(stats: dict[str, Any], db: str, storage_options: dict[str, str] | None) -> bool:
     """Whether the database at ``db`` (here) has the served one's model identity and sources."""
-    from pinembed.store import Store
+    from pinembed.store import Store  # heavy: the store package loads pyarrow
 
     store = Store(db, storage_options=storage_options)
     if not store.exists():
