@@ -11,11 +11,12 @@ import math
 import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from pinembed.store.filters import Compiled, check_kinds, compile_where
+from typing import TYPE_CHECKING, Any
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from pinembed.store.filters import Compiled
 
 DEFAULT_K = 20  # every query's default: related, sessions, searches, a page of a listing (CLI, Python, HTTP)
 MAX_K = 10_000  # the most results a query gives in Python and the CLI
@@ -53,6 +54,13 @@ def check(k: Any = DEFAULT_K, kinds: Any = None, where: Any = None, dedupe: Any 
     return Controls(check_k(k, limit), check_kinds(kinds), check_where(where), dedupe, diversity)
 
 
+def check_kinds(kinds: Any) -> list[str] | None:
+    """``kinds``: a kind's name or names (image, motion, video, idea), sorted; None for all."""
+    from pinembed.store import filters  # heavy: the store package loads pyarrow (the CLI reads DEFAULT_K)
+
+    return filters.check_kinds(kinds)
+
+
 def check_k(k: Any, limit: int = MAX_K) -> int:
     """``k``: an integer from 1 to ``limit`` (MAX_K; MAX_K_SERVED over HTTP)."""
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= limit:
@@ -75,7 +83,9 @@ def check_controls(dedupe: Any, diversity: Any) -> tuple[float | None, float]:
 def check_where(where: Any) -> Compiled | None:
     """``where`` checked (its size first, then every column, operator and value) and compiled to SQL by
     ``store.filters``, before a query does any other work; None for no filter."""
-    return compile_where(where)
+    from pinembed.store import filters  # heavy: the store package loads pyarrow
+
+    return filters.compile_where(where)
 
 
 def _real(v: Any) -> bool:
