@@ -110,7 +110,7 @@ def main() -> None:
     from pinembed.embedders.device import cpu_count
     from pinembed.embedders.device_preprocess import backend_in_use
     from pinembed.embedders.tiny import make_tiny_checkpoint
-    from pinembed.ingestion.images import decode_image
+    from pinembed.ingestion.image_decode import decode_image
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     cuda = device.startswith("cuda")

@@ -56,7 +56,7 @@ def main() -> None:
     import pinembed
     from pinembed.embedders import get_embedder
     from pinembed.embedders.tiny import make_tiny_checkpoint
-    from pinembed.ingestion.pipeline import IngestOptions
+    from pinembed.ingestion.options import IngestOptions
 
     w, h = map(int, args.size.split("x"))
     with tempfile.TemporaryDirectory() as tmp:

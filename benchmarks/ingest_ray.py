@@ -207,7 +207,7 @@ def _s3(tmp: Path, src: Path, model_id: str, bs: int, local: float) -> dict:
         media = str(src)
         where = "database on S3, media on local disk"
         try:
-            from pinembed.ingestion import media_store  # noqa: F401  (media on object storage)
+            from pinembed.ingestion import object_media  # noqa: F401  (media on object storage)
 
             for p in sorted(src.iterdir()):
                 s3.upload_file(str(p), "bench", f"photos/{p.name}")

@@ -36,8 +36,8 @@ def main() -> None:
     import pinembed
     from pinembed.embedders import get_embedder
     from pinembed.embedders.tiny import make_tiny_checkpoint
-    from pinembed.ingestion.pipeline import IngestOptions
-    from pinembed.ingestion.video import VideoParams, decode_video
+    from pinembed.ingestion.options import IngestOptions
+    from pinembed.ingestion.video_decode import VideoParams, decode_video
 
     from helpers import write_video
 

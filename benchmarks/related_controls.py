@@ -33,7 +33,7 @@ def main() -> None:
     from PIL import Image
 
     import pinembed
-    from pinembed.ingestion.video import VideoParams, decode_video
+    from pinembed.ingestion.video_decode import VideoParams, decode_video
 
     rows = list(csv.DictReader(open(REPO / "sample_media" / "labels.csv")))
     label = {r["pin_id"]: r for r in rows}

@@ -1,5 +1,5 @@
-"""Decoding in worker processes, with a time bound per file: videos (``video.decode_video``) and
-image files (``pictures.read_picture``).
+"""Decoding in worker processes, with a time bound per file: videos (``video_decode.decode_video``) and
+image files (``picture_decode.read_picture``).
 
 A decode runs in a long-lived child interpreter (``python -m pinembed.ingestion.decode_worker``),
 started with the run and living for it. If it takes longer than the bound, the child is killed and
@@ -27,8 +27,8 @@ from typing import Any
 from pinembed.errors import InputError
 
 from .decode_protocol import recv, send
-from .pictures import Picture, PictureParams
-from .video import Frames, VideoParams
+from .picture_decode import Picture, PictureParams
+from .video_decode import Frames, VideoParams
 
 STARTUP_TIMEOUT_S = 120.0
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)  # Linux; elsewhere the call fails and is skipped
@@ -138,7 +138,7 @@ class DecodePool:
         return self._run(("video", path, params), params.timeout_s, "video", "--video-timeout")
 
     def picture(self, data: bytes, name: str, params: PictureParams) -> Picture:
-        """Image bytes decoded (``pictures.read_picture``), with what the decoder warned about in
+        """Image bytes decoded (``picture_decode.read_picture``), with what the decoder warned about in
         ``notes``; InputError on bad input, a timeout or a decoder crash."""
         return self._run(("picture", data, name, params), params.timeout_s, "image", "--image-timeout")
 

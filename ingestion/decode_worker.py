@@ -85,10 +85,10 @@ def main() -> None:
     captured = _Captured()
     # the decoders (PIL, pillow-heif, numpy) load only now, once fds 1 and 2 are captured: what they
     # print on import must not reach the protocol pipe (imported here for that, not for speed)
-    from pinembed.ingestion import pictures, video
+    from pinembed.ingestion import picture_decode, video_decode
 
-    decoders = {"video": video.decode_video, "picture": pictures.read_picture}
-    video.IN_DECODE_WORKER = True  # no torch here, so decord may load first (at the first video: 0.6 s)
+    decoders = {"video": video_decode.decode_video, "picture": picture_decode.read_picture}
+    video_decode.IN_DECODE_WORKER = True  # no torch here, so decord may load first (at the first video: 0.6 s)
     captured.take()
     send(proto_out, "ready")  # the parent starts each file's time bound after this
     while True:

@@ -23,7 +23,7 @@ from . import kinds
 from .entry import Discovery, Entry, Problem
 from .idea import MANIFEST as IDEA_MANIFEST
 from .idea import read_listed_manifest
-from .media_store import Listed, MediaStore, empty_prefix, norm_root
+from .object_media import Listed, MediaStore, empty_prefix, norm_root
 from .walk_rules import (
     SIDECAR_EXTS,
     database_skip,

@@ -21,7 +21,7 @@ from .entry import Entry, Problem
 from .ledger import problem_rows
 from .model import ModelSpec
 from .options import IngestOptions, Progress, phase
-from .stages import Unread
+from .read_stage import Unread
 from .write_stage import write_embedded
 
 COMPACT_EVERY = 16  # batches between checks for piled-up fragments

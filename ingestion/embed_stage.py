@@ -21,11 +21,11 @@ from pinembed.store.rows import now
 from pinembed.store.schema import PinRow
 
 from . import kinds
-from .images import decode_image
+from .image_decode import decode_image
 from .ledger import failure_row
 from .options import IngestOptions
 from .read import Item, preprocess_image
-from .stages import failure_rows
+from .read_stage import failure_rows
 
 
 @dataclass

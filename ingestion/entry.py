@@ -27,7 +27,7 @@ class Entry:
     pages: tuple[Any, ...] = ()  # idea pins: idea.Page
     notes: tuple[Any, ...] = ()  # problems that do not stop the pin (an idea pin's unusable pages)
     etag: str = ""  # object storage: the object's ETag
-    media: Any = None  # object storage: the source's media_store.MediaStore (None: a local file)
+    media: Any = None  # object storage: the source's object_media.MediaStore (None: a local file)
 
     @property
     def path(self) -> Path | str:

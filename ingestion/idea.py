@@ -82,7 +82,7 @@ def read_listed_manifest(folder_uri: str, folder_rel: str, objects: Mapping[str,
                          image_exts: frozenset[str], video_exts: frozenset[str]) -> Manifest:
     """Parse and validate the ``pin.json`` of an idea pin on object storage: ``folder_uri`` is its key
     prefix (``folder_rel`` relative to the source prefix), ``objects`` the listing (relative key ->
-    ``media_store.Listed``), ``media`` the source's MediaStore. Pages are looked up in the listing."""
+    ``object_media.Listed``), ``media`` the source's MediaStore. Pages are looked up in the listing."""
     raw = read_small(f"{folder_uri}/{MANIFEST}", MAX_MANIFEST_BYTES, "manifest", "pin.json", media)
 
     def resolve(media_path: str, rel: PurePosixPath) -> tuple[str, str, int, int, str, bool]:

@@ -11,7 +11,7 @@ from pinembed.errors import UsageError
 from . import kinds
 from .entry import Entry
 from .read import ReadLimits
-from .video import VideoParams
+from .video_decode import VideoParams
 
 Progress = Callable[[int, int], None]  # (done, total); an object with .phase(label) is told the phase too
 DEFAULT_IDEA_TEXT_WEIGHT = 0.5

@@ -16,12 +16,12 @@ from pinembed.errors import InputError
 from . import kinds
 from .decode_pool import DecodePool
 from .entry import Entry
-from .images import DEFAULT_MAX_PIXELS
+from .image_decode import DEFAULT_MAX_PIXELS
 from .ledger import failure_row
-from .media_store import MediaStore, file_digest, local_file, read_file
-from .pictures import Picture, PictureParams, read_picture
+from .object_media import MediaStore, file_digest, local_file, read_file
+from .picture_decode import Picture, PictureParams, read_picture
 from .sidecar import read_sidecar
-from .video import VideoParams, is_blank
+from .video_decode import VideoParams, is_blank
 
 DEFAULT_MAX_BYTES = 256 << 20
 DEFAULT_MAX_VIDEO_BYTES = 4 << 30

@@ -10,7 +10,7 @@ from typing import Any
 
 from pinembed.errors import InputError
 
-from .media_store import read_head
+from .object_media import read_head
 
 MAX_SIDECAR_BYTES = 1 << 20
 MAX_TITLE_CHARS = 500

@@ -22,7 +22,7 @@ from typing import Any
 from pinembed.errors import UsageError
 
 from .entry import Entry, Problem
-from .media_store import MediaStore
+from .object_media import MediaStore
 
 
 @dataclass(frozen=True)

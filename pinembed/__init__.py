@@ -23,8 +23,8 @@ _LAZY = {
     "open_index": "pinembed.index",
     "PinIndex": "pinembed.index",
     "Related": "pinembed.results",
-    "IngestOptions": "pinembed.ingestion.pipeline",
-    "IngestSummary": "pinembed.ingestion.pipeline",
+    "IngestOptions": "pinembed.ingestion.options",
+    "IngestSummary": "pinembed.ingestion.ingest",
 }
 
 __all__ = ["IngestOptions", "IngestSummary", "PinIndex", "PinembedError", "Related", "__version__", "open_index"]

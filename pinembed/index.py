@@ -15,7 +15,8 @@ import numpy as np
 from pinembed.embedders import get_embedder
 from pinembed.embedders.device import pick_device, pick_precision
 from pinembed.embedders.registry import DEFAULT_MODEL
-from pinembed.ingestion.pipeline import IngestOptions, ingest
+from pinembed.ingestion.ingest import ingest
+from pinembed.ingestion.options import IngestOptions
 from pinembed.ingestion.refresh import RefreshOptions, refresh
 from pinembed.store import Store
 from pinembed.store.identity import space_identity

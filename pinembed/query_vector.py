@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from pinembed.ingestion.images import decode_image
+from pinembed.ingestion.image_decode import decode_image
 
 from .controls import check_term_weight, scaled
 from .errors import InputError, UsageError

@@ -1,5 +1,5 @@
 """Which videos a browser can play, read from the file's container and codec headers (PyAV, as
-ingestion's ``video.probe`` reads them; nothing is decoded, about a millisecond a file).
+ingestion's ``video_decode.probe`` reads them; nothing is decoded, about a millisecond a file).
 
 Browsers play H.264, HEVC (some), VP8, VP9 and AV1 in MP4/QuickTime, WebM or Matroska. MPEG-4 Part 2,
 MPEG-2, WMV, ProRes, MJPEG and others, and AVI and other containers, do not: such a card shows its

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pinembed.ingestion.images import DEFAULT_MAX_PIXELS
+from pinembed.ingestion.image_decode import DEFAULT_MAX_PIXELS
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_JSON_BYTES = 1024 * 1024

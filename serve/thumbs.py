@@ -1,6 +1,6 @@
 """JPEG thumbnails made on demand: an image, an animation's or a video's frame at a time, an idea
 pin's page, and the preview of an uploaded image (HEIC, TIFF and other formats a browser cannot show).
-Decoded with the project's own readers (``ingestion.images``, ``ingestion.video``), under the same
+Decoded with the project's own readers (``ingestion.image_decode``, ``ingestion.video_decode``), under the same
 pixel limits as ingestion, and kept in memory by a least-recently-used cache bounded in bytes. The
 cache key holds the pin's content hash, so a refreshed pin gets a new thumbnail."""
 
@@ -13,9 +13,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from pinembed.errors import InputError
-from pinembed.ingestion.images import open_image, to_rgb
-from pinembed.ingestion.pictures import frame_starts
-from pinembed.ingestion.video import frame_at
+from pinembed.ingestion.image_decode import open_image, to_rgb
+from pinembed.ingestion.picture_decode import frame_starts
+from pinembed.ingestion.video_decode import frame_at
 
 from .media import MediaFile
 from .uploads import decode, opened

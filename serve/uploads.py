@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from pinembed.ingestion.images import decode_opened, open_image
+from pinembed.ingestion.image_decode import decode_opened, open_image
 
 from .errors import ApiError, bad_request
 from .work import acquire, check

@@ -86,7 +86,7 @@ def test_a_locked_ingest_exits_4_at_once(tmp_path, built):
             assert r.returncode == 4 and "being written by another pinembed process" in r.stderr, r.stderr[-2000:]
             assert seconds < 8, f"{seconds:.1f} s"
             imported = {line.rsplit("|", 1)[1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
-            assert not imported & {"lancedb", "torch", "pinembed.ingestion.pipeline", "pinembed.embedders"}
+            assert not imported & {"lancedb", "torch", "pinembed.ingestion.ingest", "pinembed.embedders"}
         r, seconds = pinembed("refresh", src, "--db", db)
         assert r.returncode == 4 and seconds < 8
     finally:

@@ -17,10 +17,10 @@ from pinembed.embedders.auto_precision import probe_images
 from pinembed.embedders.device_preprocess import DevicePreprocess, for_open_clip
 from pinembed.ingestion.embed_stage import embed_items, prepare_items
 from pinembed.ingestion.entry import Entry
-from pinembed.ingestion.images import decode_image
+from pinembed.ingestion.image_decode import decode_image
 from pinembed.ingestion.options import IngestOptions
 from pinembed.ingestion.read import Reader, ReadLimits
-from pinembed.ingestion.video import VideoParams
+from pinembed.ingestion.video_decode import VideoParams
 
 from helpers import truncated_jpeg
 

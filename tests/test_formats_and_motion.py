@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-import pinembed.ingestion.images  # noqa: F401  (registers pillow-heif's HEIF codec with PIL)
+import pinembed.ingestion.image_decode  # noqa: F401  (registers pillow-heif's HEIF codec with PIL)
 from pinembed.cli.main import cli
 
 from helpers import save_image, write
@@ -117,7 +117,7 @@ def test_an_unknown_kind_is_an_error_never_an_idea_pin(tmp_path, tiny):
     from pinembed.ingestion import kinds
     from pinembed.ingestion.entry import Entry
     from pinembed.ingestion.read import Reader, ReadLimits
-    from pinembed.ingestion.video import VideoParams
+    from pinembed.ingestion.video_decode import VideoParams
 
     with pytest.raises(UsageError, match="unknown media kind 'hologram'"):
         kinds.get("hologram")

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pinembed.errors import InputError
-from pinembed.ingestion.images import decode_image
+from pinembed.ingestion.image_decode import decode_image
 
 from helpers import huge_png, save_image, truncated_jpeg, write
 

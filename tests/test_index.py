@@ -10,7 +10,7 @@ import pytest
 
 import pinembed
 from pinembed.errors import ModelMismatchError, PinNotFoundError, UsageError
-from pinembed.ingestion.pipeline import IngestOptions
+from pinembed.ingestion.options import IngestOptions
 
 from helpers import save_image, write_sidecar
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 import pinembed
 from pinembed.cli.main import cli
-from pinembed.ingestion import media_store
+from pinembed.ingestion import object_media as media_store
 
 from helpers import save_image, truncated_jpeg, write, write_idea, write_sidecar, write_video
 from s3 import isolate, moto_server
@@ -176,8 +176,8 @@ def test_an_unreachable_store_stops_the_read_stage_and_a_gone_object_is_its_ledg
     from pinembed.errors import FaultError
     from pinembed.ingestion.discover import discover
     from pinembed.ingestion.read import Reader, ReadLimits
-    from pinembed.ingestion.stages import read_entry
-    from pinembed.ingestion.video import VideoParams
+    from pinembed.ingestion.read_stage import read_entry
+    from pinembed.ingestion.video_decode import VideoParams
 
     monkeypatch.setattr(media_store, "RETRY_S", 1.0)  # give up on the dead endpoint quickly
     with moto_server() as own:

@@ -136,7 +136,7 @@ def test_pins_of_other_sources_are_left_alone(src, db, tmp_path):
 
 
 def _ingest(**kw):
-    from pinembed.ingestion.pipeline import IngestOptions
+    from pinembed.ingestion.options import IngestOptions
 
     return IngestOptions(**kw)
 
@@ -166,7 +166,7 @@ def test_model_upgrade_builds_beside_the_live_generation_and_switches(src, db, t
 def test_changed_embedding_settings_re_embed_exactly_the_pins_they_affect(src, db):
     from dataclasses import replace
 
-    from pinembed.ingestion.pipeline import IngestOptions
+    from pinembed.ingestion.options import IngestOptions
 
     refresh([src], db, "nano")
     base = IngestOptions()

@@ -8,7 +8,7 @@ import pytest
 from pinembed.errors import InputError
 from pinembed.ingestion.decode_pool import DecodePool
 from pinembed.ingestion.pooling import pool, pool_frames
-from pinembed.ingestion.video import (
+from pinembed.ingestion.video_decode import (
     VideoParams,
     decode_video,
     frame_indices,

@@ -14,10 +14,10 @@ from PIL import Image
 
 from pinembed.errors import InputError
 from pinembed.ingestion.discover import discover
-from pinembed.ingestion.images import decode_image
+from pinembed.ingestion.image_decode import decode_image
 from pinembed.ingestion.read import DEFAULT_MAX_BYTES
 from pinembed.ingestion.sidecar import read_sidecar
-from pinembed.ingestion.video import VideoParams, decode_video
+from pinembed.ingestion.video_decode import VideoParams, decode_video
 
 
 @dataclass

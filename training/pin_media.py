@@ -19,8 +19,8 @@ from pinembed.errors import UsageError
 from pinembed.ingestion.decode_pool import DecodePool
 from pinembed.ingestion.discover import discover
 from pinembed.ingestion.read import Reader, ReadLimits
-from pinembed.ingestion.stages import read_entry
-from pinembed.ingestion.video import VideoParams
+from pinembed.ingestion.read_stage import read_entry
+from pinembed.ingestion.video_decode import VideoParams
 
 
 @dataclass

@@ -10,14 +10,14 @@ import numpy as np
 
 from pinembed.embedders.base import l2_normalise
 
-from ..media_store import file_digest as digest_of
+from ..object_media import file_digest as digest_of
 from ..pooling import pool, pool_frames
 
 if TYPE_CHECKING:
     from ..entry import Entry
     from ..options import IngestOptions
     from ..read import Item, Reader
-    from ..video import VideoParams
+    from ..video_decode import VideoParams
 
 Texts = list[tuple[int | None, str, np.ndarray]]  # (page or None, text, vector)
 

@@ -13,7 +13,7 @@ from pinembed.errors import InputError
 
 from ..idea import MANIFEST, MAX_MANIFEST_BYTES, MAX_PAGES
 from ..ledger import failure_row, problem_rows
-from ..media_store import join, read_file
+from ..object_media import join, read_file
 from ..pooling import pool, pool_frames
 from ..read import Item, Part, decoder_warning
 from ..sidecar import read_small
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from ..entry import Entry
     from ..options import IngestOptions
     from ..read import Reader
-    from ..video import VideoParams
+    from ..video_decode import VideoParams
 
 
 class IdeaKind(Kind):

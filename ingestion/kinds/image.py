@@ -1,6 +1,6 @@
 """Still images: one file, one forward pass, one vector. An animated file (GIF, WebP, APNG, AVIF
 sequence) found here is handed to the motion kind once its decoded bytes show more than one frame;
-a multi-page TIFF, an MPO, a layered PSD or an ICO of several sizes is a still (see ``pictures.py``).
+a multi-page TIFF, an MPO, a layered PSD or an ICO of several sizes is a still (see ``picture_decode.py``).
 Decoding runs in the run's decode workers (``Reader.picture``)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from PIL import Image
 from pinembed.embedders.device_preprocess import Encoded
 from pinembed.errors import InputError
 
-from ..images import device_decodable, open_image, upright_size
+from ..image_decode import device_decodable, open_image, upright_size
 from ..ledger import failure_row
 from ..pooling import pool
 from ..read import Item, Part, decoder_warning
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..entry import Entry
     from ..options import IngestOptions
     from ..read import Reader
-    from ..video import VideoParams
+    from ..video_decode import VideoParams
 
 #: What PIL (with pillow-heif) reads. HEIC/HEIF from phones, AVIF (and AVIF sequences), JPEG 2000, PNM,
 #: MPO (what many cameras write), TGA, PSD (the composite), ICO (the largest size), DDS, PCX, SGI, QOI,

@@ -1,6 +1,6 @@
 """Motion pins: animated GIF, WebP, APNG and AVIF files, sampled like videos.
 
-An animation is decoded in the run's decode workers like any image file (``pictures.read_picture``:
+An animation is decoded in the run's decode workers like any image file (``picture_decode.read_picture``:
 frame times from the frames' own durations, the video kind's sample times, at most ``--fps`` a
 second and ``--max-frames``, each time showing the frame on screen then). The pin vector pools the
 non-blank frames and every frame is kept as a segment with its time, so results carry ``best_t_s`` as
@@ -16,12 +16,12 @@ from PIL import Image
 from pinembed.errors import InputError
 
 from ..read import Item, Part, decoder_warning
-from ..video import is_blank
+from ..video_decode import is_blank
 from .base import FramesKind, digest
 
 if TYPE_CHECKING:
     from ..entry import Entry
-    from ..pictures import Picture
+    from ..picture_decode import Picture
     from ..read import Reader
 
 

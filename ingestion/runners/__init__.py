@@ -1,7 +1,7 @@
-"""Runners compose the stages (``stages.py``, ``embed_stage.py``; the driver writes): ``local`` (threads
+"""Runners compose the stages (``read_stage.py``, ``embed_stage.py``; the driver writes): ``local`` (threads
 and decode processes in this process, the default) and ``ray`` (Ray Data, many machines). A runner is
 one module here exposing ``run(work)``: read and embed ``work.todo`` and yield each finished batch
-(``embed_stage.Embedded``) or unread input (``stages.Unread``) back to the driver, which lands it;
+(``embed_stage.Embedded``) or unread input (``read_stage.Unread``) back to the driver, which lands it;
 a runner never changes the driver. It may expose ``prepare(opts, todo)``, which the driver calls
 before the model loads."""
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from ..entry import Entry
     from ..model import ModelSpec
     from ..options import IngestOptions, Progress
-    from ..stages import Unread
+    from ..read_stage import Unread
 
 NAMES = ("local", "ray")
 

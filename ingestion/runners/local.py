@@ -21,7 +21,7 @@ from ..embed_stage import Embedded, Prepared, embed_items, prepare_items
 from ..entry import Entry
 from ..options import IngestOptions, phase
 from ..read import Item, Reader
-from ..stages import Unread, entry_cost, needs_decode_pool, read_entry
+from ..read_stage import Unread, entry_cost, needs_decode_pool, read_entry
 from . import Work
 
 T = TypeVar("T")

@@ -1,6 +1,6 @@
 """The ray runner: the same stages on a Ray cluster (Ray Data, streaming).
 
-- read: Ray tasks, a few entries each (``stages.read_entry`` with the model's preprocessing, shipped
+- read: Ray tasks, a few entries each (``read_stage.read_entry`` with the model's preprocessing, shipped
   without the model); videos decode in a decode process inside the task, as locally;
 - embed: an actor pool (``ActorPoolStrategy``), each actor loading the model once (``get_embedder``),
   on a GPU when the cluster has them (``--gpus-per-worker``), with torch threads = its CPUs;
@@ -38,8 +38,8 @@ from ..entry import Entry
 from ..model import ModelSpec
 from ..options import IngestOptions, RayOptions, phase
 from ..read import Reader, ReadLimits
-from ..stages import needs_decode_pool, read_entry
-from ..video import VideoParams
+from ..read_stage import needs_decode_pool, read_entry
+from ..video_decode import VideoParams
 from . import Work
 
 READ_BATCH = 8  # entries per read task

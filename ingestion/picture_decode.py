@@ -6,7 +6,7 @@ every image page (``decode_pool.py``), so a decoder that crashes or hangs costs 
   its preview), the only frame of a GIF.
 - An **animation** (a GIF, APNG, WebP or AVIF sequence with more than one frame) is sampled like a
   video: frame start times from the frames' own durations (0-19 ms counts as 100 ms, as browsers
-  do; at most ``MAX_FRAMES_SCANNED`` frames), the video sample times (``video.sample_times``), and
+  do; at most ``MAX_FRAMES_SCANNED`` frames), the video sample times (``video_decode.sample_times``), and
   at each time the frame on screen then, composed in order.
 
 Nothing here knows the model: the caller turns the pixels into model input.
@@ -22,8 +22,8 @@ from PIL import Image
 
 from pinembed.errors import InputError
 
-from .images import decode_opened, described, is_animated, open_image, to_rgb
-from .video import sample_times
+from .image_decode import decode_opened, described, is_animated, open_image, to_rgb
+from .video_decode import sample_times
 
 MAX_FRAMES_SCANNED = 5_000  # frames whose durations are read; a longer animation is cut there
 MIN_FRAME_MS = 20  # browsers show frames of 0-19 ms for 100 ms; so do we

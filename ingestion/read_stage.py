@@ -16,7 +16,7 @@ from . import kinds
 from .entry import Entry
 from .ledger import failure_row
 from .read import Item, Reader
-from .video import VideoParams
+from .video_decode import VideoParams
 
 
 @dataclass

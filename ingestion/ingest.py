@@ -26,7 +26,7 @@ from .sources import resolve, source_root
 HINT = "pass the folder that holds your media, e.g. pinembed ingest ./media; nothing was created"
 COLUMNS = ("pin_id", "kind", "uri", "source_sig")  # what the plan reads of each stored pin
 
-__all__ = ["IngestOptions", "IngestSummary", "ingest"]
+__all__ = ["IngestSummary", "ingest"]
 
 
 def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Callable[[], Embedder],
