@@ -153,6 +153,13 @@ def loops(graph: dict[str, set[str]]) -> list[list[str]]:
     return comps
 
 
+def _heavy(module: str, heavy_top: set[str]) -> bool:
+    """Whether importing ``module`` loads a slow library: it, or a package above it (whose
+    ``__init__`` runs first), imports one at its top."""
+    parts = module.split(".")
+    return any(".".join(parts[:i]) in heavy_top for i in range(1, len(parts) + 1))
+
+
 def house() -> dict:
     """The figures of the house."""
     mods = modules()
@@ -181,7 +188,7 @@ def house() -> dict:
     while changed:
         changed = False
         for name, deps in top_own.items():
-            if name not in heavy_top and deps & heavy_top:
+            if name not in heavy_top and any(_heavy(d, heavy_top) for d in deps):
                 heavy_top.add(name)
                 changed = True
     lazy_own = lazy_wrapping = lazy_heavy = lazy_other = 0
@@ -191,7 +198,7 @@ def house() -> dict:
             if where != "function":
                 continue
             hit = own_module(target)
-            if hit is not None and hit in heavy_top:
+            if hit is not None and _heavy(hit, heavy_top):
                 lazy_wrapping += 1  # a module of ours that loads torch, lancedb... when imported
             elif hit is not None or target.startswith("pinembed"):
                 lazy_own += 1
