@@ -1,4 +1,4 @@
-"""Video pins: frames sampled in the decode processes (see ``video.py`` and ``decode_pool.py``), pooled
+"""Video pins: frames sampled in the decode processes (see ``video_decode.py`` and ``decode_pool.py``), pooled
 into one vector; every frame is kept as a segment with its time."""
 
 from __future__ import annotations
