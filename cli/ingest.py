@@ -173,8 +173,8 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     """
     # heavy: the store package loads pyarrow
     from pinembed.store.deadline import exit_when_stuck
-    from pinembed.store.lease import is_object_store
     from pinembed.store.lock import WriteLock
+    from pinembed.store.objects import is_object_store
 
     exit_when_stuck(as_json)  # a run stuck in a store call past its lease ends the process (exit 5)
     # the lock first, so a second writer hears it at once; on object storage the database is opened first

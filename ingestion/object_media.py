@@ -31,7 +31,7 @@ from typing import Any
 
 from pinembed.errors import InputError, PinembedError, UsageError
 from pinembed.store import faults
-from pinembed.store.lease import is_object_store, object_store
+from pinembed.store.objects import is_object_store, object_store
 
 CHUNK = 1 << 20
 RETRY_S = 30.0

@@ -20,8 +20,8 @@ from pinembed.ingestion.options import IngestOptions
 from pinembed.ingestion.refresh import RefreshOptions, refresh
 from pinembed.store import Store
 from pinembed.store.identity import space_identity
-from pinembed.store.lease import is_object_store
 from pinembed.store.lock import WriteLock
+from pinembed.store.objects import is_object_store
 from pinembed.store.resident import ResidentPins, estimate_mb
 
 from . import controls, pin_reads, query_vector, retrieval

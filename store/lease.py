@@ -39,9 +39,9 @@ from pinembed.errors import FaultError, LockedError, PinembedError, StoreError
 
 from . import faults
 from .deadline import Watchdog
-from .objects import is_object_store, object_store
+from .objects import object_store
 
-__all__ = ["Lease", "LeaseLostError", "check_held", "holder_gone", "is_object_store", "object_store"]
+__all__ = ["Lease", "LeaseLostError", "check_held", "holder_gone"]
 
 log = logging.getLogger(__name__)
 

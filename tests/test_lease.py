@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from pinembed.cli.main import cli
 from pinembed.errors import LockedError
 from pinembed.store import lease as leases
+from pinembed.store import objects
 from pinembed.store.db import Store
 from pinembed.store.lease import LEASE_NAME, Lease, LeaseLostError
 from pinembed.store.lock import WriteLock
@@ -199,10 +200,10 @@ def test_a_finished_run_leaves_the_lease_free_for_the_next_writer(s3, media, tin
 
 
 def test_local_and_file_uris_keep_the_flock(tmp_path):
-    assert not leases.is_object_store(str(tmp_path / "pins.lance"))
-    assert not leases.is_object_store(f"file://{tmp_path}/pins.lance")
-    assert not leases.is_object_store("memory://pins")
-    assert all(leases.is_object_store(u) for u in ("s3://b/p.lance", "gs://b/p", "az://c/p", "S3://b/p"))
+    assert not objects.is_object_store(str(tmp_path / "pins.lance"))
+    assert not objects.is_object_store(f"file://{tmp_path}/pins.lance")
+    assert not objects.is_object_store("memory://pins")
+    assert all(objects.is_object_store(u) for u in ("s3://b/p.lance", "gs://b/p", "az://c/p", "S3://b/p"))
 
 
 def test_a_lease_taken_over_is_exit_4_and_one_that_ran_out_is_exit_5(s3):
