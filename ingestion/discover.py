@@ -232,5 +232,6 @@ def discover_sources(sources: list[Source], storage_options: dict[str, str] | No
                                             "give each source its own --id-prefix", "discover"))
                 continue
             seen[e.pin_id] = e.uri
+            e.source = src.root
             out.entries.append(e)
     return out

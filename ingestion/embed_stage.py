@@ -122,12 +122,15 @@ def embed_items(items: list[Item] | Prepared, embedder: Embedder, opts: IngestOp
         kind = kinds.get(item.kind)
         vec, segs = kind.pool(item, vectors[item.entry.pin_id], texts.get(item.entry.pin_id, []), opts)
         e = item.entry
-        out.pins.append(PinRow(
+        row = PinRow(
             pin_id=e.pin_id, kind=kind.name, uri=e.uri, content_hash=item.content_hash, size=e.size,
-            mtime_ns=e.mtime_ns, source_sig=opts.signature(e, kind.name), title=item.title,
+            mtime_ns=e.mtime_ns, source_sig=opts.signature(e, kind.name), source=e.source or None, title=item.title,
             description=item.description, width=item.width, height=item.height, duration_s=item.duration_s,
             fps=item.fps, n_segments=len(segs), model_id=embedder.model_id, vector=vec, embedded_at=stamp,
-        ))
+        )
+        if e.attrs:  # a catalog's or a shard's attributes: columns of the pins table (store.attributes)
+            row.update(e.attrs)  # type: ignore[typeddict-item]
+        out.pins.append(row)
         out.segments.extend(segs)
         out.warnings.extend(item.warnings)
         out.landed.append(Landed(e.pin_id, kind.name, kind.uris(e), bool(item.warnings), len(item.pixels)))

@@ -28,6 +28,8 @@ class Entry:
     notes: tuple[Any, ...] = ()  # problems that do not stop the pin (an idea pin's unusable pages)
     etag: str = ""  # object storage: the object's ETag
     media: Any = None  # object storage: the source's object_media.MediaStore (None: a local file)
+    attrs: dict[str, Any] | None = None  # a catalog's or shard's attributes (store.attributes), typed values
+    source: str = ""  # the root of the source it was found in (the pin's owner)
 
     @property
     def path(self) -> Path | str:
@@ -79,6 +81,7 @@ class Discovery:
     problems: list[Problem]
     skips: list[Skip] = field(default_factory=list)
     listed: set[str] | None = None  # object storage: the URI of every object and folder listed
+    attributes: dict[str, Any] = field(default_factory=dict)  # name -> Arrow type the entries' attrs take
 
     def keep_unique_ids(self) -> None:
         """Sort entries by pin id and keep one per id; the others become ``duplicate_id`` problems (a

@@ -24,7 +24,7 @@ from .plan import make_plan, survey
 from .sources import resolve, source_root
 
 HINT = "pass the folder that holds your media, e.g. pinembed ingest ./media; nothing was created"
-COLUMNS = ("pin_id", "kind", "uri", "source_sig")  # what the plan reads of each stored pin
+COLUMNS = ("pin_id", "kind", "uri", "source", "source_sig")  # what the plan reads of each stored pin
 
 __all__ = ["IngestSummary", "ingest"]
 

@@ -11,7 +11,7 @@ from pinembed.store.db import Store
 
 from .discover import discover_sources
 from .entry import Discovery, Entry
-from .sources import Source, claim_ids, under
+from .sources import Source, claim_ids, owned
 
 
 def survey(sources: list[Source], store: Store | None, columns: tuple[str, ...],
@@ -111,8 +111,8 @@ def make_refresh_plan(
     retry_failed: bool = False,
     sig_of: Signature = source_sig,
 ) -> RefreshPlan:
-    """Diff ``entries`` (found under ``roots``) against ``stored`` pins (pin_id, kind, uri, source_sig,
-    content_hash) of the generation being written.
+    """Diff ``entries`` (found under ``roots``) against ``stored`` pins (pin_id, kind, uri, source,
+    source_sig, content_hash) of the generation being written.
 
     Unchanged entries cost nothing beyond the stat already done. Only entries the store does not hold
     by id are hashed (``content_hash``), to find moves and copies. ``ledger`` (uri -> failure row)
@@ -129,7 +129,7 @@ def make_refresh_plan(
     ledger = ledger or {}
     by_id = {r["pin_id"]: r for r in stored}
     present = {e.pin_id for e in entries}
-    gone = {pid for pid, r in by_id.items() if pid not in present and under(r.get("uri"), roots)}
+    gone = {pid for pid, r in by_id.items() if pid not in present and owned(r, roots)}
     by_hash: dict[str, str] = {}  # the content hash covers the kind (an idea pin hashes its manifest)
     moved_from: set[str] = set()
     for pid, r in by_id.items():
@@ -161,7 +161,7 @@ def make_refresh_plan(
             plan.new.append(e)
     if live is not None:  # a model upgrade: the live generation's pins whose media is gone go at the switch
         gone |= {pid for pid, r in live.items()
-                 if pid not in present and pid not in by_id and under(r.get("uri"), roots)}
+                 if pid not in present and pid not in by_id and owned(r, roots)}
     plan.deleted = sorted(gone - moved_from)
     plan.moved_from = sorted(moved_from)
     return plan

@@ -38,7 +38,7 @@ from .sources import resolve, source_root, under
 log = logging.getLogger(__name__)
 EXAMPLES = 20  # ids per category in a summary
 HINT = "check the path (and that its disk is mounted); nothing was changed"
-COLUMNS = ("pin_id", "kind", "uri", "source_sig", "content_hash")  # what the plan reads of each stored pin
+COLUMNS = ("pin_id", "kind", "uri", "source", "source_sig", "content_hash")  # what the plan reads of each stored pin
 
 
 @dataclass
@@ -127,7 +127,7 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
     summary.skipped, summary.skipped_files = found.skipped, [k.to_dict() for k in found.skips]
     live_rows = None
     if target is not live_store:
-        live_rows = {r["pin_id"]: r for r in live_store.pin_states(("pin_id", "kind", "source_sig", "uri")).to_pylist()}
+        live_rows = {r["pin_id"]: r for r in live_store.pin_states(("pin_id", "kind", "source_sig", "uri", "source")).to_pylist()}
     ledger = live_store.failures_by_uri()
     with gc_paused():
         plan = make_refresh_plan(found.entries, stored, roots, ledger=ledger, live=live_rows,
@@ -205,7 +205,8 @@ def _reuse(store: Store, moves: list[Move], opts: IngestOptions, summary: Refres
             embed.append(e)
             continue
         copies.append((m.source_id, PinPlace(pin_id=e.pin_id, uri=e.uri, size=e.size, mtime_ns=e.mtime_ns,
-                                             source_sig=opts.signature(e), title=title, description=desc)))
+                                             source_sig=opts.signature(e), source=e.source or None, title=title,
+                                             description=desc)))
     summary.reused = store.copy_pins(copies)
     return embed
 

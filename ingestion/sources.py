@@ -53,6 +53,13 @@ def under(uri: str | None, roots: Sequence[str]) -> bool:
     return bool(uri) and any(uri == r or uri.startswith(r.rstrip(_sep(r)) + _sep(r)) for r in roots)
 
 
+def owned(row: Mapping[str, Any], roots: Sequence[str]) -> bool:
+    """Whether a stored pin (its ``source`` and ``uri``) belongs to one of ``roots``: its recorded source,
+    or, for a pin written before pins recorded their source, its media lying under one of them."""
+    source = row.get("source")
+    return source in roots if source else under(row.get("uri"), roots)
+
+
 def _sep(root: str) -> str:
     return "/" if "://" in root else os.sep
 
@@ -98,16 +105,16 @@ def resolve(roots: Sequence[str], known: Mapping[str, str], id_prefix: str | Non
 
 def claim_ids(entries: Sequence[Entry], stored: Mapping[str, Mapping[str, Any]], roots: Sequence[str]
               ) -> tuple[list[Entry], list[Problem]]:
-    """Entries whose pin id is free or held by a pin of these roots, and a problem row for each one
-    whose id a pin of another source holds (that pin is never overwritten)."""
+    """Entries whose pin id is free or held by a pin of these roots (``owned``), and a problem row for
+    each one whose id a pin of another source holds (that pin is never overwritten)."""
     keep: list[Entry] = []
     taken: list[Problem] = []
     for e in entries:
         row = stored.get(e.pin_id)
-        uri = row.get("uri") if row is not None else None
-        if uri and not under(uri, roots):
+        if row is not None and (row.get("uri") or row.get("source")) and not owned(row, roots):
+            owner = row.get("source") or row.get("uri")
             taken.append(Problem(e.path, e.pin_id, "id_taken",
-                                 f"pin id {e.pin_id!r} belongs to {uri} (another source); it is not overwritten",
+                                 f"pin id {e.pin_id!r} belongs to {owner} (another source); it is not overwritten",
                                  "discover"))
         else:
             keep.append(e)

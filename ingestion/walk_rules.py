@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from pinembed.errors import InputError
+
 from . import kinds
 from .entry import Discovery, Problem, Skip
 from .idea import MANIFEST as IDEA_MANIFEST
@@ -26,6 +28,28 @@ def pin_id(rel: str, prefix: str) -> str:
     """The pin id of a path relative to the source root (under the source's id ``prefix``)."""
     rel = rel.replace(os.sep, "/")
     return f"{prefix.strip('/')}/{rel}" if prefix.strip("/") else rel
+
+
+MAX_ID_CHARS = 512  # a pin id a catalog, a shard or a manifest gives
+
+
+def checked_id(raw: object, what: str = "pin id") -> str:
+    """A pin id given by a catalog row, a shard sample or a manifest, checked (ids are hostile input): a
+    string (an integer is taken as its digits), not empty or only spaces, at most MAX_ID_CHARS
+    characters, no control characters and valid UTF-8; InputError(error="bad_id") naming the problem."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = str(raw)
+    if not isinstance(raw, str):
+        raise InputError(f"{what} must be a string, not {type(raw).__name__}", stage="discover", error="bad_id")
+    if not raw.strip():
+        raise InputError(f"{what} is empty", stage="discover", error="bad_id")
+    if len(raw) > MAX_ID_CHARS:
+        raise InputError(f"{what} is {len(raw)} characters; at most {MAX_ID_CHARS}", stage="discover", error="bad_id")
+    if any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in raw):
+        raise InputError(f"{what} {raw[:80]!r} holds a control character", stage="discover", error="bad_id")
+    if not is_utf8(raw):
+        raise InputError(f"{what} {raw[:80]!r} is not valid UTF-8", stage="discover", error="bad_id")
+    return raw
 
 
 def is_utf8(s: str) -> bool:

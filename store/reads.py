@@ -38,11 +38,18 @@ class PinReads(Tables):
         t = self._table(PINS)
         if t is None:
             return pa.table({c: pa.array([], pa.string()) for c in columns})
+        have = set(t.schema.names)
+        cols = [c for c in columns if c in have]  # a column newer than the table (``source``) reads as null
         n = t.count_rows()
         if n == 0:
-            return t.schema.empty_table().select(list(columns))
-        q = t.search().select(list(columns))
-        return (q.where(where) if where else q).limit(n).to_arrow()
+            out = t.schema.empty_table().select(cols)
+        else:
+            q = t.search().select(cols)
+            out = (q.where(where) if where else q).limit(n).to_arrow()
+        for c in columns:
+            if c not in have:
+                out = out.append_column(c, pa.nulls(out.num_rows, pa.string()))
+        return out.select(list(columns))
 
     def signatures(self) -> dict[str, str]:
         """Pin id -> stored signature, for planning a run."""

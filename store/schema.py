@@ -25,7 +25,7 @@ def _meta(identity: dict[str, Any]) -> dict[bytes, bytes]:
     return {SPACE_KEY: json.dumps(identity, sort_keys=True).encode()}
 
 
-class PinPlace(TypedDict):
+class PinPlace(TypedDict, total=False):
     """Where a pin's media lies and what its sidecar says: what a moved or copied pin takes from its new
     place while it keeps its stored vectors (``Store.copy_pins``)."""
 
@@ -34,6 +34,7 @@ class PinPlace(TypedDict):
     size: int
     mtime_ns: int
     source_sig: str  # size:mtime of the media and of its sidecar text, so an edited title is seen as a change
+    source: str | None  # the root of the source that owns the pin
     title: str | None
     description: str | None
 
@@ -50,6 +51,7 @@ class PinRow(TypedDict):
     size: int
     mtime_ns: int
     source_sig: str
+    source: str | None  # the root of the source that owns the pin (None: written before sources owned pins)
     title: str | None
     description: str | None
     width: int | None
@@ -67,7 +69,7 @@ def _pin_types(dim: int) -> dict[str, tuple[pa.DataType, bool]]:
     return {
         "pin_id": (pa.string(), False), "kind": (pa.string(), False), "uri": (pa.string(), True),
         "content_hash": (pa.string(), True), "size": (pa.int64(), True), "mtime_ns": (pa.int64(), True),
-        "source_sig": (pa.string(), True), "title": (pa.string(), True), "description": (pa.string(), True),
+        "source_sig": (pa.string(), True), "source": (pa.string(), True), "title": (pa.string(), True), "description": (pa.string(), True),
         "width": (pa.int32(), True), "height": (pa.int32(), True), "duration_s": (pa.float32(), True),
         "fps": (pa.float32(), True), "n_segments": (pa.int32(), True), "model_id": (pa.string(), True),
         "vector": (pa.list_(pa.float32(), dim), True), "embedded_at": (pa.timestamp("us", tz="UTC"), True),

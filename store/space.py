@@ -8,6 +8,9 @@ from typing import Any
 
 from pinembed.errors import ModelMismatchError
 
+import pyarrow as pa
+
+from . import attributes as attrs
 from . import faults
 from . import generations as gens
 from .identity import describe, same_space
@@ -34,6 +37,28 @@ class Space(Tables):
         if self._dim is None:
             self._dim = int(self._pins().schema.field("vector").type.list_size)
         return self._dim
+
+    def attributes(self) -> dict[str, pa.DataType]:
+        """The attributes recorded with this database (``store.attributes``): name -> Arrow type, in the
+        pins table's column order; {} when there are none (or no pins table)."""
+        t = self._table(PINS)
+        if t is None:
+            return {}
+        return {f.name: f.type for f in t.schema if attrs.is_attribute(f.name)}
+
+    @faults.translated
+    def add_attributes(self, types: dict[str, pa.DataType], where: str = "the catalog") -> dict[str, pa.DataType]:
+        """Record ``types`` (name -> one of ``attributes.TYPES``) as attributes of the pins table: new ones
+        are added as columns (old rows read them as null); UsageError, before anything changes, for a name
+        that is not allowed or an attribute whose type would change. Returns the ones added."""
+        for name in types:
+            attrs.check_name(name, where)
+        added = attrs.merged(self.attributes(), types, where)
+        if added:
+            self._pins().add_columns([pa.field(n, t, nullable=True) for n, t in added.items()])
+            self._tables.pop(PINS, None)  # the handle reads its schema again
+            self._pin_columns = None
+        return added
 
     def check_space(self, identity: dict[str, Any]) -> dict[str, Any] | None:
         """The database's space; ModelMismatchError when ``identity`` is another one."""
