@@ -57,3 +57,14 @@ def db(tmp_path) -> str:
 def sample_media() -> Path:
     """The committed sample media folder."""
     return REPO / "sample_media"
+
+
+@pytest.fixture()
+def media_server():
+    """A real HTTP server on 127.0.0.1 for media over http(s) (tests/media_server.py), stopped after the
+    test: ``url = media_server.add("/a.jpg", body=jpeg, content_type="image/jpeg")``; ``delay_s``, ``drip``,
+    ``size``, ``redirect``, ``fail_first`` ... for the bad cases; ``media_server.hits(path)`` counts."""
+    from media_server import MediaServer
+
+    with MediaServer() as server:
+        yield server
