@@ -26,7 +26,10 @@ from .discover_prefix import discover_prefix
 from .entry import Discovery, Entry, Problem, Skip
 from .idea import MANIFEST as IDEA_MANIFEST
 from .idea import read_manifest
+from .sample_fields import add_found
+from .shards import discover_shard
 from .walk_rules import (
+    SHARD_EXT,
     SIDECAR_EXTS,
     database_skip,
     hidden_skip,
@@ -130,7 +133,7 @@ def _scan_folder(
         stem, ext = split[name]
         ext = ext.lower()
         kind = kinds.for_extension(ext)
-        if kind is None:
+        if kind is None and ext != SHARD_EXT:
             if name not in sidecars:
                 found.skips.append(unread_skip(f"{base}{os.sep}{name}", ext))
             continue
@@ -146,6 +149,9 @@ def _scan_folder(
             continue
         if not st.S_ISREG(s.st_mode):
             found.problems.append(Problem(folder / name, pid, "not_a_file", "not a regular file"))
+            continue
+        if kind is None:  # a webdataset shard: its samples are pins
+            add_found(found, discover_shard(f"{base}{os.sep}{name}", prefix, shard_id=pid))
             continue
         sidecar, sig = _sidecar(folder, stem, names) if sidecars else (None, "")
         found.entries.append(Entry(pid, kind.name, f"{base}{os.sep}{name}", s.st_size, s.st_mtime_ns, sidecar, sig))

@@ -24,7 +24,10 @@ from .entry import Discovery, Entry, Problem
 from .idea import MANIFEST as IDEA_MANIFEST
 from .idea import read_listed_manifest
 from .object_media import Listed, MediaStore, empty_prefix, norm_root
+from .sample_fields import add_found
+from .shards import discover_shard
 from .walk_rules import (
+    SHARD_EXT,
     SIDECAR_EXTS,
     database_skip,
     hidden_skip,
@@ -101,6 +104,10 @@ def _scan(media: MediaStore, rel: str, prefix: str, here: dict[str, Listed], sub
             stack.append(child)
         stem, ext = split[name]
         kind = kinds.for_extension(ext.lower())
+        if kind is None and ext.lower() == SHARD_EXT:  # a webdataset shard: its samples are pins
+            add_found(found, discover_shard(media.uri(child), prefix, media, shard_id=pin_id(child, prefix),
+                                            etag=here[name].etag))
+            continue
         if kind is None:
             if name not in sidecars:
                 found.skips.append(unread_skip(media.uri(child), ext.lower()))

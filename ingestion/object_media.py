@@ -143,6 +143,38 @@ class MediaStore:
             h.update(chunk)
         return h.hexdigest()
 
+    def stream(self, uri: str) -> Iterator[bytes]:
+        """The object's bytes in chunks of about CHUNK, from one streaming GET (a webdataset shard is
+        walked this way); OSError(ENOENT) when it is gone, a PinembedError for other failures."""
+        return self._chunks(uri, None)
+
+    def read_range(self, uri: str, start: int, length: int, etag: str = "") -> bytes:
+        """``length`` bytes of the object at ``uri`` from byte ``start``, one ranged GET (a member of a
+        webdataset shard). With ``etag`` (the listed one) it is asked for that version only: OSError
+        (ESTALE) when the object changed since it was listed, as the range would be another member's."""
+        import obstore
+        from obstore.exceptions import PreconditionError
+
+        global reads
+        if length <= 0:
+            return b""
+        rel, options = self.rel(uri), {"range": (start, start + length)}
+        if etag:
+            options["if_match"] = f'"{etag}"'
+
+        def get() -> bytes | None:
+            try:
+                return bytes(obstore.get(self.store, rel, options=options).bytes())  # type: ignore[arg-type]
+            except PreconditionError:
+                return None
+
+        data = self._call(get, missing=uri)
+        if data is None:
+            raise OSError(errno.ESTALE, "the object changed since it was listed; the next run reads it again", uri)
+        with _reads_lock:
+            reads += 1
+        return data
+
     @contextmanager
     def local_copy(self, uri: str, limit: int | None = None) -> Iterator[str]:
         """The object downloaded to a temporary file (same extension), deleted on exit."""

@@ -92,6 +92,8 @@ class Reader:
                 item.title, item.description = read_sidecar(entry.sidecar, entry.media)
             except InputError as e:
                 item.warnings.append(failure_row(str(entry.sidecar), entry.pin_id, e))
+        elif entry.title is not None or entry.description is not None:  # a catalog row's or a shard's own text
+            item.title, item.description = entry.title, entry.description
         item.read_s = time.perf_counter() - t0
         return item
 
