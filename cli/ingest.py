@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 import pinembed
+from pinembed.cli.catalog_options import catalog_options, catalog_opts
 from pinembed.cli.common import (
     FloatRange,
     IntRange,
@@ -115,16 +116,16 @@ def ingest_options(fn: Any) -> Any:
     ]
     for o in reversed(opts):
         fn = o(fn)
-    return fn
+    return catalog_options(fn)
 
 
 def _ingest_opts(batch_size: int | None, workers: int | None, image_decode: str | None, max_pixels: int | None,
                  text_weight: float | None, idea_text_weight: float | None, max_fps: float | None,
                  max_frames: int | None, video_timeout: float | None, image_timeout: float | None,
                  max_video_pixels: int | None, id_prefix: str | None, runner: str | None, ray_address: str | None,
-                 cpus_per_worker: float | None, gpus_per_worker: float | None) -> IngestOptions:
+                 cpus_per_worker: float | None, gpus_per_worker: float | None, **catalog: Any) -> IngestOptions:
     """The library's ingest options with what the command line gave (None: left out) put in."""
-    base = _library()
+    base = replace(_library(), catalog=catalog_opts(catalog))
     runner = runner or base.runner
     ray = replace(base.ray, **given(address=ray_address, workers=workers if runner == "ray" else None,
                                     cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker))
@@ -142,7 +143,7 @@ def _progress(as_json: bool) -> ProgressBar:
 
 
 @click.command()
-@click.argument("src", type=click.Path(file_okay=False, path_type=str))
+@click.argument("src", type=click.Path(path_type=str))
 @db_option
 @ingest_options
 @json_option
@@ -201,7 +202,7 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
 
 
 @click.command()
-@click.argument("src", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=str))
+@click.argument("src", nargs=-1, required=True, type=click.Path(path_type=str))
 @db_option
 @ingest_options
 @click.option("--dry-run", is_flag=True, help="Print the plan (what would be added, changed, moved, deleted) and write nothing.")

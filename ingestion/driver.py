@@ -51,6 +51,8 @@ class IngestSummary(RunSummary):
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    fields_updated: int = 0  # catalog rows whose title, description or attributes changed but not their
+    # media: rewritten with their stored vectors, nothing read or embedded
     failed: int = 0  # inputs that failed in this run (their ledger rows are in ``failures``)
     warnings: int = 0  # pins that landed with a warning (a bad sidecar, a dropped page; ``warning_rows``)
     withdrawn: int = 0  # stored pins whose changed file failed: taken out of results at once, their old

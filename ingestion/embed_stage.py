@@ -123,7 +123,7 @@ def embed_items(items: list[Item] | Prepared, embedder: Embedder, opts: IngestOp
         vec, segs = kind.pool(item, vectors[item.entry.pin_id], texts.get(item.entry.pin_id, []), opts)
         e = item.entry
         row = PinRow(
-            pin_id=e.pin_id, kind=kind.name, uri=e.uri, content_hash=item.content_hash, size=e.size,
+            pin_id=e.pin_id, kind=kind.name, uri=e.uri, content_hash=item.content_hash, size=e.size if e.size >= 0 else None,
             mtime_ns=e.mtime_ns, source_sig=opts.signature(e, kind.name), source=e.source or None, title=item.title,
             description=item.description, width=item.width, height=item.height, duration_s=item.duration_s,
             fps=item.fps, n_segments=len(segs), model_id=embedder.model_id, vector=vec, embedded_at=stamp,

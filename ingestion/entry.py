@@ -30,6 +30,8 @@ class Entry:
     media: Any = None  # object storage: the source's object_media.MediaStore (None: a local file)
     attrs: dict[str, Any] | None = None  # a catalog's or shard's attributes (store.attributes), typed values
     source: str = ""  # the root of the source it was found in (the pin's owner)
+    sig: str = ""  # a catalog row's own source signature (its version or media stat, kind and media value)
+    row: str = ""  # a catalog row: "FILE#line=N" (what a message about the row names)
 
     @property
     def path(self) -> Path | str:
@@ -45,6 +47,8 @@ class Entry:
     def source_sig(self) -> str:
         """What a change is judged by: size and mtime (and ETag on object storage) of the media and of
         its sidecar."""
+        if self.sig:
+            return self.sig
         own = f"{self.size}:{self.mtime_ns}" + (f":{self.etag}" if self.etag else "")
         return own + (f"|{self.sidecar_sig}" if self.sidecar_sig else "")
 

@@ -17,6 +17,8 @@ from pinembed.store.identity import space_identity
 from pinembed.store.lock import WriteLock
 
 from . import runners
+from .catalog import catalog_root, is_catalog
+from .catalog_run import run_catalog
 from .driver import IngestSummary, Run
 from .model import ModelSpec
 from .options import IngestOptions, Progress
@@ -42,6 +44,13 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Calla
     opts = opts or IngestOptions()
     t0 = time.perf_counter()
     runners.get(opts.runner)  # an unknown runner, or ray not installed: said before anything
+    if is_catalog(src, store.storage_options):
+        root = catalog_root(src)
+        with WriteLock(store.uri, "ingest", store.storage_options):
+            (source,) = resolve([root], store.sources(), opts.id_prefix)
+            run, _, _ = run_catalog(root, store, embedder, opts, opts.catalog, source, progress, model_spec,
+                                    model_id=model_id)
+            return run.finish(t0)
     root = source_root(src, store.storage_options, HINT)  # before the lock: a typo creates nothing
     with WriteLock(store.uri, "ingest", store.storage_options):
         (source,) = resolve([root], store.sources(), opts.id_prefix)

@@ -119,6 +119,14 @@ class MediaStore:
         if not first:
             raise empty_prefix(self.root)
 
+    def head(self, uri: str) -> tuple[int, str, int]:
+        """(size, ETag, mtime_ns) of the object at ``uri``, from one HEAD request (nothing is read);
+        OSError(ENOENT) when it is gone."""
+        import obstore
+
+        m = self._call(obstore.head, self.store, self.rel(uri), missing=uri)
+        return int(m["size"]), str(m.get("e_tag") or "").strip('"'), _ns(m["last_modified"])
+
     def read(self, uri: str, limit: int) -> bytes:
         """The bytes of the object at ``uri``; InputError(too_large) when it is over ``limit`` bytes (from
         its size, before the body is read), OSError(ENOENT) when it is gone."""

@@ -9,6 +9,7 @@ from pinembed.embedders.device import cpu_count
 from pinembed.errors import UsageError
 
 from . import kinds
+from .catalog import CatalogOptions
 from .entry import Entry
 from .read import ReadLimits
 from .video_decode import VideoParams
@@ -52,6 +53,7 @@ class IngestOptions:
     # that crashes or hangs costs that file only (False: in the read threads, as the --image-timeout cannot)
     runner: str = "local"  # who reads and embeds: local (threads in this process) or ray
     ray: RayOptions = field(default_factory=RayOptions)
+    catalog: CatalogOptions = field(default_factory=CatalogOptions)  # a catalog source's columns and http hosts
 
     def settled(self, device: str) -> IngestOptions:
         """A copy with the defaults that depend on the model's device filled in (batch size, workers)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +27,8 @@ from pinembed.store.lock import WriteLock
 from pinembed.store.schema import PinPlace
 
 from . import runners
+from .catalog import catalog_root, is_catalog
+from .catalog_run import run_catalog, usage_for_mixed
 from .discover import gc_paused
 from .driver import Run, RunSummary
 from .entry import Discovery, Entry
@@ -88,6 +92,12 @@ def refresh(sources: list[str | os.PathLike[str]], uri: str, model: str | None =
     opts = opts or RefreshOptions()
     t0 = time.perf_counter()
     runners.get(opts.ingest.runner)  # an unknown runner, or ray not installed: said before anything
+    tables = [is_catalog(s, storage_options) for s in sources]
+    if any(tables):
+        if not all(tables):
+            raise usage_for_mixed()
+        return _refresh_catalogs([catalog_root(s) for s in sources], uri, model, opts, device, precision,
+                                 storage_options, progress, t0)
     roots = _roots(sources, storage_options)
     if opts.dry_run:
         return _refresh(roots, uri, model, opts, device, precision, storage_options, progress, t0)
@@ -175,6 +185,58 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
         log.info("generation %s (%s) is live", summary.generation, model_id)
     summary.elapsed_s = round(time.perf_counter() - t0, 3)
     return summary
+
+
+def _refresh_catalogs(roots: list[str], uri: str, model: str | None, opts: RefreshOptions, device: str | None,
+                      precision: str | None, storage_options: dict[str, str] | None, progress: Progress | None,
+                      t0: float) -> RefreshSummary:
+    """Refresh from catalogs: each one's rows planned in batches, changed rows embedded, field changes
+    rewritten, pins whose rows are gone deleted (``catalog_run``)."""
+    summary = RefreshSummary(dry_run=opts.dry_run)
+    store = Store(uri, storage_options=storage_options)
+    live = store.generation
+    if model is not None and live is not None and model != live.model_id:
+        raise UsageError(f"refresh of a catalog with another model ({model}) is not supported yet",
+                         f"leave out --model (the database's {live.model_id} is used), or ingest into another --db")
+    model_id = model_for(model, live.model_id if live is not None else None)
+    summary.model_id = model_id
+    lock = WriteLock(uri, "refresh", storage_options) if not opts.dry_run else None
+    with lock if lock is not None else _no_lock():
+        sources = resolve(roots, store.sources(), opts.ingest.id_prefix)
+        summary.sources = [{"root": s.root, "id_prefix": s.prefix} for s in sources]
+        for src in sources:
+            run, planned, deleted = run_catalog(src.root, store, lambda: get_embedder(model_id, device, precision),
+                                                opts.ingest, opts.ingest.catalog, src, progress,
+                                                (model_id, device, precision), delete=True, dry_run=opts.dry_run,
+                                                model_id=model_id)
+            for k, v in planned.items():
+                summary.planned[k] = summary.planned.get(k, 0) + v
+            summary.examples.setdefault("deleted", []).extend(deleted[:EXAMPLES])
+            summary.deleted += len(deleted)
+            summary.skipped += run.summary.skipped
+            summary.skipped_files += run.summary.skipped_files
+            if opts.dry_run:
+                continue
+            r = run.finish(t0)
+            summary.added += r.added
+            summary.updated += r.updated + r.fields_updated
+            summary.failed += r.failed
+            summary.warnings += r.warnings
+            summary.withdrawn += r.withdrawn
+            summary.failures += r.failures
+            summary.warning_rows += r.warning_rows
+            summary.index = r.index
+            summary.model_loaded = summary.model_loaded or r.model_loaded
+    if not summary.examples.get("deleted"):
+        summary.examples.pop("deleted", None)
+    summary.generation = store.generation.generation if store.generation else None
+    summary.elapsed_s = round(time.perf_counter() - t0, 3)
+    return summary
+
+
+@contextmanager
+def _no_lock() -> Iterator[None]:
+    yield
 
 
 def _exists(path: str, found: Discovery) -> bool:

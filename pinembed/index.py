@@ -15,6 +15,7 @@ import numpy as np
 from pinembed.embedders import get_embedder
 from pinembed.embedders.device import pick_device, pick_precision
 from pinembed.embedders.registry import DEFAULT_MODEL
+from pinembed.ingestion.catalog import CatalogOptions
 from pinembed.ingestion.ingest import ingest
 from pinembed.ingestion.options import IngestOptions
 from pinembed.ingestion.refresh import RefreshOptions, refresh
@@ -87,11 +88,17 @@ class PinIndex:
         return self._embedder
 
     def ingest(self, src: str | os.PathLike[str], options: Any = None, progress: Any = None,
-               runner: str | None = None) -> Any:
-        """Ingest every image, video and idea pin under ``src``; returns an IngestSummary (see
+               runner: str | None = None, **catalog: Any) -> Any:
+        """Ingest every image, video and idea pin under ``src``, or every row of a catalog (``src`` a
+        .parquet, .csv or .jsonl file, or a folder or prefix of them; ``catalog``: ``id_col``,
+        ``media_col``, ``title_col``, ``description_col``, ``kind_col``, ``page_text_col``,
+        ``version_col``, ``attr_cols``, ``allow_hosts``); returns an IngestSummary (see
         ``summary.exit_code``). The write lock is taken first; the model is loaded only when there is
         something to embed (or a database to create). ``runner="ray"`` reads and embeds on a Ray
         cluster (``options.ray``: address, workers, CPUs and GPUs per worker)."""
+        if catalog:
+            options = options or IngestOptions()
+            options = replace(options, catalog=CatalogOptions.given(options.catalog, **catalog))
         # a local lock first, before the model loads, so a second writer is told at once (the pipeline's
         # nests); an object store's lease is taken by the pipeline after it checked the source prefix
         local = not is_object_store(self.uri)
@@ -106,12 +113,17 @@ class PinIndex:
             self.sync_memory()
         return summary
 
-    def refresh(self, sources: Any, options: Any = None, progress: Any = None, runner: str | None = None) -> Any:
-        """Bring the database in line with ``sources`` (a folder or a list): new, changed, moved,
-        deleted, failed-before and stale pins. With a ``model`` given to open_index that differs from
+    def refresh(self, sources: Any, options: Any = None, progress: Any = None, runner: str | None = None,
+                **catalog: Any) -> Any:
+        """Bring the database in line with ``sources`` (a folder or a list, or catalogs with ``catalog``
+        as for ``ingest``): new, changed, moved, deleted, failed-before and stale pins. With a ``model`` given to open_index that differs from
         the live one, the new model's generation is built and goes live when complete. Returns a
         RefreshSummary. This index then reads the (possibly new) live generation."""
         srcs = [sources] if isinstance(sources, str | os.PathLike) else list(sources)
+        if catalog:
+            options = options or RefreshOptions()
+            options = replace(options, ingest=replace(options.ingest,
+                                                      catalog=CatalogOptions.given(options.ingest.catalog, **catalog)))
         if runner is not None:
             options = options or RefreshOptions()
             options = replace(options, ingest=replace(options.ingest, runner=runner))
@@ -173,10 +185,11 @@ class PinIndex:
         """The ``k`` pins nearest to ``pin_id``'s stored vector, the pin itself left out.
 
         ``where``: a structured filter (``{"kind": "video", "title": {"contains": "pasta"}}``, see
-        ``store.filters.compile_where``). ``dedupe=0.95`` drops results within that cosine of the query
+        ``store.filters.compile_where``) or its text form (``"category = 'shoes' AND price < 50"``); it
+        may name the database's attributes (``attributes()``). ``dedupe=0.95`` drops results within that cosine of the query
         pin or of a result already returned (re-uploads, a frame saved as an image). ``diversity`` (0..1)
         re-ranks a larger candidate pool by maximal marginal relevance; 0 is plain similarity."""
-        c = controls.check(k, kinds, where, dedupe, diversity)
+        c = controls.check(k, kinds, where, dedupe, diversity, attributes=self.attributes())
         pin_id, pin = self._query_pin(pin_id)
         return retrieval.ranked(self.store, self.resident, pin["vector"], c, exclude=[pin_id])
 
@@ -214,7 +227,7 @@ class PinIndex:
         ``related.rrf``). ``score`` is the best cosine to any interest; ``fused`` the fused score, by
         which the list is ordered. ``check`` is called between steps (before each pin is read and each
         interest's query): what it raises stops the work there (serve's deadline)."""
-        c = controls.check(k, kinds, where, dedupe, diversity)
+        c = controls.check(k, kinds, where, dedupe, diversity, attributes=self.attributes())
         ids = [pin_ids] if isinstance(pin_ids, str) else list(pin_ids)
         if not ids:
             raise UsageError("a session needs at least one pin id")
@@ -244,7 +257,7 @@ class PinIndex:
 
         Each term is a text (``str``), an image file (``pathlib.Path``) or a ``(term, weight)`` pair:
         ``idx.search(positive=["red dress", (Path("look.jpg"), 0.5)], negative=["logo"])``."""
-        c = controls.check(k, kinds, where, dedupe, diversity)
+        c = controls.check(k, kinds, where, dedupe, diversity, attributes=self.attributes())
         self.store.require_pins()
         vec = self.query_vector(positive, negative)
         return retrieval.ranked(self.store, self.resident, vec, c, exclude=[])
@@ -267,7 +280,7 @@ class PinIndex:
         """Pins nearest to a vector of this database's space (normalised here; no model is loaded),
         leaving out the pin ids in ``exclude`` (``related(p)`` is ``search_vector(vector of p,
         exclude=[p])``)."""
-        c = controls.check(k, kinds, where, dedupe, diversity)
+        c = controls.check(k, kinds, where, dedupe, diversity, attributes=self.attributes())
         self.store.require_pins()
         vec = np.asarray(vector, dtype=np.float32).reshape(-1)
         dim = self.store.dim
@@ -279,20 +292,27 @@ class PinIndex:
     def iter_pins(self, batch_size: int = 1024, columns: Any = EXPORT_COLUMNS, kinds: Any = None,
                   where: Any = None) -> Iterator[pa.RecordBatch]:
         """The live generation's pins as Arrow record batches of at most ``batch_size`` rows, streamed
-        (never the whole table in memory). ``columns``: EXPORT_COLUMNS by default (``None``: every
-        column); ``kinds`` and ``where`` filter as in ``related``. This is the stable way to read pins:
-        the physical table behind them changes name after a model switch."""
-        return pin_reads.iter_pins(self.store, batch_size, columns, kinds, where)
+        (never the whole table in memory). ``columns``: EXPORT_COLUMNS and the database's attributes by
+        default (``None``: every column); ``kinds`` and ``where`` filter as in ``related``. This is the
+        stable way to read pins: the physical table behind them changes name after a model switch."""
+        return pin_reads.iter_pins(self.store, batch_size, columns, kinds, where, self.attributes())
 
     def to_arrow(self, columns: Any = EXPORT_COLUMNS, kinds: Any = None, where: Any = None) -> pa.Table:
         """The live generation's pins as one Arrow table (all in memory: use ``iter_pins`` for large
         databases)."""
-        return pin_reads.to_arrow(self.store, columns, kinds, where)
+        return pin_reads.to_arrow(self.store, columns, kinds, where, self.attributes())
 
     def to_pandas(self, columns: Any = EXPORT_COLUMNS, kinds: Any = None, where: Any = None) -> Any:
         """The live generation's pins as a pandas DataFrame (needs pandas, which pinembed does not
         install)."""
-        return pin_reads.to_pandas(self.store, columns, kinds, where)
+        return pin_reads.to_pandas(self.store, columns, kinds, where, self.attributes())
+
+    def attributes(self) -> dict[str, pa.DataType]:
+        """The attributes recorded with the database (name -> Arrow type, ``store.attributes``): what
+        ``where`` may name besides the pin columns, and what pins carry besides their fields. Read once
+        per pins-table handle (``pin_reads.attributes``): attributes added through this index's store,
+        or ``reload``, read them again."""
+        return pin_reads.attributes(self.store)
 
     def failures(self) -> list[dict[str, Any]]:
         """The failure ledger, newest first."""
@@ -304,10 +324,10 @@ class PinIndex:
 
     # -- for the HTTP service (serve/) -------------------------------------------------------
     def pin(self, pin_id: str) -> dict[str, Any]:
-        """One pin's stored fields (no vector) and its ``segments`` (seq, kind, t_s, page, uri; no
-        vectors), by exact id; PinNotFoundError when there is none. ``pages``: the number of pages of
-        an idea pin (None for other kinds)."""
-        return pin_reads.pin(self.store, pin_id)
+        """One pin's stored fields (no vector), its ``attributes`` (name -> value) and its ``segments``
+        (seq, kind, t_s, page, uri; no vectors), by exact id; PinNotFoundError when there is none.
+        ``pages``: the number of pages of an idea pin (None for other kinds)."""
+        return pin_reads.pin(self.store, pin_id, self.attributes())
 
     def pin_extras(self, pin_ids: Any, vectors: bool = False) -> dict[str, dict[str, Any]]:
         """For cards: pin id -> ``kind``, ``uri``, ``title``, ``duration_s``, ``content_hash``, ``pages``

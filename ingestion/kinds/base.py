@@ -42,7 +42,8 @@ class Kind:
     def settings(self, entry: Entry, opts: IngestOptions) -> list[str]:
         """The embedding settings the pin vector depends on, as signature parts (changing one re-embeds
         the pin): the sidecar text weight when its text is fused."""
-        return [f"tw={opts.text_weight:g}"] if entry.sidecar is not None and opts.text_weight else []
+        has_text = entry.sidecar is not None or bool(entry.title or entry.description)  # (a catalog row's)
+        return [f"tw={opts.text_weight:g}"] if has_text and opts.text_weight else []
 
     def read(self, reader: Reader, entry: Entry) -> Item:
         """Decode ``entry`` into model-ready pixels (InputError for unusable input)."""

@@ -5,6 +5,7 @@ and texts are kept as segments."""
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +45,7 @@ class IdeaKind(Kind):
 
     def read(self, reader: Reader, entry: Entry) -> Item:
         h = hashlib.blake2b(digest_size=16)
-        h.update(read_small(join(entry.path, MANIFEST), MAX_MANIFEST_BYTES, "manifest", "pin.json", entry.media))
+        h.update(_manifest(entry))
         item = Item(entry, [], [], "", title=entry.title, description=entry.description)
         item.warnings.extend(problem_rows(entry.notes))  # pages the manifest check refused
         for page in entry.pages:
@@ -98,6 +99,8 @@ class IdeaKind(Kind):
         return pool(np.stack(page_vecs), text_vector(texts), opts.idea_text_weight), segs
 
     def uris(self, entry: Entry) -> list[str]:
+        if entry.row:  # a catalog row: its pages are its media
+            return [entry.uri, *(str(p.path) for p in entry.pages)]
         manifest = str(join(entry.path, MANIFEST))
         return [entry.uri, manifest, *(f"{manifest}#page={i}" for i in range(MAX_PAGES)),
                 *(str(p.path) for p in entry.pages)]
@@ -105,13 +108,20 @@ class IdeaKind(Kind):
     def content_hash(self, entry: Entry) -> str | None:
         try:
             h = hashlib.blake2b(digest_size=16)
-            h.update(read_small(join(entry.path, MANIFEST), MAX_MANIFEST_BYTES, "manifest", "pin.json", entry.media))
+            h.update(_manifest(entry))
             for page in entry.pages:
                 h.update(read_file(page.path, entry.media, page.size + 1) if page.kind == "image"
                          else file_digest(page.path, entry.media).encode())
             return h.hexdigest()
         except (OSError, InputError):
             return None
+
+
+def _manifest(entry: Entry) -> bytes:
+    """What an idea pin's content hash starts from: its pin.json, or a catalog row's texts (it has none)."""
+    if entry.row:
+        return json.dumps([entry.title, entry.description, [p.text for p in entry.pages]]).encode()
+    return read_small(join(entry.path, MANIFEST), MAX_MANIFEST_BYTES, "manifest", "pin.json", entry.media)
 
 
 KIND = IdeaKind()

@@ -1,0 +1,181 @@
+"""``ingest`` and ``refresh`` of a catalog (``catalog.py``): check every file's columns before anything is
+written, then stream the rows in batches, plan each batch against the store (``catalog_plan``) and hand
+the rows to read and embed to the run's runner (``driver.Run``) in chunks, so memory stays bounded
+whatever the catalog's size. Rows whose fields changed but not their media are rewritten with their
+stored vectors. A refresh then deletes the pins whose rows are gone; ``ingest`` never deletes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from pinembed.embedders.base import Embedder
+from pinembed.errors import UsageError
+from pinembed.store import attributes as attr_types
+from pinembed.store.db import Store
+from pinembed.store.identity import space_identity
+
+from .catalog import (
+    CatalogOptions,
+    Columns,
+    attribute_columns,
+    catalog_files,
+    local_table,
+    read_batches,
+    schema_of,
+)
+from .catalog_media import CatalogMedia
+from .catalog_plan import CatalogPlanner, Chunk
+from .driver import Run
+from .entry import Entry, Skip
+from .ledger import problem_rows
+from .model import ModelSpec
+from .options import IngestOptions, Progress, phase
+from .sources import Source
+
+CHUNK_ENTRIES = 4096  # rows read and embedded per hand-off to the runner (and their Entry objects held)
+
+
+@dataclass
+class Opened:
+    """A catalog with its files' columns checked."""
+
+    files: list[str]
+    attributes: dict[str, pa.DataType]
+    skips: list[Skip]
+
+
+def open_catalog(root: str, cols: Columns, storage_options: dict[str, str] | None) -> Opened:
+    """Every file of the catalog at ``root`` with its columns checked (UsageError, exit 2, for a missing id
+    or media column, or an attribute whose type differs between two files), before anything is written."""
+    files = catalog_files(root, storage_options)
+    types: dict[str, pa.DataType] = {}
+    skips: list[Skip] = []
+    for f in files:
+        with local_table(f, storage_options) as local:
+            found, skipped = attribute_columns(schema_of(f, local), cols, f)
+        types.update(attr_types.merged(types, found, f"the catalog file {f!r}"))
+        skips += skipped
+    return Opened(files, types, skips)
+
+
+def stored_states(store: Store | None, attributes: dict[str, pa.DataType]) -> pa.Table:
+    """What a plan compares rows with: each stored pin's id, kind, owner, signature and fields."""
+    cols = ("pin_id", "kind", "uri", "source", "source_sig", "title", "description", *attributes)
+    if store is None or store.generation is None:
+        return pa.table({c: pa.array([], attributes.get(c, pa.string())) for c in cols})
+    return store.pin_states(cols)
+
+
+@dataclass
+class CatalogRun:
+    """One run of a catalog source against ``store``."""
+
+    store: Store
+    source: Source
+    opened: Opened
+    opts: IngestOptions
+    catalog: CatalogOptions
+    run: Run
+    planner: CatalogPlanner | None = None
+    planned: dict[str, int] = field(default_factory=lambda: {"new": 0, "changed": 0, "unchanged": 0, "updated": 0})
+    reported: set[str] = field(default_factory=set)  # ledger uris this run wrote for catalog rows
+
+    def go(self, storage_options: dict[str, str] | None, dry_run: bool = False) -> None:
+        """Plan every batch of every file; unless ``dry_run``, embed and write as it goes."""
+        media = CatalogMedia(self.catalog.allow_hosts, storage_options, self.catalog.http)
+        stored = stored_states(self.store, self.opened.attributes)
+        self.planner = CatalogPlanner(self.source.root, self.source.prefix, self.catalog.columns,
+                                      self.opened.attributes, stored, self.opts, media)
+        todo: list[Entry] = []
+        phase(self.run.progress, "planning")
+        for f in self.opened.files:
+            with local_table(f, storage_options) as local:
+                for batch in read_batches(f, local):
+                    chunk = self.planner.plan(batch)
+                    self._count(chunk)
+                    if dry_run:
+                        continue
+                    self._land(chunk)
+                    todo += chunk.todo
+                    if len(todo) >= CHUNK_ENTRIES:
+                        self._embed(todo)
+                        todo = []
+        if todo and not dry_run:
+            self._embed(todo)
+
+    def _count(self, chunk: Chunk) -> None:
+        p = self.planned
+        p["new"] += chunk.new
+        p["changed"] += chunk.changed
+        p["unchanged"] += chunk.unchanged
+        p["updated"] += len(chunk.updates)
+        self.run.summary.unchanged += chunk.unchanged
+
+    def _land(self, chunk: Chunk) -> None:
+        """A chunk's bad rows to the ledger and its field updates to the store (no media read)."""
+        if chunk.problems:
+            rows = problem_rows(chunk.problems)
+            self.reported.update(r["uri"] for r in rows)
+            self.run.fail(rows, len(chunk.problems))
+        self.run.replacing |= chunk.replacing
+        self.run.known.update(dict.fromkeys(chunk.replacing, ""))
+        if chunk.updates:
+            self.store.copy_pins([(e.pin_id, {"pin_id": e.pin_id, "title": e.title, "description": e.description,
+                                              **(e.attrs or {})}) for e in chunk.updates])
+            self.run.summary.fields_updated += len(chunk.updates)
+
+    def _embed(self, todo: list[Entry]) -> None:
+        if self.store.generation is None or self.store.identity is None:
+            self.store.ensure_space(space_identity(self.run.embedder.identity()))
+            self.store.add_attributes(self.opened.attributes)
+        self.run.prepare(todo)
+        self.run.embed(todo)
+
+    def clear_stale_rows(self) -> None:
+        """Ledger rows of this catalog's lines that this run did not report again (fixed or gone)."""
+        heads = tuple(f"{f}#line=" for f in self.opened.files)
+        stale = [u for u in self.store.failures_by_uri() if u.startswith(heads) and u not in self.reported]
+        self.store.clear_failures(stale)
+
+
+def run_catalog(root: str, store: Store, embedder: Embedder | Callable[[], Embedder] | None, opts: IngestOptions,
+                catalog: CatalogOptions, source: Source, progress: Progress | None = None,
+                model_spec: ModelSpec | None = None, delete: bool = False, dry_run: bool = False,
+                model_id: str | None = None) -> tuple[Run, dict[str, int], list[str]]:
+    """Ingest (``delete`` False) or refresh (``delete``: pins whose rows are gone are deleted) the catalog
+    at ``root`` into ``store`` under ``source``'s namespace; the caller holds the write lock and calls
+    ``finish`` on the returned Run (unless ``dry_run``). Returns the run, the planned counts (new,
+    changed, unchanged, updated, deleted) and the deleted pin ids."""
+    opened = open_catalog(root, catalog.columns, store.storage_options)
+    if store.generation is not None and store.identity is not None:
+        attr_types.merged(store.attributes(), opened.attributes, f"the catalog {root!r}")  # before any write
+    run = Run(store, embedder, opts, {}, progress, replacing=set(), model_spec=model_spec)
+    run.summary.skipped, run.summary.skipped_files = len(opened.skips), [k.to_dict() for k in opened.skips]
+    run.summary.sources = [{"root": source.root, "id_prefix": source.prefix}]
+    job = CatalogRun(store, source, opened, opts, catalog, run)
+    have = store.identity
+    if not dry_run:
+        if have is None or (model_id is not None and model_id != have.get("model_id")):
+            store.ensure_space(space_identity(run.embedder.identity()))
+        store.add_attributes(opened.attributes, f"the catalog {root!r}")
+        store.record_sources([source])
+    job.go(store.storage_options, dry_run)
+    deleted: list[str] = []
+    if delete and job.planner is not None:
+        deleted = job.planner.gone()
+        job.planned["deleted"] = len(deleted)
+        if not dry_run:
+            store.delete_pins(deleted)
+    if not dry_run:
+        job.clear_stale_rows()
+    return run, job.planned, deleted
+
+
+def usage_for_mixed() -> UsageError:
+    """The error for a refresh that names a catalog beside folders."""
+    return UsageError("a refresh takes either catalogs or folders, not both in one run",
+                      "run one refresh per catalog (and one for the folders), each with the same --db")

@@ -1,0 +1,191 @@
+"""Catalogs in: tables of pins (Parquet, CSV, JSON Lines) with their own ids, typed attributes and media
+anywhere (relative, absolute, http(s) with an allow-list), ingested and refreshed incrementally; every
+bad row is a ledger row naming its line."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image
+
+import pinembed
+
+from helpers import save_image
+
+EXE = os.path.join(os.path.dirname(sys.executable), "pinembed")
+
+
+def run(*args, timeout: int = 180):
+    env = {k: v for k, v in os.environ.items() if k != "PINEMBED_FAILPOINT"}
+    return subprocess.run([EXE, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env)
+
+
+def summary(p) -> dict:
+    assert p.returncode in (0, 3), p.stdout + p.stderr
+    return json.loads(p.stdout)
+
+
+def jpeg(colour) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 32), colour).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture()
+def shop(tmp_path):
+    """A Parquet catalog of 6 pins whose media lie beside it, with typed attributes."""
+    for i in range(6):
+        save_image(tmp_path / "media" / f"p{i}.jpg", colour=(40 * i, 200 - 30 * i, 90), fmt="JPEG")
+    rows = {
+        "pin_id": [f"sku-{i}" for i in range(6)],
+        "media": [f"media/p{i}.jpg" for i in range(6)],
+        "title": [f"Shoe {i}" for i in range(6)],
+        "category": ["shoes", "shoes", "bags", "shoes", "hats", "bags"],
+        "price": [19.5, 80.0, 45.0, 12.0, 30.0, 99.0],
+        "shoppable": [True, True, False, True, False, True],
+        "tags": [["red"], ["blue", "sale"], [], ["sale"], ["wool"], ["red", "sale"]],
+        "updated_at": [1, 1, 1, 1, 1, 1],
+    }
+    path = tmp_path / "shop.parquet"
+    pq.write_table(pa.table(rows), path)
+    return path, rows
+
+
+def rewrite(path, rows):
+    pq.write_table(pa.table(rows), path)
+
+
+def test_a_parquet_catalog_lands_with_its_ids_and_typed_attributes(shop, db, tiny_model_id):
+    path, _ = shop
+    s = summary(run("ingest", path, "--db", db, "--model", tiny_model_id, "--json"))
+    assert (s["added"], s["failed"]) == (6, 0)
+    idx = pinembed.open_index(db)
+    attrs = {k: str(v) for k, v in idx.store.attributes().items()}
+    assert attrs == {"category": "string", "price": "double", "shoppable": "bool", "tags": "list<item: string>",
+                     "updated_at": "int64"}
+    got = {r["pin_id"]: r for r in idx.store.pin_states(("pin_id", "uri", "title", "price", "tags")).to_pylist()}
+    assert got["sku-1"]["title"] == "Shoe 1" and got["sku-1"]["price"] == 80.0
+    assert got["sku-1"]["tags"] == ["blue", "sale"]
+    assert got["sku-1"]["uri"] == str(path.parent / "media" / "p1.jpg")
+    again = summary(run("ingest", path, "--db", db, "--json"))
+    assert (again["unchanged"], again["added"], again["model_loaded"]) == (6, 0, False)
+
+
+def test_refresh_updates_fields_without_reading_media_and_deletes_rows_that_are_gone(shop, db, tiny_model_id):
+    path, rows = shop
+    summary(run("ingest", path, "--db", db, "--model", tiny_model_id, "--version-col", "updated_at", "--json"))
+    before = pinembed.open_index(db).store.pins_by_id(["sku-0"])["sku-0"]["vector"]
+    rows["price"][0] = 25.0  # an attribute changed, the media did not
+    rows["title"][2] = "A new title"
+    for k in rows:
+        rows[k] = rows[k][:5]  # sku-5 is gone
+    rewrite(path, rows)
+    s = summary(run("ingest", path, "--db", db, "--version-col", "updated_at", "--json"))
+    assert (s["fields_updated"], s["unchanged"], s["model_loaded"]) == (2, 3, False)  # ingest never deletes
+    assert len(pinembed.open_index(db).store.pin_states(("pin_id",))) == 6
+    r = summary(run("refresh", path, "--db", db, "--version-col", "updated_at", "--json"))
+    assert r["planned"] == {"new": 0, "changed": 0, "unchanged": 5, "updated": 0, "deleted": 1}
+    assert (r["deleted"], r["model_loaded"]) == (1, False)
+    idx = pinembed.open_index(db)
+    pin = idx.store.pins_by_id(["sku-0"])["sku-0"]
+    assert pin["price"] == 25.0 and list(pin["vector"]) == list(before)  # the stored vector was kept
+    assert set(idx.store.pin_states(("pin_id",)).column("pin_id").to_pylist()) == {f"sku-{i}" for i in range(5)}
+    rows["updated_at"][1] = 2  # a new version: the row is read and embedded again
+    rewrite(path, rows)
+    r = summary(run("refresh", path, "--db", db, "--version-col", "updated_at", "--json"))
+    assert (r["planned"]["changed"], r["updated"], r["model_loaded"]) == (1, 1, True)
+
+
+def test_every_bad_row_is_a_ledger_row_naming_its_line(tmp_path, db, tiny_model_id):
+    save_image(tmp_path / "a.jpg", fmt="JPEG")
+    save_image(tmp_path / "b.jpg", colour=(10, 200, 10), fmt="JPEG")
+    (tmp_path / "cat.csv").write_text(
+        "pin_id,media,title,price\n"
+        "ok-1,a.jpg,First,10\n"
+        "broken,a.jpg,too,many,fields\n"        # line 3: malformed
+        "\"bad\x01id\",b.jpg,Ctl,3\n"            # line 4: a control character in the id
+        "ok-1,b.jpg,Again,4\n"                   # line 5: a duplicate id
+        "ok-2,missing.jpg,Gone,5\n"              # line 6: media that is not there
+        "ok-3,ftp://host/x.jpg,Ftp,6\n"          # line 7: a scheme no reader takes
+        ",b.jpg,No id,7\n"                       # line 8: no id
+        "ok-4,b.jpg,Fine,8\n"
+    )
+    p = run("ingest", tmp_path / "cat.csv", "--db", db, "--model", tiny_model_id, "--json")
+    assert p.returncode == 3, p.stderr
+    s = json.loads(p.stdout)
+    assert (s["added"], s["failed"]) == (2, 6)
+    by_line = {f["uri"].rsplit("#line=", 1)[1]: f for f in s["failures"] if "#line=" in f["uri"]}
+    assert {k: by_line[k]["error"] for k in by_line} == {
+        "3": "bad_line", "4": "bad_id", "5": "duplicate_id", "6": "not_found", "7": "bad_uri", "8": "bad_id"}
+    assert "line 5" in by_line["5"]["message"] and "line 2" in by_line["5"]["message"]
+    failures = run("failures", "--db", db, "--json")
+    assert failures.returncode == 0 and "duplicate_id" in failures.stdout
+
+
+def test_a_missing_id_column_is_a_usage_error_before_anything_is_written(tmp_path, db, tiny_model_id):
+    (tmp_path / "cat.jsonl").write_text('{"id": "a", "media": "a.jpg"}\n')
+    p = run("ingest", tmp_path / "cat.jsonl", "--db", db, "--model", tiny_model_id)
+    assert p.returncode == 2 and "no id column 'pin_id'" in p.stderr and "--id-col" in p.stderr
+    assert not os.path.exists(db)
+
+
+def test_jsonl_rows_with_a_list_of_media_are_idea_pins_and_python_maps_columns(tmp_path, db, tiny_model_id):
+    for i in range(3):
+        save_image(tmp_path / f"page{i}.jpg", colour=(60 * i, 90, 200), fmt="JPEG")
+    (tmp_path / "cat.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"id": 7, "pages": ["page0.jpg", "page1.jpg"], "name": "Two pages", "texts": ["one", "two"], "lang": "en"},
+        {"id": 8, "pages": "page2.jpg", "name": "A photo", "lang": "de"},
+    ]) + "\n")
+    idx = pinembed.open_index(db, model=tiny_model_id)
+    s = idx.ingest(tmp_path / "cat.jsonl", id_col="id", media_col="pages", title_col="name",
+                   page_text_col="texts")
+    assert (s.added, s.failed) == (2, 0)
+    pins = idx.store.pins_by_id(["7", "8"])
+    assert pins["7"]["kind"] == "idea" and pins["7"]["title"] == "Two pages" and pins["7"]["lang"] == "en"
+    assert pins["8"]["kind"] == "image" and pins["8"]["lang"] == "de"
+    assert {s["kind"] for s in idx.store.segments_of(["7"])} == {"page", "text"}
+
+
+def test_catalog_ids_never_take_over_another_sources_pins(shop, tmp_path, db, tiny_model_id):
+    path, _ = shop
+    folder = tmp_path / "folder"
+    save_image(folder / "x.jpg", fmt="JPEG")
+    assert run("ingest", folder, "--db", db, "--model", tiny_model_id).returncode == 0
+    p = run("ingest", path, "--db", db)
+    assert p.returncode == 2 and "--id-prefix" in p.stderr  # both would own the ids without a prefix
+    s = summary(run("ingest", path, "--db", db, "--id-prefix", "shop", "--json"))
+    assert s["added"] == 6
+    ids = set(pinembed.open_index(db).store.pin_states(("pin_id",)).column("pin_id").to_pylist())
+    assert "x.jpg" in ids and "shop/sku-0" in ids
+
+
+def test_an_attribute_whose_type_changes_is_an_error_naming_the_column(shop, db, tiny_model_id):
+    path, rows = shop
+    summary(run("ingest", path, "--db", db, "--model", tiny_model_id, "--json"))
+    rows["price"] = [str(v) for v in rows["price"]]
+    rewrite(path, rows)
+    p = run("ingest", path, "--db", db)
+    assert p.returncode == 2 and "'price'" in p.stderr and "float" in p.stderr
+
+
+def test_http_media_are_fetched_only_from_allowed_hosts(tmp_path, db, tiny_model_id, media_server):
+    good = media_server.add("/img/a.jpg", body=jpeg((200, 10, 10)), content_type="image/jpeg")
+    missing = media_server.url("/img/nope.jpg")
+    page = media_server.add("/page", body=b"<html></html>", content_type="text/html")
+    other = media_server.url("/img/a.jpg", host="localhost")
+    (tmp_path / "cat.csv").write_text("pin_id,media\n" + "\n".join(
+        f"{i},{u}" for i, u in enumerate([good, missing, page, other])) + "\n")
+    p = run("ingest", tmp_path / "cat.csv", "--db", db, "--model", tiny_model_id, "--json",
+            "--allow-host", f"127.0.0.1:{media_server.port}", "--http-timeout", "5")
+    s = json.loads(p.stdout)
+    assert p.returncode == 3 and (s["added"], s["failed"]) == (1, 3)
+    errors = {f["pin_id"]: f["error"] for f in s["failures"]}
+    assert errors == {"1": "not_found", "2": "not_media", "3": "host_not_allowed"}
+    assert media_server.hits("/img/a.jpg") >= 1  # and nothing was asked of the host not allowed
