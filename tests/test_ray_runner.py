@@ -168,3 +168,26 @@ def test_without_ray_the_runner_says_how_to_install_it(tmp_path):
     r = subprocess.run([sys.executable, "-c", code, "ingest", str(tmp_path), "--db", str(tmp_path / "db"),
                         "--runner", "ray"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "pip install 'pinembed[ray]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ray_reads_catalog_rows_as_the_local_runner_does(local_ray, mixed, tmp_path, tiny_model_id):
+    """Catalog rows (Parquet) through ray: the same pins, attributes, ledger and vectors as local."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    media = [str(mixed / "images" / f"img{i}.jpg") for i in range(4)] + [str(mixed / "clip.mp4"),
+                                                                         str(mixed / "bad" / "text.jpg")]
+    cat = tmp_path / "cat.parquet"
+    pq.write_table(pa.table({"pin_id": [f"r{i}" for i in range(6)], "media": media,
+                             "board": ["a", "b", "a", "b", "v", "x"], "price": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]}), cat)
+    local = pinembed.open_index(str(tmp_path / "local.lance"), model=tiny_model_id).ingest(cat)
+    opts = IngestOptions(batch_size=4, runner="ray", ray=RayOptions(workers=1))
+    remote = pinembed.open_index(str(tmp_path / "ray.lance"), model=tiny_model_id).ingest(cat, opts)
+    assert (local.added, local.failed) == (remote.added, remote.failed) == (5, 1)
+    assert remote.runner == "ray" and sum(remote.pins_by_node.values()) == 5
+    pins_l, vec_l, ledger_l = _state(str(tmp_path / "local.lance"))
+    pins_r, vec_r, ledger_r = _state(str(tmp_path / "ray.lance"))
+    assert pins_r == pins_l and ledger_r == ledger_l and pins_l["r4"][0] == "video"
+    assert min(float(vec_l[p] @ vec_r[p]) for p in pins_l) >= 0.9999
+    boards = pinembed.open_index(str(tmp_path / "ray.lance")).store.pin_states(("pin_id", "board")).to_pylist()
+    assert {r["pin_id"]: r["board"] for r in boards}["r1"] == "b"
