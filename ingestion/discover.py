@@ -26,7 +26,7 @@ from .discover_prefix import discover_prefix
 from .entry import Discovery, Entry, Problem, Skip
 from .idea import MANIFEST as IDEA_MANIFEST
 from .idea import read_manifest
-from .sample_fields import add_found
+from .sample_fields import add_found, merge_attributes
 from .shards import discover_shard
 from .walk_rules import (
     SHARD_EXT,
@@ -227,6 +227,7 @@ def discover_sources(sources: list[Source], storage_options: dict[str, str] | No
     seen: dict[str, str] = {}
     for src in sources:
         found = discover(src.root, src.prefix, storage_options, database)
+        merge_attributes(out, found)  # shards' JSON fields: one type per attribute across the sources
         out.problems += found.problems
         out.skips += found.skips
         if found.listed is not None:

@@ -23,6 +23,7 @@ from .driver import IngestSummary, Run
 from .model import ModelSpec
 from .options import IngestOptions, Progress
 from .plan import make_plan, survey
+from .sample_fields import record as record_attributes
 from .sources import resolve, source_root
 
 HINT = "pass the folder that holds your media, e.g. pinembed ingest ./media; nothing was created"
@@ -66,6 +67,8 @@ def ingest(src: str | os.PathLike[str], store: Store, embedder: Embedder | Calla
         have = store.identity
         if plan.todo or have is None or (model_id is not None and model_id != have.get("model_id")):
             store.ensure_space(space_identity(run.embedder.identity()))
+        if plan.todo:
+            record_attributes(store, found)  # shards' JSON fields, before their pins are written
         if store.generation is not None:
             store.record_sources([source])
         run.embed(plan.todo)

@@ -36,6 +36,7 @@ from .model import model_for
 from .options import IngestOptions, Progress, phase
 from .plan import Move, RefreshPlan, make_refresh_plan, survey
 from .read import content_hash
+from .sample_fields import record as record_attributes
 from .sidecar import read_sidecar
 from .sources import resolve, source_root, under
 
@@ -167,6 +168,8 @@ def _refresh(roots: list[str], uri: str, model: str | None, opts: RefreshOptions
         summary.model_loaded = summary.model_loaded or run.summary.model_loaded
         if live is None:
             live_store.record_sources(sources)
+    if todo:
+        record_attributes(target, found)  # shards' JSON fields, before their pins are written
     run.embed(todo)
     target.delete_pins(plan.deleted + plan.moved_from)
     summary.deleted = len(plan.deleted)

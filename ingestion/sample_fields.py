@@ -151,6 +151,21 @@ def merge_attributes(out: Discovery, found: Discovery) -> None:
                         e.notes = (*e.notes, conflict(e.uri, e.pin_id, name, t, have, "other shards or sources"))
 
 
+def record(store: Any, found: Discovery) -> None:
+    """Record the walk's attribute types with the database (``Store.add_attributes``) before its pins are
+    written: an int field the database holds as float is written as floats; another type the database
+    records otherwise is a UsageError naming the field (``attributes.merged``)."""
+    if not found.attributes:
+        return
+    have = store.attributes()
+    for name, t in list(found.attributes.items()):
+        old = have.get(name)
+        if old is not None and old.equals(_FLOAT) and pa.types.is_integer(t):
+            found.attributes[name] = _FLOAT
+            cast_floats((e.attrs for e in found.entries), name)
+    store.add_attributes(found.attributes, "the shards")
+
+
 def add_found(out: Discovery, found: Discovery) -> None:
     """Add a shard's entries, problems, skips and attribute types to a walk's ``out``."""
     merge_attributes(out, found)
