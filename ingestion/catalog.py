@@ -28,6 +28,7 @@ from pinembed.errors import UsageError
 from pinembed.store import attributes as attr_types
 
 from .entry import Problem, Skip
+from .http_allow import parse_entry
 from .object_media import MediaStore, is_uri
 
 TABLE_EXTS = (".parquet", ".csv", ".jsonl", ".ndjson")
@@ -62,6 +63,9 @@ class CatalogOptions:
     allow_hosts: tuple[str, ...] = ()  # --allow-host: the only hosts http(s) media are fetched from
     http: dict[str, Any] = field(default_factory=dict)  # HttpMedia settings (timeouts, concurrency, retries)
 
+    def __post_init__(self) -> None:
+        for entry in self.allow_hosts:  # a bad --allow-host is a usage error now, not in a read thread later
+            parse_entry(entry)
 
     @classmethod
     def given(cls, base: CatalogOptions | None = None, *, id_col: str | None = None, media_col: str | None = None,
