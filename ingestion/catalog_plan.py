@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,8 @@ class Chunk:
     changed: int = 0
     unchanged: int = 0
     replacing: set[str] = field(default_factory=set)  # stored pin ids that todo rewrites
+    given_up: int = 0  # rows whose media failed --max-attempts runs: not read again (refresh --retry-failed does)
+    kept: set[str] = field(default_factory=set)  # ledger rows of given-up rows: they stay as they are
 
 
 def clean(arr: pa.Array, limit: int) -> pa.Array:
@@ -90,10 +92,14 @@ class CatalogPlanner:
     """Plans the batches of one catalog source against the pins it owns in the store."""
 
     def __init__(self, root: str, prefix: str, cols: Columns, attributes: dict[str, pa.DataType],
-                 stored: pa.Table, opts: IngestOptions, media: CatalogMedia) -> None:
+                 stored: pa.Table, opts: IngestOptions, media: CatalogMedia,
+                 given_up: Callable[[str], bool] | None = None) -> None:
         """``stored``: every stored pin's pin_id, kind, uri, source, source_sig, title, description and
-        attribute columns (``attributes``: name -> stored type)."""
+        attribute columns (``attributes``: name -> stored type). ``given_up``: whether the ledger row of
+        a new row (its line, or its media) failed so often that it is not tried again (a refresh's
+        failure policy)."""
         self.root, self.prefix, self.cols, self.attributes = root, prefix, cols, attributes
+        self.given_up = given_up
         self.opts, self.media = opts, media
         self.stored = stored.append_column("_i", pa.array(np.arange(stored.num_rows, dtype=np.int64)))
         self.seen = np.zeros(stored.num_rows, dtype=bool)  # stored pins met in the catalog
@@ -234,12 +240,19 @@ class CatalogPlanner:
             self.seen[i] = True
         else:
             self.new_ids[pid] = f"line {line}"
+        if not matched and self.given_up is not None and self.given_up(where):
+            out.given_up += 1
+            out.kept.add(where)
+            return
         try:
             e = self._entry(file, line, pid, row, fields)
         except InputError as err:
             out.problems.append(Problem(where, pid, err.error, f"line {line}: {err.message}", "catalog"))
             return
-        if not matched:
+        if not matched and self.given_up is not None and self.given_up(e.uri):
+            out.given_up += 1
+            out.kept.add(e.uri)
+        elif not matched:
             out.todo.append(e)
             out.new += 1
         elif self.opts.signature(e, stored.get("kind")) != stored.get("source_sig"):

@@ -81,7 +81,9 @@ class CatalogRun:
     catalog: CatalogOptions
     run: Run
     planner: CatalogPlanner | None = None
-    planned: dict[str, int] = field(default_factory=lambda: {"new": 0, "changed": 0, "unchanged": 0, "updated": 0})
+    planned: dict[str, int] = field(default_factory=lambda: {"new": 0, "changed": 0, "unchanged": 0, "updated": 0,
+                                                             "given_up": 0})
+    given_up: Callable[[str], bool] | None = None  # refresh: ledger uris that failed --max-attempts runs
     reported: set[str] = field(default_factory=set)  # ledger uris this run wrote for catalog rows
 
     def go(self, storage_options: dict[str, str] | None, dry_run: bool = False) -> None:
@@ -89,7 +91,7 @@ class CatalogRun:
         media = CatalogMedia(self.catalog.allow_hosts, storage_options, self.catalog.http)
         stored = stored_states(self.store, self.opened.attributes)
         self.planner = CatalogPlanner(self.source.root, self.source.prefix, self.catalog.columns,
-                                      self.opened.attributes, stored, self.opts, media)
+                                      self.opened.attributes, stored, self.opts, media, self.given_up)
         todo: list[Entry] = []
         phase(self.run.progress, "planning")
         for f in self.opened.files:
@@ -113,6 +115,8 @@ class CatalogRun:
         p["changed"] += chunk.changed
         p["unchanged"] += chunk.unchanged
         p["updated"] += len(chunk.updates)
+        p["given_up"] += chunk.given_up
+        self.reported |= chunk.kept
         self.run.summary.unchanged += chunk.unchanged
 
     def _land(self, chunk: Chunk) -> None:
@@ -145,7 +149,8 @@ class CatalogRun:
 def run_catalog(root: str, store: Store, embedder: Embedder | Callable[[], Embedder] | None, opts: IngestOptions,
                 catalog: CatalogOptions, source: Source, progress: Progress | None = None,
                 model_spec: ModelSpec | None = None, delete: bool = False, dry_run: bool = False,
-                model_id: str | None = None) -> tuple[Run, dict[str, int], list[str]]:
+                model_id: str | None = None, max_attempts: int | None = None, retry_failed: bool = False
+                ) -> tuple[Run, dict[str, int], list[str]]:
     """Ingest (``delete`` False) or refresh (``delete``: pins whose rows are gone are deleted) the catalog
     at ``root`` into ``store`` under ``source``'s namespace; the caller holds the write lock and calls
     ``finish`` on the returned Run (unless ``dry_run``). Returns the run, the planned counts (new,
@@ -157,6 +162,9 @@ def run_catalog(root: str, store: Store, embedder: Embedder | Callable[[], Embed
     run.summary.skipped, run.summary.skipped_files = len(opened.skips), [k.to_dict() for k in opened.skips]
     run.summary.sources = [{"root": source.root, "id_prefix": source.prefix}]
     job = CatalogRun(store, source, opened, opts, catalog, run)
+    if max_attempts is not None and not retry_failed:  # a refresh: what failed too often is left alone
+        ledger = store.failures_by_uri()
+        job.given_up = lambda uri: ledger.get(uri, {}).get("attempts", 0) >= max_attempts
     have = store.identity
     if not dry_run:
         if have is None or (model_id is not None and model_id != have.get("model_id")):

@@ -211,11 +211,13 @@ def _refresh_catalogs(roots: list[str], uri: str, model: str | None, opts: Refre
             run, planned, deleted = run_catalog(src.root, store, lambda: get_embedder(model_id, device, precision),
                                                 opts.ingest, opts.ingest.catalog, src, progress,
                                                 (model_id, device, precision), delete=True, dry_run=opts.dry_run,
-                                                model_id=model_id)
+                                                model_id=model_id, max_attempts=opts.max_attempts,
+                                                retry_failed=opts.retry_failed)
             for k, v in planned.items():
                 summary.planned[k] = summary.planned.get(k, 0) + v
             summary.examples.setdefault("deleted", []).extend(deleted[:EXAMPLES])
             summary.deleted += len(deleted)
+            summary.given_up += planned.get("given_up", 0)
             summary.skipped += run.summary.skipped
             summary.skipped_files += run.summary.skipped_files
             if opts.dry_run:

@@ -189,3 +189,19 @@ def test_http_media_are_fetched_only_from_allowed_hosts(tmp_path, db, tiny_model
     errors = {f["pin_id"]: f["error"] for f in s["failures"]}
     assert errors == {"1": "not_found", "2": "not_media", "3": "host_not_allowed"}
     assert media_server.hits("/img/a.jpg") >= 1  # and nothing was asked of the host not allowed
+
+
+def test_refresh_gives_up_on_a_url_that_keeps_failing(tmp_path, db, tiny_model_id, media_server):
+    good = media_server.add("/a.jpg", body=jpeg((10, 200, 10)), content_type="image/jpeg")
+    gone = media_server.url("/gone.jpg")  # 404
+    (tmp_path / "cat.csv").write_text(f"pin_id,media\nok,{good}\nbad,{gone}\n")
+    idx = pinembed.open_index(db, model=tiny_model_id)
+    hosts = [f"127.0.0.1:{media_server.port}"]
+    for _ in range(3):  # --max-attempts 3
+        s = idx.refresh(tmp_path / "cat.csv", allow_hosts=hosts)
+        assert s.failed == 1 and s.failures[0]["error"] == "not_found"
+    asked = media_server.hits("/gone.jpg")
+    s = idx.refresh(tmp_path / "cat.csv", allow_hosts=hosts)
+    assert (s.failed, s.given_up, s.planned["given_up"], s.planned["unchanged"]) == (0, 1, 1, 1)
+    assert media_server.hits("/gone.jpg") == asked  # not fetched again
+    assert [f["attempts"] for f in idx.failures()] == [3]
