@@ -205,3 +205,28 @@ def test_refresh_gives_up_on_a_url_that_keeps_failing(tmp_path, db, tiny_model_i
     assert (s.failed, s.given_up, s.planned["given_up"], s.planned["unchanged"]) == (0, 1, 1, 1)
     assert media_server.hits("/gone.jpg") == asked  # not fetched again
     assert [f["attempts"] for f in idx.failures()] == [3]
+
+
+def test_a_catalog_on_object_storage_with_media_beside_it(tmp_path, db, tiny_model_id, monkeypatch):
+    from s3 import isolate, moto_server
+
+    isolate(tmp_path, monkeypatch)
+    with moto_server() as s3:
+        s3.create_bucket("pins")
+        client = s3.client()
+        for i in range(3):
+            client.put_object(Bucket="pins", Key=f"cat/imgs/{i}.jpg", Body=jpeg((70 * i, 40, 160)))
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"pin_id": ["a", "b", "c"], "board": ["x", "y", "x"],
+                                 "media": ["imgs/0.jpg", "s3://pins/cat/imgs/1.jpg", "imgs/2.jpg"]}), buf)
+        client.put_object(Bucket="pins", Key="cat/shop.parquet", Body=buf.getvalue())
+        idx = pinembed.open_index(db, model=tiny_model_id, storage_options=s3.options())
+        s = idx.ingest("s3://pins/cat/shop.parquet")
+        assert (s.added, s.failed) == (3, 0)
+        uris = {r["pin_id"]: r["uri"] for r in idx.store.pin_states(("pin_id", "uri")).to_pylist()}
+        assert uris == {"a": "s3://pins/cat/imgs/0.jpg", "b": "s3://pins/cat/imgs/1.jpg", "c": "s3://pins/cat/imgs/2.jpg"}
+        again = idx.refresh("s3://pins/cat/shop.parquet")  # each media's ETag and size from a HEAD: nothing read
+        assert again.planned["unchanged"] == 3 and not again.model_loaded
+        client.put_object(Bucket="pins", Key="cat/imgs/2.jpg", Body=jpeg((1, 2, 3)))  # new content, new ETag
+        third = idx.refresh("s3://pins/cat/shop.parquet")
+        assert (third.planned["changed"], third.updated) == (1, 1)
