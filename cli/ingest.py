@@ -191,7 +191,9 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     else:
         s = summary
         click.echo(
-            f"added {s.added}, updated {s.updated}, unchanged {s.unchanged}, failed {s.failed}"
+            f"added {s.added}, updated {s.updated}"
+            + (f", fields updated {s.fields_updated}" if s.fields_updated else "")
+            + f", unchanged {s.unchanged}, failed {s.failed}"
             + (f" (withdrawn {s.withdrawn}: changed and now broken)" if s.withdrawn else "")
             + f", warnings {s.warnings}, skipped {s.skipped} in {s.elapsed_s:.1f}s ({s.items_per_s:.1f} items/s) -> {db}"
         )
@@ -251,7 +253,8 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
         sys.exit(s.exit_code)
     p = s.planned
     head = "plan (dry run, nothing written)" if s.dry_run else "refreshed"
-    click.echo(f"{head}: new {p['new']}, changed {p['changed']}, unchanged {p['unchanged']}, moved {p['moved']}, "
+    fields = f", fields updated {p['updated']}" if "updated" in p else ""  # catalog rows
+    click.echo(f"{head}: new {p['new']}, changed {p['changed']}{fields}, unchanged {p['unchanged']}, moved {p['moved']}, "
                f"copied {p['copied']}, deleted {p['deleted']}, retried {p['retry']}, given up {p['given_up']}, "
                f"stale {p['stale']}" + ("" if s.dry_run else f"; failed {s.failed}"
                                          + (f" (withdrawn {s.withdrawn})" if s.withdrawn else "")

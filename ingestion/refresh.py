@@ -196,6 +196,8 @@ def _refresh_catalogs(roots: list[str], uri: str, model: str | None, opts: Refre
     """Refresh from catalogs: each one's rows planned in batches, changed rows embedded, field changes
     rewritten, pins whose rows are gone deleted (``catalog_run``)."""
     summary = RefreshSummary(dry_run=opts.dry_run)
+    summary.planned = dict.fromkeys(("new", "changed", "updated", "unchanged", "moved", "copied", "deleted", "retry",
+                                     "given_up", "stale"), 0)  # (rows are not moved: an id is the row's own)
     store = Store(uri, storage_options=storage_options)
     live = store.generation
     if model is not None and live is not None and model != live.model_id:
