@@ -282,7 +282,7 @@ def test_shards_under_an_s3_prefix(s3, tmp_path):
 
 def test_ingest_a_folder_of_shards(tmp_path):
     src = tmp_path / "shards"
-    img2dataset_shard(src / "00000.tar", 0, 3)
+    img2dataset_shard(src / "00000.tar", 0, 3, aesthetic=5, tags=["a", "b"])
     write_tar(src / "00001.tar", [("000000010.png", image_bytes((0, 200, 0), "PNG")),
                                   ("000000010.json", json.dumps({"title": "Green", "description": "a green pin",
                                                                  "aesthetic": 6.5}).encode()),
@@ -302,9 +302,27 @@ def test_ingest_a_folder_of_shards(tmp_path):
     assert (pins["000000010"]["title"], pins["000000010"]["description"]) == ("Green", "a green pin")
     assert (pins["000000012"]["kind"], pins["000000012"]["title"]) == ("video", "A clip")
     assert idx.related("000000010", k=3)  # the pins answer queries
+    # the JSON fields are typed columns of the pins (int and float in one field: a float)
+    types = idx.attributes()
+    assert (types["aesthetic"], types["original_width"], types["url"], types["tags"]) == (
+        pa.float64(), pa.int64(), pa.string(), pa.list_(pa.string()))
+    assert not {"width", "exif", "caption"} & set(types)
+    cols = idx.to_arrow(columns=["pin_id", "aesthetic", "original_width", "url", "tags"]).to_pylist()
+    attrs = {p.pop("pin_id"): p for p in cols}
+    assert attrs["000000001"] == {"aesthetic": 5.0, "original_width": 400, "url": "https://example.com/000000001.jpg",
+                                  "tags": ["a", "b"]}
+    assert attrs["000000010"] == {"aesthetic": 6.5, "original_width": None, "url": None, "tags": None}
     # a refresh: nothing changed, nothing read, no model; the sample without media is said again
     r = CliRunner().invoke(cli, ["refresh", str(src), "--db", str(db), "--json"])
     assert r.exit_code == 3, r.output
     s = json.loads(r.stdout)
     assert s["planned"]["unchanged"] == 5 and sum(s["planned"].values()) == 5 and s["model_loaded"] is False, s
     assert [f["error"] for f in s["failures"]] == ["no_media"]
+
+    # a new shard whose field is an int where the database holds a float: its pin lands with a float
+    write_tar(src / "00002.tar", img2dataset_sample("000000020", (5, 5, 5), "twenty", aesthetic=7))
+    r = CliRunner().invoke(cli, ["refresh", str(src), "--db", str(db), "--json"])
+    assert r.exit_code == 3, r.output
+    assert json.loads(r.stdout)["added"] == 1
+    row = pinembed.open_index(str(db)).to_arrow(columns=["pin_id", "title", "aesthetic"], where={"pin_id": "000000020"})
+    assert row.to_pylist() == [{"pin_id": "000000020", "title": "twenty", "aesthetic": 7.0}]
