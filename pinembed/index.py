@@ -15,7 +15,7 @@ import numpy as np
 from pinembed.embedders import get_embedder
 from pinembed.embedders.device import pick_device, pick_precision
 from pinembed.embedders.registry import DEFAULT_MODEL
-from pinembed.ingestion.catalog import CatalogOptions
+from pinembed.ingestion.catalog import CatalogOptions, is_catalog
 from pinembed.ingestion.ingest import ingest
 from pinembed.ingestion.options import IngestOptions
 from pinembed.ingestion.refresh import RefreshOptions, refresh
@@ -97,6 +97,10 @@ class PinIndex:
         something to embed (or a database to create). ``runner="ray"`` reads and embeds on a Ray
         cluster (``options.ray``: address, workers, CPUs and GPUs per worker)."""
         if catalog:
+            if not is_catalog(src, self._storage_options):
+                raise UsageError(f"{', '.join(sorted(catalog))} apply to catalogs; {os.fspath(src)!r} is not a "
+                                 ".parquet, .csv or .jsonl file (or a folder of them only)",
+                                 "leave them out for a folder of media")
             options = options or IngestOptions()
             options = replace(options, catalog=CatalogOptions.given(options.catalog, **catalog))
         # a local lock first, before the model loads, so a second writer is told at once (the pipeline's

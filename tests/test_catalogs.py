@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 import pinembed
+from pinembed.errors import UsageError
 
 from helpers import save_image
 
@@ -231,3 +232,31 @@ def test_a_catalog_on_object_storage_with_media_beside_it(tmp_path, db, tiny_mod
         client.put_object(Bucket="pins", Key="cat/imgs/2.jpg", Body=jpeg((1, 2, 3)))  # new content, new ETag
         third = idx.refresh("s3://pins/cat/shop.parquet")
         assert (third.planned["changed"], third.updated) == (1, 1)
+
+
+def test_a_folder_of_tables_is_one_catalog_and_ids_repeated_across_its_files_are_named(tmp_path, db, tiny_model_id):
+    cat = tmp_path / "catalog"
+    for i in range(3):
+        save_image(cat / "media" / f"{i}.jpg", colour=(90 * i, 30, 30), fmt="JPEG")
+    (cat / "a.csv").write_text("pin_id,media,board\np0,media/0.jpg,home\np1,media/1.jpg,food\n")
+    (cat / "b.jsonl").write_text('{"pin_id": "p1", "media": "media/2.jpg", "board": "x"}\n'
+                                 '{"pin_id": "p2", "media": null, "board": "y"}\n'
+                                 '{"pin_id": "p3", "media": "media/2.jpg", "board": "food"}\n')
+    from pinembed.ingestion.catalog import is_catalog
+
+    assert not is_catalog(cat)  # a folder holding media is walked as media, its tables skipped as not media
+    with pytest.raises(UsageError, match="apply to catalogs"):
+        pinembed.open_index(db, model=tiny_model_id).ingest(cat, attr_cols=["board"])
+    for p in sorted((cat / "media").iterdir()):
+        p.rename(tmp_path / p.name)
+    (cat / "media").rmdir()
+    for f in ("a.csv", "b.jsonl"):
+        (cat / f).write_text((cat / f).read_text().replace("media/", "../"))
+    assert is_catalog(cat)
+    idx = pinembed.open_index(db, model=tiny_model_id)
+    s = idx.ingest(cat)
+    assert (s.added, s.failed) == (3, 2)
+    errors = sorted((f["pin_id"], f["error"], f["uri"].rsplit("/", 1)[1]) for f in s.failures)
+    assert errors == [("p1", "duplicate_id", "b.jsonl#line=1"), ("p2", "no_media", "b.jsonl#line=2")]
+    boards = {r["pin_id"]: r["board"] for r in idx.store.pin_states(("pin_id", "board")).to_pylist()}
+    assert boards == {"p0": "home", "p1": "food", "p3": "food"}
