@@ -111,7 +111,8 @@ def failures(db: str, as_json: bool) -> None:
 @json_option
 @handle_errors
 def stats(db: str, as_json: bool) -> None:
-    """Counts by kind, segments, failures, and the model that built the database."""
+    """Counts by kind, segments, failures, the attributes (with their types), and the model that built
+    the database."""
 
     s = open_existing(db).stats()
     if as_json:
@@ -121,3 +122,6 @@ def stats(db: str, as_json: bool) -> None:
     kinds = ", ".join(f"{k} {v}" for k, v in sorted(s["by_kind"].items())) or "none"
     click.echo(f"db: {s['db']}\npins: {s['pins']} ({kinds})\nsegments: {s['segments']}\nfailures: {s['failures']}")
     click.echo(f"model: {space.get('model_id', '-')} (dim {space.get('dim', '-')})")
+    attrs = s.get("attributes") or {}
+    if attrs:
+        click.echo("attributes: " + ", ".join(f"{shown(n)} ({t})" for n, t in attrs.items()))

@@ -148,8 +148,10 @@ kind_option = click.option(
 )
 where_option = click.option(
     "--where", "where", multiple=True, metavar="COND",
-    help="Filter: COLUMN=VALUE, COLUMN!=VALUE, COLUMN~TEXT (contains, any case), COLUMN>=N, <=, >, <. "
-         "Repeatable (ANDed; the same column with = twice means either). No raw SQL.",
+    help="Filter: COLUMN=VALUE, COLUMN!=VALUE, COLUMN~TEXT (contains, any case), COLUMN>=N, <=, >, <; or "
+         "conditions joined by AND: \"category = 'shoes' AND price < 50\" (text in 'quotes', IN ('a', 'b') for "
+         "any of). Columns: the pin's and the database's attributes (`pinembed stats`). Repeatable (ANDed; the "
+         "same column with = in two --where means either). No raw SQL.",
 )
 dedupe_option = click.option("--dedupe", type=FloatRange(-1, 1, min_open=True), default=None, metavar="COS",
                              help="Drop results within this cosine of the query pin or of a result above (e.g. 0.95).")
@@ -157,11 +159,18 @@ diversity_option = click.option("--diversity", type=FloatRange(0, 1), default=0.
                                 help="Re-rank by maximal marginal relevance: 0 plain similarity, 1 most diverse.")
 
 
-def where_filter(terms: tuple[str, ...]) -> dict[str, Any] | None:
-    """--where terms as the structured filter of ``store.filters`` (None for none)."""
-    from pinembed.store.filters import parse_cli_where  # heavy: loads pyarrow
+def where_filter(terms: tuple[str, ...], source: Any = None) -> dict[str, Any] | None:
+    """--where texts as the structured filter of ``store.filters`` (None for none), their columns checked
+    against the attributes of ``source`` (a PinIndex, or ``--server``'s ``cli.remote.Server``, whose
+    ``attributes()`` give Arrow types or type names), asked only when there is a --where."""
+    if not terms:
+        return None
+    from pinembed.store.attributes import TYPES  # heavy: loads pyarrow
+    from pinembed.store.filters import parse_cli_where
 
-    return parse_cli_where(terms) if terms else None
+    found = source.attributes() if source is not None else {}
+    attrs = {n: TYPES[t] if isinstance(t, str) else t for n, t in found.items() if not isinstance(t, str) or t in TYPES}
+    return parse_cli_where(terms, attrs)
 
 
 def open_existing(db: str) -> PinIndex:

@@ -27,9 +27,12 @@ def pins(db: str, kinds: tuple[str, ...], where: tuple[str, ...], as_json: bool)
 
     These are the ids that `pinembed related` takes, as printed: a line break, tab, other control
     character or backslash in an id or uri is escaped (a\\nb.png, \\t, \\x1b, \\\\), titles are
-    flattened to one line. --json prints {"pins": [{pin_id, kind, uri, title}, ...]} with the ids as they are.
+    flattened to one line. --json prints {"pins": [{pin_id, kind, uri, title, and the database's
+    attributes}, ...]} with the ids as they are (dates as ISO 8601 text).
     """
-    batches = open_existing(db).iter_pins(1024, ("pin_id", "kind", "uri", "title"), kinds or None, where_filter(where))
+    idx = open_existing(db)
+    cols = ("pin_id", "kind", "uri", "title", *(idx.attributes() if as_json else ()))
+    batches = idx.iter_pins(1024, cols, kinds or None, where_filter(where, idx))
     try:
         _print_pins(batches, as_json)
     except BrokenPipeError:  # `pinembed pins | head`: the reader has all it wants
@@ -37,13 +40,15 @@ def pins(db: str, kinds: tuple[str, ...], where: tuple[str, ...], as_json: bool)
 
 
 def _print_pins(batches: Iterator[Any], as_json: bool) -> None:
+    from pinembed.export import json_value  # heavy: loads the store (pyarrow), loaded by now anyway
+
     first = next(batches, None)  # errors (a bad --where) surface before any output
     if as_json:
         sep = ""
         click.echo('{"pins": [', nl=False)
         for batch in _chain(first, batches):
             for row in batch.to_pylist():
-                click.echo(sep + json.dumps(row, default=str), nl=False)
+                click.echo(sep + json.dumps(row, default=json_value), nl=False)
                 sep = ", "
         click.echo("]}")
         return
@@ -71,8 +76,8 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
 @json_option
 @handle_errors
 def export(out: str, db: str, segments: bool, kinds: tuple[str, ...], where: tuple[str, ...], as_json: bool) -> None:
-    """Write the pins (pin_id, kind, uri, title, description, width, height, duration_s, model_id, vector)
-    to OUT: Parquet or JSON Lines by its extension, streamed, renamed into place when complete (a
+    """Write the pins (pin_id, kind, uri, title, description, width, height, duration_s, model_id, vector,
+    and the database's attributes, each of its type) to OUT: Parquet or JSON Lines by its extension, streamed, renamed into place when complete (a
     missing folder of OUT is created).
 
     The stable way to get pins out: the tables inside the database change name after a model switch.
@@ -82,7 +87,8 @@ def export(out: str, db: str, segments: bool, kinds: tuple[str, ...], where: tup
     from pinembed.export import format_of
 
     format_of(out)  # refuse another extension before opening anything
-    s = run_export(open_existing(db), out, segments=segments, kinds=kinds or None, where=where_filter(where))
+    idx = open_existing(db)
+    s = run_export(idx, out, segments=segments, kinds=kinds or None, where=where_filter(where, idx))
     if as_json:
         click.echo(json.dumps(s.to_dict()))
         return

@@ -77,12 +77,13 @@ def related(pin_ids: tuple[str, ...], db: str, k: int, kinds: tuple[str, ...], w
     A PIN is a pin id as `pinembed pins` prints it (a\\nb.png for a name with a line break), or
     the path of an ingested file (not with --server).
     """
-    controls = {"k": k, "kinds": kinds or None, "where": where_filter(where), "dedupe": dedupe,
-                "diversity": diversity}
+    controls = {"k": k, "kinds": kinds or None, "dedupe": dedupe, "diversity": diversity}
     if server:
-        results = _server(server, token, db).related(list(pin_ids), **controls)
+        remote = _server(server, token, db)
+        results = remote.related(list(pin_ids), where=where_filter(where, remote), **controls)
     else:
         idx = open_existing(db)
+        controls["where"] = where_filter(where, idx)
         ids = stored_ids(idx, list(pin_ids))
         if len(ids) == 1:
             results = idx.related(ids[0], **controls)
@@ -178,15 +179,15 @@ def search(terms: tuple[str, ...], text: str | None, image: str | None, db: str,
         positive.append((Path(image), 1.0))
     if not positive:
         raise click.UsageError("give a query: search \"some words\", search ./image.jpg, --text or --image")
-    controls = {"k": k, "kinds": kinds or None, "where": where_filter(where), "dedupe": dedupe,
-                "diversity": diversity}
+    controls = {"k": k, "kinds": kinds or None, "dedupe": dedupe, "diversity": diversity}
     if server:
         texts, negatives, images = _server_terms(positive, negative)
-        results = _server(server, token, db).search(texts, negatives, images, **controls)
+        remote = _server(server, token, db)
+        results = remote.search(texts, negatives, images, where=where_filter(where, remote), **controls)
         print_results(results, as_json)
         return
     idx = open_existing(db)
-    results = idx.search(positive, negative, **controls)
+    results = idx.search(positive, negative, where=where_filter(where, idx), **controls)
     print_results(results, as_json)
     _note_slow_load(idx, db)
 

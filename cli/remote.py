@@ -86,6 +86,14 @@ class Server:
             doc = self.request("POST", "/api/search", body=body, content_type=ctype)
         return _results(doc)
 
+    def attributes(self) -> dict[str, str]:
+        """The served database's attributes, name -> type name (``GET /api/attributes``), so that a
+        --where naming one is checked here as the server checks it."""
+        doc = self.request("GET", "/api/attributes").get("attributes")
+        if not isinstance(doc, dict) or not all(isinstance(n, str) and isinstance(t, str) for n, t in doc.items()):
+            raise ServerError("the server's attributes are not name -> type", "is it a `pinembed serve` of this version?")
+        return doc
+
     def check_database(self, db: str, storage_options: dict[str, str] | None = None) -> None:
         """UsageError (exit 2) unless the server serves the database ``db``: the same path or URI, or,
         when the server names a relative path (its working folder is unknown here), a database at

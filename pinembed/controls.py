@@ -1,8 +1,8 @@
 """The rules of a query's controls, one place for the CLI, Python and HTTP: ``k`` (one default, one
 limit), ``kinds``, ``dedupe``, ``diversity``, ``where`` and weights (a session's pins', a search's
 terms'). Each failure is a UsageError (exit 2; HTTP 400) that names the control. ``where`` is checked
-and compiled by ``store.filters`` (the one module that writes filter SQL), once: its ``Compiled``
-form passes through a second check unchanged. The CLI's click types and serve's ``params`` only turn
+against the database's attributes and compiled by ``store.filters`` (the one module that writes filter
+SQL), once: its ``Compiled`` form passes through a second check unchanged (against the same attributes). The CLI's click types and serve's ``params`` only turn
 text into values (ASCII digits, JSON types) and then ask this module."""
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from pinembed.store.filters import Compiled
 
 DEFAULT_K = 20  # every query's default: related, sessions, searches, a page of a listing (CLI, Python, HTTP)
@@ -48,10 +50,11 @@ class Controls:
 
 
 def check(k: Any = DEFAULT_K, kinds: Any = None, where: Any = None, dedupe: Any = None, diversity: Any = 0.0,
-          limit: int = MAX_K) -> Controls:
-    """Every control of a query checked (``where``'s size first), before the query does any work."""
+          limit: int = MAX_K, attributes: Mapping[str, pa.DataType] | None = None) -> Controls:
+    """Every control of a query checked (``where``'s size first), before the query does any work.
+    ``attributes``: the database's recorded attributes (``Store.attributes``), which ``where`` may name."""
     dedupe, diversity = check_controls(dedupe, diversity)
-    return Controls(check_k(k, limit), check_kinds(kinds), check_where(where), dedupe, diversity)
+    return Controls(check_k(k, limit), check_kinds(kinds), check_where(where, attributes), dedupe, diversity)
 
 
 def check_kinds(kinds: Any) -> list[str] | None:
@@ -80,12 +83,15 @@ def check_controls(dedupe: Any, diversity: Any) -> tuple[float | None, float]:
     return (float(dedupe) if dedupe is not None else None), float(diversity)
 
 
-def check_where(where: Any) -> Compiled | None:
-    """``where`` checked (its size first, then every column, operator and value) and compiled to SQL by
-    ``store.filters``, before a query does any other work; None for no filter."""
+def check_where(where: Any, attributes: Mapping[str, pa.DataType] | None = None) -> Compiled | None:
+    """``where`` (a mapping, its text form ``"category = 'shoes' AND price < 50"``, or a ``Compiled``)
+    checked (its size first, then every column, operator and value) and compiled to SQL by
+    ``store.filters``, before a query does any other work; None for no filter. ``attributes``: the
+    database's recorded attributes (name -> Arrow type), which the filter may name besides the pin
+    columns; a ``Compiled`` made for other attributes is compiled again."""
     from pinembed.store import filters  # heavy: the store package loads pyarrow
 
-    return filters.compile_where(where)
+    return filters.compile_where(where, attributes)
 
 
 def _real(v: Any) -> bool:

@@ -1,8 +1,10 @@
 """Pins out to a file: Parquet or JSON Lines, written batch by batch to a temp file and renamed into
-place, so a failed or interrupted export never leaves half a file under the name asked for."""
+place, so a failed or interrupted export never leaves half a file under the name asked for. The pins'
+attributes are columns of their own types (Parquet) or JSON values (timestamps as ISO 8601 text)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Iterable
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pinembed.store.filters import is_in
 
 from .errors import UsageError
-from .pin_reads import EXPORT_COLUMNS
+from .pin_reads import export_columns
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -55,9 +57,9 @@ def segments_path(out: str | os.PathLike[str]) -> Path:
 
 def export(index: PinIndex, out: str | os.PathLike[str], segments: bool = False, kinds: Any = None,
            where: Any = None, batch_size: int = 1024) -> ExportSummary:
-    """Write the live generation's pins (``index.EXPORT_COLUMNS``) to ``out`` (.parquet or .jsonl; its
-    folder is created when missing), streamed; with ``segments``, the frame, page and text vectors of
-    those pins to ``segments_path(out)``.
+    """Write the live generation's pins (``index.EXPORT_COLUMNS`` and the database's attributes) to
+    ``out`` (.parquet or .jsonl; its folder is created when missing), streamed; with ``segments``, the
+    frame, page and text vectors of those pins to ``segments_path(out)``.
     ``kinds`` and ``where`` filter as in ``related``."""
     fmt = format_of(out)
     out = Path(out)
@@ -130,7 +132,8 @@ def _empty(index: PinIndex, table: str) -> pa.Schema | None:
     schema = index.store.schema(table)
     if schema is None or table != "pins":
         return schema
-    return schema.empty_table().select([c for c in EXPORT_COLUMNS if c in schema.names]).schema
+    cols = export_columns(index.attributes())
+    return schema.empty_table().select([c for c in cols if c in schema.names]).schema
 
 
 class _Sink:
@@ -198,12 +201,17 @@ class _JsonLines(_Sink):
 
     def write(self, batch: pa.RecordBatch) -> None:
         for row in batch.to_pylist():
-            self._f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+            self._f.write(json.dumps(row, ensure_ascii=False, default=json_value) + "\n")
         self.rows += batch.num_rows
 
     def finish(self, schema: pa.Schema | None) -> None:
         if not self._f.closed:
             self._f.close()
+
+
+def json_value(v: Any) -> Any:
+    """What ``json.dumps`` cannot write, as JSON: a date and time as ISO 8601 text, anything else as text."""
+    return v.isoformat() if isinstance(v, dt.datetime | dt.date) else str(v)
 
 
 def _sink(fmt: str, path: Path) -> _Sink:

@@ -190,9 +190,10 @@ class PinIndex:
 
         ``where``: a structured filter (``{"kind": "video", "title": {"contains": "pasta"}}``, see
         ``store.filters.compile_where``) or its text form (``"category = 'shoes' AND price < 50"``); it
-        may name the database's attributes (``attributes()``). ``dedupe=0.95`` drops results within that cosine of the query
-        pin or of a result already returned (re-uploads, a frame saved as an image). ``diversity`` (0..1)
-        re-ranks a larger candidate pool by maximal marginal relevance; 0 is plain similarity."""
+        may name the database's attributes (``attributes()``). ``dedupe=0.95`` drops results within that
+        cosine of the query pin or of a result already returned (re-uploads, a frame saved as an image).
+        ``diversity`` (0..1) re-ranks a larger candidate pool by maximal marginal relevance; 0 is plain
+        similarity."""
         c = controls.check(k, kinds, where, dedupe, diversity, attributes=self.attributes())
         pin_id, pin = self._query_pin(pin_id)
         return retrieval.ranked(self.store, self.resident, pin["vector"], c, exclude=[pin_id])

@@ -40,6 +40,7 @@ def create_app(db: str, settings: ServeSettings | None = None, live: LiveIndex |
         Route("/", responses.page, methods=["GET", "HEAD"]),
         Route("/api/health", api.wrap(api.health), methods=["GET"]),
         Route("/api/stats", api.wrap(api.stats), methods=["GET"]),
+        Route("/api/attributes", api.wrap(api.attributes), methods=["GET"]),
         Route("/api/related", api.wrap(api.related), methods=["GET"]),
         Route("/api/session", api.wrap(api.session), methods=["GET", "POST"]),
         Route("/api/search", api.wrap(api.search), methods=["GET", "POST"]),

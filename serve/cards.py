@@ -1,10 +1,15 @@
 """The JSON shapes of pins: ``PIN_CARD`` (and ``RESULT``, a card with a score) with relative,
-percent-encoded URLs of the pin's thumbnail and media."""
+percent-encoded URLs of the pin's thumbnail and media; a pin's details with its attributes."""
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
+
+from pinembed.store.attributes import type_name
 
 TIMED = ("video", "motion")
 
@@ -49,7 +54,8 @@ def results(rows: list[Any], fused: bool = False) -> list[dict[str, Any]]:
 
 
 def details(pin: dict[str, Any]) -> dict[str, Any]:
-    """The card of ``PinIndex.pin`` plus description, size, duration and segments (each with its
+    """The card of ``PinIndex.pin`` plus description, size, duration, ``attributes`` (name -> JSON value:
+    dates as ISO 8601 text, lists as lists, null when the pin has none) and segments (each with its
     thumbnail: frames at their time, pages by number; text segments have none)."""
     out = card(pin["pin_id"], pin["kind"], pin.get("uri"), pin.get("title"), pin)
     segs = []
@@ -62,8 +68,26 @@ def details(pin: dict[str, Any]) -> dict[str, Any]:
         segs.append({"seq": s["seq"], "kind": s["kind"], "t_s": _round(s.get("t_s")), "page": s.get("page"),
                      "thumb": thumb})
     out |= {"description": pin.get("description"), "width": pin.get("width"), "height": pin.get("height"),
+            "attributes": {n: attribute_value(v) for n, v in (pin.get("attributes") or {}).items()},
             "segments": segs}
     return out
+
+
+def attribute_types(attrs: Mapping[str, Any]) -> dict[str, str]:
+    """Attributes (name -> Arrow type) as name -> type name (string, int, float, bool, timestamp,
+    list<string>), in the table's order."""
+    return {n: type_name(t) or str(t) for n, t in attrs.items()}
+
+
+def attribute_value(v: Any) -> Any:
+    """An attribute's value as JSON: a date and time as ISO 8601 text, a non-finite number as null."""
+    if isinstance(v, dt.datetime | dt.date):
+        return v.isoformat()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, list | tuple):
+        return [attribute_value(x) for x in v]
+    return v
 
 
 def _round(v: Any) -> float | None:

@@ -71,12 +71,17 @@ class Api(Framing):
         idx = self.live.get()
         return json_response(await self.blocking(idx.stats))
 
+    async def attributes(self, request: Any) -> Any:
+        """GET /api/attributes: the served database's attributes, name -> type name, in the table's order."""
+        idx = self.live.get()
+        return json_response({"attributes": cards.attribute_types(idx.attributes())})
+
     async def related(self, request: Any) -> Any:
         """GET /api/related?pin=ID&k=&kinds=&dedupe=&diversity=&where=."""
         q = request.query_params
         pin = params.pin_id(params.one(q, "pin") or "")
-        controls = params.query_controls(q)
-        idx = self.live.get()
+        idx = self.live.get()  # once: the where is compiled for its attributes
+        controls = params.query_controls(q, idx.attributes())
 
         def run() -> dict[str, Any]:
             t0 = time.perf_counter()
@@ -98,14 +103,15 @@ class Api(Framing):
             doc = params.json_body(await request.body())
             pins = params.pin_ids(doc.get("pins"))
             weights = params.weights(doc.get("weights"), len(pins))
-            controls = params.json_controls(doc)
+            idx = self.live.get()
+            controls = params.json_controls(doc, idx.attributes())
         else:
             q = request.query_params
             pins = params.pin_ids(q.getlist("pin"), "pin")
             raw = q.getlist("weight")
             weights = params.weights([params.number(w, "weight", 0, 1e6) for w in raw], len(pins)) if raw else None
-            controls = params.query_controls(q)
-        idx = self.live.get()
+            idx = self.live.get()
+            controls = params.query_controls(q, idx.attributes())
 
         def run() -> dict[str, Any]:
             t0 = time.perf_counter()
@@ -144,8 +150,8 @@ class Api(Framing):
         if not (texts or images or pins):
             raise bad_request("a search needs at least one positive term: text, image or pin",
                               "e.g. /api/search?text=red+circle")
-        controls = params.controls(lambda name: params.one(fields, name))
         idx = self.live.get()
+        controls = params.controls(lambda name: params.one(fields, name), idx.attributes())
 
         def run() -> dict[str, Any]:
             t0 = time.perf_counter()
@@ -182,21 +188,22 @@ class Api(Framing):
             self.embed_lock.release()
 
     async def pin(self, request: Any) -> Any:
-        """GET /api/pin?pin=ID: the pin's card, description, size, duration and segments."""
+        """GET /api/pin?pin=ID: the pin's card, description, size, duration, attributes and segments."""
         pin = params.pin_id(params.one(request.query_params, "pin") or "")
         idx = self.live.get()
         return json_response(await self.blocking(lambda: self.with_playability(idx, [cards.details(idx.pin(pin))])[0]))
 
     async def pins(self, request: Any) -> Any:
-        """GET /api/pins?page=&size=&kinds=: the pins newest first (by embedded_at), a page at a time."""
+        """GET /api/pins?page=&size=&kinds=&where=: the pins newest first (by embedded_at), a page at a time."""
         q = request.query_params
         page, size = params.paging(q)
         kinds = params.kinds(params.one(q, "kinds"))
         idx = self.live.get()
+        where = params.where(params.one(q, "where"), idx.attributes())
 
         def run() -> dict[str, Any]:
             t0 = time.perf_counter()
-            ids, total = self.recent.page(idx, page, size, kinds)
+            ids, total = self.recent.page(idx, page, size, kinds, where)
             extras = idx.pin_extras(ids)
             out = [cards.card(pid, e["kind"], e["uri"], e["title"], e) for pid in ids if (e := extras.get(pid))]
             return {"pins": self.with_playability(idx, out), "page": page, "size": size, "total": total,

@@ -239,6 +239,7 @@ class LiveIndex:
         if not idx.store.exists() or idx.store.schema("pins") is None:
             raise ApiError(503, "no_database", "the server's database does not exist yet (or it holds no pins)")
         idx.store.count()
+        idx.attributes()  # read once here (a schema read): requests compile their where against them
         probe = np.ones(idx.store.dim, np.float32)
         idx.search_vector(probe, k=1)  # opens the tables and their indexes
         if (old is None or not idx.share_embedder(old)) and load_model:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pinembed import __version__, controls
 from pinembed.ingestion.kinds import NAMES as KINDS
+from pinembed.store.attributes import TYPES as ATTRIBUTE_TYPES
 from pinembed.store.filters import FILTER_COLUMNS, MAX_VALUE_CHARS, MAX_WHERE_TERMS, MAX_WHERE_VALUES, RANGES
 
 from . import params
@@ -32,9 +33,10 @@ _WHERE = {"type": "string", "maxLength": params.MAX_WHERE_CHARS}
 
 
 def _where_schema() -> dict[str, Any]:
-    """The JSON schema of a where filter (in a JSON body; a query string's is its JSON text), column by
-    column as ``store.filters`` reads it: a value, a list (any of) or an object of operators; numbers
-    within the column's type, also as ASCII digits in a string."""
+    """The JSON schema of a where filter object (in a JSON body; a query string's is its JSON text, or the
+    text form), column by column as ``store.filters`` reads it: a value, a list (any of) or an object of
+    operators; numbers within the column's type, also as ASCII digits in a string. Other properties are
+    the database's attributes (GET /api/attributes), each a text, a number or true/false in these shapes."""
     cols: dict[str, Any] = {}
     for col, kind in FILTER_COLUMNS.items():
         if kind == "s":
@@ -51,7 +53,19 @@ def _where_schema() -> dict[str, Any]:
         if kind == "s":
             ops["contains"] = one
         cols[col] = {"anyOf": [one, many, {"type": "object", "properties": ops, "additionalProperties": False}]}
-    return {"type": "object", "properties": cols, "additionalProperties": False}
+    one = {"anyOf": [{"type": "string", "maxLength": MAX_VALUE_CHARS, "pattern": "^[^\\x00]*$"}, {"type": "number"},
+                     {"type": "boolean"}]}
+    many = {"type": "array", "items": one, "maxItems": MAX_WHERE_VALUES}
+    ops = {op: one for op in ("eq", "ne", "gt", "gte", "lt", "lte", "contains")} | {"in": many}
+    attribute = {"anyOf": [one, many, {"type": "object", "properties": ops, "additionalProperties": False}]}
+    return {"type": "object", "properties": cols, "additionalProperties": attribute}
+
+
+_WHERE_TEXT = ("conditions COLUMN OP VALUE joined by AND (any case), e.g. category = 'shoes' AND price < 50: OP one of "
+               "= != < <= > >= ~ (contains, any case) or IN ('a', 'b'); VALUE a 'single-quoted text' ('' is a quote), a "
+               "number, true or false; OR, NOT and parentheses are refused. A lone COLUMN=VALUE without quotes "
+               "(kind=video) takes the value as written. Dates (timestamp attributes) in ISO 8601, e.g. "
+               "created_at >= '2023-01-31'; on a list<string> attribute = means holds, IN holds any of")
 
 
 _PIN = _q("pin", _PIN_ID,
@@ -61,11 +75,14 @@ _CONTROLS = [
     _q("kinds", _KINDS, f"Comma list of pin kinds to keep: {', '.join(KINDS)}."),
     _q("dedupe", _DEDUPE, "Drop results within this cosine of the query or of a result above (e.g. 0.95)."),
     _q("diversity", {**_DIVERSITY, "default": 0}, "Maximal marginal relevance: 0 plain similarity, 1 most diverse."),
-    _q("where", _WHERE, "A JSON object filter, e.g. {\"kind\": \"video\", \"title\": {\"contains\": \"pasta\"}, "
+    _q("where", _WHERE, f"A filter: its text form, {_WHERE_TEXT}; or a JSON object (the text starts with {{), e.g. "
+       "{\"kind\": \"video\", \"title\": {\"contains\": \"pasta\"}, "
        f"\"width\": {{\"gte\": 640}}}}. Operators: {', '.join(params.WHERE_OPS)}. Columns: "
-       + ", ".join(sorted(params.column_names())) + f". At most {MAX_WHERE_TERMS} conditions, {MAX_WHERE_VALUES} "
+       + ", ".join(sorted(params.column_names())) + ", and the database's attributes (GET /api/attributes)"
+       + f". At most {MAX_WHERE_TERMS} conditions, {MAX_WHERE_VALUES} "
        f"values a list, {MAX_VALUE_CHARS} characters a value; numbers within their column's type (width, height, "
-       "n_segments: int32; size: int64; duration_s, fps: float32), integers in ASCII digits."),
+       "n_segments: int32; size: int64; duration_s, fps: float32; int attributes: int64; float attributes: "
+       "float64), integers in ASCII digits."),
 ]
 _TEXT = {"type": "string", "minLength": 1, "maxLength": params.MAX_TEXT_CHARS, "pattern": "\\S"}
 _PAGE = {"type": "integer", "minimum": 0, "maximum": params.MAX_PAGE}
@@ -134,7 +151,8 @@ def openapi() -> dict[str, Any]:
         "k": {**_K, "nullable": True}, "kinds": {"type": "array", "items": {"type": "string", "enum": list(KINDS)},
                                                  "nullable": True},
         "dedupe": {**_DEDUPE, "nullable": True}, "diversity": {**_DIVERSITY, "nullable": True},
-        "where": {**_where_schema(), "nullable": True, "description": "A filter, as the where parameter describes."}}}
+        "where": {"anyOf": [_where_schema(), _WHERE], "nullable": True,
+                  "description": "A filter, as the where parameter describes: a JSON object or its text form."}}}
     search_form = {"type": "object", "properties": {
         "image": {"type": "array", "items": {"type": "string", "format": "binary"}, "description": "Query images."},
         "text": _field(_TEXT), "negative": _field(_TEXT), "pin": _field(_PIN_ID), "k": _K, "kinds": _KINDS,
@@ -149,8 +167,14 @@ def openapi() -> dict[str, Any]:
                                 "responses": _ok({"type": "object", "properties": {
                                     "status": {"type": "string"}, "pins": {"type": "integer"},
                                     "model_id": {"type": "string"}, "generation": {"type": "integer"}}})}},
-        "/api/stats": {"get": {"summary": "Counts by kind, segments, failures, sources, the model",
+        "/api/stats": {"get": {"summary": "Counts by kind, segments, failures, sources, attributes, the model",
                                "parameters": [_TOKEN], "responses": _ok({"type": "object"})}},
+        "/api/attributes": {"get": {"summary": "The database's attributes (filterable with where), name -> type",
+                                    "parameters": [_TOKEN],
+                                    "responses": _ok({"type": "object", "required": ["attributes"], "properties": {
+                                        "attributes": {"type": "object", "additionalProperties": {
+                                            "type": "string", "enum": list(ATTRIBUTE_TYPES)},
+                                            "description": "Name -> type, in the table's order."}}})}},
         "/api/related": {"get": {"summary": "Pins related to a pin", "parameters": [_PIN, *_CONTROLS, _TOKEN],
                                  "responses": _ok({"type": "object", "properties": {
                                      "query": _ref("Card"), "results": _RESULTS["properties"]["results"],
@@ -186,6 +210,9 @@ def openapi() -> dict[str, Any]:
                                      "description": {"type": "string", "nullable": True},
                                      "width": {"type": "integer", "nullable": True},
                                      "height": {"type": "integer", "nullable": True},
+                                     "attributes": {"type": "object", "additionalProperties": True,
+                                                    "description": "The pin's attributes, name -> value (null when "
+                                                                   "it has none; dates as ISO 8601 text)."},
                                      "segments": {"type": "array", "items": {"type": "object", "properties": {
                                          "seq": {"type": "integer"}, "kind": {"type": "string", "enum": ["frame", "page", "text"]},
                                          "t_s": {"type": "number", "nullable": True},
@@ -214,7 +241,7 @@ def openapi() -> dict[str, Any]:
                                               "default": 1}, "The page, from 1."),
                                   _q("size", {"type": "integer", "minimum": 1, "maximum": controls.MAX_K_SERVED,
                                               "default": controls.DEFAULT_K}, "Pins a page."),
-                                  _CONTROLS[1], _TOKEN],
+                                  _CONTROLS[1], _CONTROLS[4], _TOKEN],
                               "responses": _ok({"type": "object", "properties": {
                                   "pins": {"type": "array", "items": _ref("Card")}, "page": {"type": "integer"},
                                   "size": {"type": "integer"}, "total": {"type": "integer"},

@@ -2,7 +2,9 @@
 for type, size and range, and anything wrong is a 400 (422 for valid JSON of the wrong shape) that
 says which parameter and what it takes. The rules (ranges, the served k, kinds, weights, ``where``) are
 ``pinembed.controls``'; this module turns text and JSON into values and their UsageErrors into 400s.
-A ``where`` is compiled once, here, by ``store.filters`` (the one module that writes SQL)."""
+A ``where`` (a JSON object, or its text form ``category = 'shoes' AND price < 50``) is checked against
+the served database's attributes and compiled once, here, by ``store.filters`` (the one module that
+writes SQL)."""
 
 from __future__ import annotations
 
@@ -10,13 +12,16 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pinembed import controls as rules
 from pinembed.errors import UsageError
 from pinembed.store.filters import FILTER_COLUMNS, Compiled, check_size
 
 from .errors import ApiError, bad_request
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MAX_PIN_ID_CHARS = 4096
 MAX_SESSION_PINS = 500
@@ -30,8 +35,9 @@ MAX_WEIGHT = 1e6  # weight= of GET /api/session
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII digits only: str.isdigit() takes "²" and "٥", int() then fails or reads 5
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 WHERE_OPS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "contains")
-_WHERE_HINT = ('a JSON object, e.g. {"kind": "video", "title": {"contains": "pasta"}, "width": {"gte": 640}}; '
-               f"operators: {', '.join(WHERE_OPS)}")
+_WHERE_HINT = ("conditions joined by AND, e.g. category = 'shoes' AND price < 50 (text in 'quotes'; = != < <= > "
+               ">= ~ and IN ('a', 'b')), or a JSON object, e.g. {\"kind\": \"video\", \"width\": {\"gte\": 640}} "
+               f"(operators: {', '.join(WHERE_OPS)}); GET /api/attributes lists the database's attributes")
 
 
 def one(params: Any, name: str) -> str | None:
@@ -124,21 +130,29 @@ def number(value: Any, name: str, lo: float, hi: float, lo_open: bool = False) -
     return float(value)
 
 
-def where(value: Any) -> Compiled | None:
-    """``where``: a JSON object (a string of one, from a query parameter) in the shape of
-    ``store.filters.compile_where``, checked and compiled here, once, so that a bad one is a 400 (the
-    query takes the compiled form as it is)."""
+def where(value: Any, attributes: Mapping[str, pa.DataType] | None = None) -> Compiled | None:
+    """``where``: a JSON object in the shape of ``store.filters.compile_where``, or its text form
+    (``category = 'shoes' AND price < 50``, as ``--where`` and the page's filter box take it); a string
+    that starts with ``{`` or ``[`` is JSON (a query parameter's object). Checked against the database's
+    ``attributes`` and compiled here, once, so that a bad one is a 400 (the query takes the compiled
+    form as it is)."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
         if len(value) > MAX_WHERE_CHARS:
-            raise bad_request(f"where is over {MAX_WHERE_CHARS} characters")
+            raise bad_request(f"where is over {MAX_WHERE_CHARS} characters", _WHERE_HINT)
+        if not value.lstrip().startswith(("{", "[")):  # the text form: read by store.where_text, never SQL
+            try:
+                return rules.check_where(value, attributes)
+            except UsageError as e:
+                raise bad_request(f"where: {e.message}", e.hint or _WHERE_HINT) from None
         try:
             value = json.loads(value)
         except (ValueError, RecursionError):
             raise bad_request("where is not valid JSON", _WHERE_HINT) from None
     if not isinstance(value, dict):
-        raise ApiError(422, "bad_type", f"where must be a JSON object, not {_type(value)}", _WHERE_HINT)
+        raise ApiError(422, "bad_type", f"where must be a JSON object or its text form, not {_type(value)}",
+                       _WHERE_HINT)
     try:
         check_size(value)  # before any other work on it
     except UsageError as e:
@@ -150,13 +164,13 @@ def where(value: Any) -> Compiled | None:
                     raise bad_request(f"where: unknown operator {op[:40]!r} for {column[:40]!r}", _WHERE_HINT)
                 ok = isinstance(v, list) and all(map(_scalar, v)) if op == "in" else _scalar(v)
                 if not ok:
-                    raise ApiError(422, "bad_type", f"where: {column[:40]}.{op} takes "
-                                   + ("a list of numbers or strings" if op == "in" else "a number or a string"))
+                    raise ApiError(422, "bad_type", f"where: {column[:40]}.{op} takes " + (
+                        "a list of numbers, strings or true/false" if op == "in" else "a number, a string or true/false"))
         elif not (_scalar(cond) or (isinstance(cond, list) and all(map(_scalar, cond)))):
-            raise ApiError(422, "bad_type", f"where: {column[:40]!r} takes a number, a string, a list of them "
-                           "or an object of operators", _WHERE_HINT)
+            raise ApiError(422, "bad_type", f"where: {column[:40]!r} takes a number, a string, true/false, a list of "
+                           "them or an object of operators", _WHERE_HINT)
     try:
-        return rules.check_where(value)
+        return rules.check_where(value, attributes)
     except UsageError as e:
         raise bad_request(f"where: {e.message}", e.hint or _WHERE_HINT) from None
 
@@ -177,29 +191,30 @@ def texts(values: list[Any], name: str) -> list[str]:
     return out
 
 
-def controls(get: Any) -> dict[str, Any]:
+def controls(get: Any, attributes: Mapping[str, pa.DataType] | None = None) -> dict[str, Any]:
     """k, kinds, dedupe, diversity and where, read through ``get(name)`` (a query parameter or a JSON
-    field), as keyword arguments of PinIndex's queries; the ranges are ``pinembed.controls``'."""
+    field), as keyword arguments of PinIndex's queries; the ranges are ``pinembed.controls``'.
+    ``attributes``: the served database's (``PinIndex.attributes``), which ``where`` may name."""
     lo, hi = rules.DEDUPE_RANGE
     dedupe = number(get("dedupe"), "dedupe", lo, hi, lo_open=True)
     lo, hi = rules.DIVERSITY_RANGE
     diversity = number(get("diversity"), "diversity", lo, hi) or 0.0
     _ruled(rules.check_controls, dedupe, diversity)
     return {"k": k(get("k")), "kinds": kinds(get("kinds")), "dedupe": dedupe, "diversity": diversity,
-            "where": where(get("where"))}
+            "where": where(get("where"), attributes)}
 
 
-def json_controls(doc: dict[str, Any]) -> dict[str, Any]:
+def json_controls(doc: dict[str, Any], attributes: Mapping[str, pa.DataType] | None = None) -> dict[str, Any]:
     """``controls`` from a JSON body, where numbers must be JSON numbers (a string is a 422)."""
     for name in ("k", "dedupe", "diversity"):
         if isinstance(doc.get(name), str):
             raise ApiError(422, "bad_type", f"{name} must be a JSON number, not a string")
-    return controls(doc.get)
+    return controls(doc.get, attributes)
 
 
-def query_controls(params: Any) -> dict[str, Any]:
+def query_controls(params: Any, attributes: Mapping[str, pa.DataType] | None = None) -> dict[str, Any]:
     """``controls`` from query parameters."""
-    return controls(lambda name: one(params, name))
+    return controls(lambda name: one(params, name), attributes)
 
 
 def json_body(raw: bytes) -> dict[str, Any]:
@@ -226,7 +241,7 @@ def weights(value: Any, n: int) -> list[float] | None:
 
 
 def _scalar(v: Any) -> bool:
-    return isinstance(v, str | int | float) and not isinstance(v, bool) and (not isinstance(v, str) or len(v) <= 1000)
+    return isinstance(v, str | int | float) and (not isinstance(v, str) or len(v) <= 1000)
 
 
 def _type(v: Any) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import deadline
+from .attributes import type_name
 from .ledger import Ledger
 from .lifecycle import Lifecycle
 from .schema import FAILURES, PINS, SEGMENTS
@@ -27,7 +28,7 @@ class Store(Lifecycle, Space, Search, Writes, Upkeep, Sources, Ledger):
 
     @deadline.bounded
     def stats(self) -> dict[str, Any]:
-        """Counts by kind, segments, failures and the space's identity."""
+        """Counts by kind, segments, failures, the attributes (name -> type name) and the space's identity."""
         by_kind: dict[str, int] = {}
         t = self._table(PINS)
         if t is not None and t.count_rows():
@@ -43,5 +44,6 @@ class Store(Lifecycle, Space, Search, Writes, Upkeep, Sources, Ledger):
             "segments": seg.count_rows() if seg is not None else 0,
             "failures": fail.count_rows() if fail is not None else 0,
             "sources": [{"root": r, "id_prefix": p} for r, p in sorted(self.sources().items())],
+            "attributes": {name: type_name(t) or str(t) for name, t in self.attributes().items()},
             "space": self.identity,
         }

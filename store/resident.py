@@ -172,8 +172,7 @@ class ResidentPins:
         """Bring the copy in line with ``store``'s pins table (see the module's docstring); returns
         counts: ``read`` (rows looked at), ``updated`` (new or changed pins), ``deleted``."""
         with self._lock:
-            fresh = store.pin_states(("pin_id", "embedded_at", "_rowid", "_rowaddr"),
-                                     where=f"_rowaddr >= {self._next_fragment << 32}")
+            fresh = _stamps(store, f"_rowaddr >= {self._next_fragment << 32}")
             changed = []
             for pid, st, rid in zip(fresh.column("pin_id").to_pylist(), _micros(fresh.column("embedded_at")).tolist(),
                                     fresh.column("_rowid").to_pylist(), strict=True):
@@ -231,6 +230,17 @@ class ResidentPins:
         self._by_row.update(zip(b.column("_rowid").to_pylist(), slots, strict=True))
         self._slot.update(zip(b.column("pin_id").to_pylist(), slots, strict=True))
         return n
+
+
+def _stamps(store: Any, where: str) -> pa.Table:
+    """Pin ids, stamps, row ids and row addresses of the pins ``where`` selects (row ids and addresses
+    are virtual columns: read with the rows, not planning states)."""
+    cols = ["pin_id", "embedded_at", "_rowid", "_rowaddr"]
+    batches = list(store.iter_batches("pins", cols, where=where, batch_size=65_536))
+    if batches:
+        return pa.Table.from_batches(batches).select(cols)
+    return pa.table({"pin_id": pa.array([], pa.string()), "embedded_at": pa.array([], pa.timestamp("us", tz="UTC")),
+                     "_rowid": pa.array([], pa.uint64()), "_rowaddr": pa.array([], pa.uint64())})
 
 
 def _fragment_after(b: Any) -> int:

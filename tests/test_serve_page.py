@@ -441,3 +441,37 @@ def test_session_results_are_in_fused_order_with_the_score(page, server):
     assert scores == sorted(scores, reverse=True) and scores[0] > scores[-1], scores
     assert "fused" in page.locator("#results .card .score").first.get_attribute("title")
     assert not page.problems, page.problems
+
+
+def test_the_filter_box_narrows_every_view_and_shows_a_refused_filter(page, server):
+    page.goto(server + f"/?k=40#token={TOKEN}")
+    page.wait_for_selector("#results .card")
+    _settled(page)
+    assert len(set(page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.kind)"))) > 1
+    where = "kind = 'video' AND duration_s > 0"
+    page.fill("#where", where)
+    page.press("#where", "Enter")  # the start page's listing, filtered
+    page.wait_for_function("w => new URLSearchParams(location.search).get('where') === w", arg=where)
+    _settled(page)
+    assert set(page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.kind)")) == {"video"}
+    page.fill("#q", "a red star")  # a search keeps the filter
+    page.press("#q", "Enter")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('q') === 'a red star'")
+    _settled(page)
+    assert set(page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.kind)")) == {"video"}
+    assert _query(page)["where"] == [where] and page.locator("#error").is_hidden()
+    assert not page.problems, page.problems
+
+    # a filter the server refuses: its 400 message and hint in the banner, the box there to fix it
+    page.fill("#where", "kind = 'video' OR kind = 'idea'")
+    page.press("#where", "Enter")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "OR is not supported" in page.locator("#error-message").text_content()
+    assert "IN ('a', 'b')" in page.locator("#error").text_content()
+    assert page.locator("#results .card").count() == 0 and page.locator("#where").is_visible()
+    page.fill("#where", "kind IN ('video', 'idea')")
+    page.press("#where", "Enter")
+    page.wait_for_selector("#error", state="hidden")
+    _settled(page)
+    kinds = set(page.eval_on_selector_all("#results .card", "cs => cs.map(c => c.dataset.kind)"))
+    assert kinds and kinds <= {"video", "idea"}

@@ -1,6 +1,8 @@
 // The page of `pinembed serve`: search, related pins and a session tray over the JSON API.
 // Plain ES module, no build step. Every string from the API goes into the page as text, never as HTML.
-// The view lives in the URL (q, pin, s, view, page, k, kinds, dedupe, diversity), so it can be shared.
+// The view lives in the URL (q, pin, s, view, page, k, kinds, dedupe, diversity, where), so it can be shared.
+// The filter box takes the text form of a where (category = 'shoes' AND price < 50): the server reads and
+// checks it, and its 400 message is shown in the error banner.
 // With nothing asked, the page lists the pins newest first, k a page.
 
 const KINDS = ["image", "motion", "video", "idea"];
@@ -97,6 +99,7 @@ function readState() {
     kinds,
     dedupe: num("dedupe", -1, 1),
     diversity: num("diversity", 0, 1) ?? DEFAULTS.diversity,
+    where: (p.get("where") || "").trim(),
   };
 }
 
@@ -115,6 +118,7 @@ function stateUrl(s) {
   if (s.kinds.length) p.set("kinds", s.kinds.join(","));
   if (s.dedupe !== null) p.set("dedupe", String(s.dedupe));
   if (s.diversity) p.set("diversity", String(s.diversity));
+  if (s.where) p.set("where", s.where);
   if (TOKEN && new URLSearchParams(location.search).has("token")) p.set("token", TOKEN);
   const qs = p.toString();
   return location.pathname + (qs ? "?" + qs : "") + location.hash;
@@ -136,6 +140,7 @@ function commonParams(s) {
   if (s.kinds.length) p.set("kinds", s.kinds.join(","));
   if (s.dedupe !== null) p.set("dedupe", String(s.dedupe));
   if (s.diversity) p.set("diversity", String(s.diversity));
+  if (s.where) p.set("where", s.where);
   return p;
 }
 
@@ -150,6 +155,7 @@ function syncControls() {
   if (state.dedupe !== null) $("#dedupe").value = String(state.dedupe);
   $("#diversity").value = String(state.diversity);
   $("#diversity-value").textContent = String(state.diversity);
+  $("#where").value = state.where;
 }
 
 function readControls() {
@@ -161,7 +167,16 @@ function readControls() {
     kinds: [...document.querySelectorAll("#kinds input:checked")].map((b) => b.value),
     dedupe: $("#dedupe-on").checked && Number.isFinite(d) ? d : null,
     diversity: Number.isFinite(diversity) ? diversity : 0,
+    where: $("#where").value.trim(),
   };
+}
+
+/** The controls as the user set them, applied when they differ from the view's (a new first page). */
+function applyControls() {
+  const c = readControls();
+  const same = c.k === state.k && c.kinds.join() === state.kinds.join() && c.dedupe === state.dedupe
+    && c.diversity === state.diversity && c.where === state.where;
+  if (!same) go({ ...c, page: 1 });
 }
 
 // ---- cards ----
@@ -412,6 +427,7 @@ function render() {
       p.set("pin", s.pin);
       const body = await api("api/related?" + p);
       if (body.query) renderQuery("Related to", card(body.query, { withScore: false, query: true }));
+      showAttributes(s.pin);
       return body;
     });
   } else if (s.view === "session" && s.session.length) {
@@ -420,7 +436,7 @@ function render() {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ pins: s.session, k: s.k, kinds: s.kinds.length ? s.kinds : null, dedupe: s.dedupe,
-        diversity: s.diversity }),
+        diversity: s.diversity, where: s.where || null }),
     }), renderSession);
   } else if (s.view === "image" && imageFile) {
     searchImage(imageFile);
@@ -436,9 +452,29 @@ function render() {
     run(() => {
       const p = new URLSearchParams({ page: String(s.page), size: String(s.k) });
       if (s.kinds.length) p.set("kinds", s.kinds.join(","));
+      if (s.where) p.set("where", s.where);
       return api("api/pins?" + p);
     }, (body) => renderRecent(body, "Recent pins"));
   }
+}
+
+/** The query pin's details: its attributes (GET /api/pin), listed beside its card. */
+async function showAttributes(pinId) {
+  let r;
+  try {
+    r = await api("api/pin?pin=" + encodeURIComponent(pinId));
+  } catch (e) {
+    return; // the related pins show; their query's details are extra
+  }
+  const attrs = r && typeof r.attributes === "object" && r.attributes ? Object.entries(r.attributes) : [];
+  const q = $("#query");
+  if (state.pin !== pinId || !attrs.length || q.querySelector(".attributes")) return;
+  const list = el("dl", { class: "attributes", "aria-label": "Attributes" });
+  for (const [name, value] of attrs) {
+    const text = value === null ? "—" : Array.isArray(value) ? value.join(", ") : String(value);
+    list.append(el("dt", { text: name }), el("dd", { text }));
+  }
+  q.append(list);
 }
 
 function showRelated(pinId) {
@@ -576,8 +612,17 @@ function wire() {
     startImageSearch(ev.target.files[0]);
     ev.target.value = "";
   });
-  $("#controls").addEventListener("submit", (ev) => ev.preventDefault());
-  $("#controls").addEventListener("change", () => go({ ...readControls(), page: 1 }));
+  $("#controls").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    applyControls();
+  });
+  $("#controls").addEventListener("change", applyControls);
+  $("#where").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter") {
+      ev.preventDefault();
+      applyControls();
+    }
+  });
   $("#home").addEventListener("click", (ev) => {
     ev.preventDefault();
     imageFile = null;
