@@ -17,7 +17,7 @@ from . import kinds
 from .decode_pool import DecodePool
 from .entry import Entry
 from .image_decode import DEFAULT_MAX_PIXELS
-from .ledger import failure_row
+from .ledger import failure_row, problem_rows
 from .object_media import MediaStore, file_digest, local_file, read_file
 from .picture_decode import Picture, PictureParams, read_picture
 from .sidecar import read_sidecar
@@ -94,6 +94,8 @@ class Reader:
                 item.warnings.append(failure_row(str(entry.sidecar), entry.pin_id, e))
         elif entry.title is not None or entry.description is not None:  # a catalog row's or a shard's own text
             item.title, item.description = entry.title, entry.description
+        if entry.notes and entry.kind != "idea":  # (the idea kind lands its pages' notes itself)
+            item.warnings.extend(problem_rows(entry.notes))
         item.read_s = time.perf_counter() - t0
         return item
 

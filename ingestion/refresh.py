@@ -264,7 +264,7 @@ def _reuse(store: Store, moves: list[Move], opts: IngestOptions, summary: Refres
         if src is None:
             embed.append(e)
             continue
-        title, desc = (e.title, e.description) if e.kind == "idea" else (None, None)
+        title, desc = e.title, e.description  # an idea pin's manifest, a shard sample's own text (or none)
         if e.sidecar is not None:
             try:
                 title, desc = read_sidecar(e.sidecar, e.media)
@@ -273,9 +273,9 @@ def _reuse(store: Store, moves: list[Move], opts: IngestOptions, summary: Refres
         if e.kind != "idea" and opts.text_weight and (title, desc) != (src.get("title"), src.get("description")):
             embed.append(e)
             continue
-        copies.append((m.source_id, PinPlace(pin_id=e.pin_id, uri=e.uri, size=e.size, mtime_ns=e.mtime_ns,
-                                             source_sig=opts.signature(e), source=e.source or None, title=title,
-                                             description=desc)))
+        place = PinPlace(pin_id=e.pin_id, uri=e.uri, size=e.size, mtime_ns=e.mtime_ns, source_sig=opts.signature(e),
+                         source=e.source or None, title=title, description=desc)
+        copies.append((m.source_id, {**place, **(e.attrs or {})}))  # its own attributes, not its source's
     summary.reused = store.copy_pins(copies)
     return embed
 
