@@ -17,6 +17,7 @@ from PIL import Image
 
 import pinembed
 from pinembed.errors import UsageError
+from pinembed.ingestion.options import IngestOptions
 
 from helpers import save_image
 
@@ -81,16 +82,18 @@ def test_a_parquet_catalog_lands_with_its_ids_and_typed_attributes(shop, db, tin
 
 def test_refresh_updates_fields_without_reading_media_and_deletes_rows_that_are_gone(shop, db, tiny_model_id):
     path, rows = shop
-    summary(run("ingest", path, "--db", db, "--model", tiny_model_id, "--version-col", "updated_at", "--json"))
-    before = pinembed.open_index(db).store.pins_by_id(["sku-0"])["sku-0"]["vector"]
+    idx = pinembed.open_index(db, model=tiny_model_id)
+    assert idx.ingest(path, version_col="updated_at").added == 6
+    before = idx.store.pins_by_id(["sku-0"])["sku-0"]["vector"]
     rows["price"][0] = 25.0  # an attribute changed, the media did not
     rows["title"][2] = "A new title"
     for k in rows:
         rows[k] = rows[k][:5]  # sku-5 is gone
     rewrite(path, rows)
-    s = summary(run("ingest", path, "--db", db, "--version-col", "updated_at", "--json"))
-    assert (s["fields_updated"], s["unchanged"], s["model_loaded"]) == (2, 3, False)  # ingest never deletes
-    assert len(pinembed.open_index(db).store.pin_states(("pin_id",))) == 6
+    idx = pinembed.open_index(db)  # the model is not loaded unless something needs embedding
+    s = idx.ingest(path, version_col="updated_at")
+    assert (s.fields_updated, s.unchanged, s.model_loaded) == (2, 3, False)  # ingest never deletes
+    assert len(idx.store.pin_states(("pin_id",))) == 6
     r = summary(run("refresh", path, "--db", db, "--version-col", "updated_at", "--json"))
     planned = {k: v for k, v in r["planned"].items() if v}
     assert planned == {"unchanged": 5, "deleted": 1}
@@ -101,8 +104,8 @@ def test_refresh_updates_fields_without_reading_media_and_deletes_rows_that_are_
     assert set(idx.store.pin_states(("pin_id",)).column("pin_id").to_pylist()) == {f"sku-{i}" for i in range(5)}
     rows["updated_at"][1] = 2  # a new version: the row is read and embedded again
     rewrite(path, rows)
-    r = summary(run("refresh", path, "--db", db, "--version-col", "updated_at", "--json"))
-    assert (r["planned"]["changed"], r["updated"], r["model_loaded"]) == (1, 1, True)
+    r = idx.refresh(path, version_col="updated_at")
+    assert (r.planned["changed"], r.updated, r.model_loaded) == (1, 1, True)
 
 
 def test_every_bad_row_is_a_ledger_row_naming_its_line(tmp_path, db, tiny_model_id):
@@ -159,18 +162,19 @@ def test_catalog_ids_never_take_over_another_sources_pins(shop, tmp_path, db, ti
     path, _ = shop
     folder = tmp_path / "folder"
     save_image(folder / "x.jpg", fmt="JPEG")
-    assert run("ingest", folder, "--db", db, "--model", tiny_model_id).returncode == 0
+    idx = pinembed.open_index(db, model=tiny_model_id)
+    assert idx.ingest(folder).added == 1
     p = run("ingest", path, "--db", db)
     assert p.returncode == 2 and "--id-prefix" in p.stderr  # both would own the ids without a prefix
-    s = summary(run("ingest", path, "--db", db, "--id-prefix", "shop", "--json"))
-    assert s["added"] == 6
-    ids = set(pinembed.open_index(db).store.pin_states(("pin_id",)).column("pin_id").to_pylist())
+    s = idx.ingest(path, IngestOptions(id_prefix="shop"))
+    assert s.added == 6
+    ids = set(idx.store.pin_states(("pin_id",)).column("pin_id").to_pylist())
     assert "x.jpg" in ids and "shop/sku-0" in ids
 
 
 def test_an_attribute_whose_type_changes_is_an_error_naming_the_column(shop, db, tiny_model_id):
     path, rows = shop
-    summary(run("ingest", path, "--db", db, "--model", tiny_model_id, "--json"))
+    assert pinembed.open_index(db, model=tiny_model_id).ingest(path).added == 6
     rows["price"] = [str(v) for v in rows["price"]]
     rewrite(path, rows)
     p = run("ingest", path, "--db", db)
