@@ -155,6 +155,22 @@ def test_a_compiled_filter_is_not_reused_for_other_attributes(idx, built):
     assert compile_where(built_in, {}) is built_in  # names no attribute: fits every database
 
 
+def test_attributes_are_read_once_per_table_handle_and_again_when_one_is_added(tmp_path):
+    db, pins = _database(tmp_path / "few.lance", n=6)
+    idx = pinembed.open_index(db)
+    assert list(idx.attributes()) == list(ATTRS)
+    assert idx.attributes() is not idx.attributes()  # a copy each time: callers cannot change the cached one
+    idx.store.add_attributes({"colour": TYPES["string"]})  # a new column, through this index's store
+    assert list(idx.attributes()) == [*ATTRS, "colour"]
+    idx.store.write([{**pins[1], "colour": "teal"}])
+    assert [r.pin_id for r in idx.related("p0000", where="colour = 'teal'")] == ["p0001"]
+    other = pinembed.open_index(db)
+    other.store.add_attributes({"size_label": TYPES["string"]})  # another process's store
+    assert "size_label" not in idx.attributes()  # this handle's schema, until the index reloads
+    idx.reload()
+    assert "size_label" in idx.attributes()
+
+
 # -- hostile input ---------------------------------------------------------------------------------
 HOSTILE = [
     ("cat`egory = 'x'", "cannot filter on 'cat`egory'"),
