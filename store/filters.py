@@ -80,8 +80,6 @@ FILTER_COLUMNS: dict[str, str] = {
     "pin_id": "s", "kind": "s", "uri": "s", "title": "s", "description": "s", "model_id": "s",
     "content_hash": "s", "width": "i", "height": "i", "n_segments": "i", "size": "i", "duration_s": "f", "fps": "f",
 }
-#: Operators: CLI spelling -> SQL (``~`` is a case-insensitive substring match).
-OPERATORS = ("!=", ">=", "<=", "=", ">", "<", "~")
 _SQL_OPS = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _OP_TEXT = {name: op for op, name in where_text.OPS.items()} | {"in": " IN"}
 _BUILTIN_TYPES = {"s": "string", "i": "int", "f": "float"}
