@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pinembed.ingestion import kinds as kind_registry
+from pinembed.ingestion.catalog import is_table
 
 from .errors import ApiError, bad_request
 
@@ -77,13 +78,19 @@ def scrub(text: str, media: MediaFile) -> str:
     return text
 
 
+def _folder_of(root: str) -> str:
+    """The folder a source's files are served from: the root, or for a catalog table (a file) its folder
+    (media beside the catalog are served; media it names elsewhere are not)."""
+    return os.path.dirname(root) if is_table(root) and os.path.isfile(root) else root
+
+
 def _inside_a_source(uri: str, sources: list[dict[str, Any]]) -> str:
     """``uri`` resolved, when it lies inside a recorded source root (as recorded, or that root's real
     path) and its resolved path lies inside the real path of that same root, and it is a regular file;
     ApiError 404 otherwise. So a symlink (to a file, or a symlinked folder on the way) that stays inside
     its source is served, and one out of it is not: the rule ingestion follows (README, Symlinks)."""
     path = os.path.abspath(uri)
-    roots = sorted({os.path.abspath(r["root"]) for r in sources if isinstance(r.get("root"), str)
+    roots = sorted({_folder_of(os.path.abspath(r["root"])) for r in sources if isinstance(r.get("root"), str)
                     and "://" not in r["root"]}, key=len, reverse=True)
     holders = [r for r in roots if _within(path, r) or _within(path, os.path.realpath(r))]
     if not holders:

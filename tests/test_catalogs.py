@@ -264,3 +264,23 @@ def test_a_folder_of_tables_is_one_catalog_and_ids_repeated_across_its_files_are
     assert errors == [("p1", "duplicate_id", "b.jsonl#line=1"), ("p2", "no_media", "b.jsonl#line=2")]
     boards = {r["pin_id"]: r["board"] for r in idx.store.pin_states(("pin_id", "board")).to_pylist()}
     assert boards == {"p0": "home", "p1": "food", "p3": "food"}
+
+
+def test_serve_shows_a_catalog_pins_media_beside_the_catalog_and_filters_on_its_attributes(shop, tmp_path, db,
+                                                                                            tiny_model_id):
+    from test_serve_http import Server
+
+    path, _ = shop
+    outside = save_image(tmp_path.parent / f"{tmp_path.name}-elsewhere" / "far.jpg", fmt="JPEG")
+    extra = tmp_path / "extra.csv"
+    extra.write_text(f"pin_id,media,category\nfar,{outside},shoes\n")
+    idx = pinembed.open_index(db, model=tiny_model_id)
+    assert idx.ingest(path).added == 6 and idx.ingest(extra, IngestOptions(id_prefix="x")).added == 1
+    with Server(db) as api:
+        r = api.get("/api/media", params={"pin": "sku-1"})
+        assert r.status_code == 200 and r.content == (path.parent / "media" / "p1.jpg").read_bytes()
+        assert api.get("/api/media", params={"pin": "x/far"}).status_code == 404  # named elsewhere: not served
+        body = api.get("/api/related", params={"pin": "sku-0", "k": 10,
+                                               "where": "category = 'shoes' AND price < 50"}).json()
+        assert {c["pin_id"] for c in body["results"]} == {"sku-3"}
+        assert api.get("/api/pin", params={"pin": "sku-1"}).json()["attributes"]["category"] == "shoes"
