@@ -72,18 +72,23 @@ def _text(arr: pa.Array | None, n: int, limit: int) -> pa.Array:
 
 
 def _str(arr: pa.Array) -> pa.Array:
-    """A column as strings (a list as JSON-ish text, so that any value compares)."""
+    """A column as strings (a list joined by a separator; a time as its microseconds since the epoch,
+    cheaper to format than a date), so that any value compares and goes into a signature."""
     if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
         return pc.binary_join(pc.cast(arr, pa.list_(pa.string())), "\x1f")
-    if pa.types.is_timestamp(arr.type):
-        arr = pc.cast(arr, pa.timestamp("us", tz="UTC"), safe=False)
+    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
+        arr = pc.cast(pc.cast(arr, pa.timestamp("us", tz="UTC"), safe=False), pa.int64())
     return pc.cast(arr, pa.string(), safe=False)
 
 
 def _same(a: pa.Array, b: pa.Array) -> np.ndarray:
-    """Row-wise equality with null == null (as a numpy bool array)."""
-    a, b = _str(a), _str(b)
+    """Row-wise equality with null == null (as a numpy bool array); columns of one type compare as they
+    are, others as text."""
+    if not a.type.equals(b.type) or pa.types.is_list(a.type) or pa.types.is_large_list(a.type):
+        a, b = _str(a), _str(b)
     eq = pc.fill_null(pc.equal(a, b), False)
+    if not a.null_count and not b.null_count:
+        return np.asarray(eq)
     both = pc.and_(pc.is_null(a), pc.is_null(b))
     return np.asarray(pc.or_(eq, both))
 
@@ -101,7 +106,8 @@ class CatalogPlanner:
         self.root, self.prefix, self.cols, self.attributes = root, prefix, cols, attributes
         self.given_up = given_up
         self.opts, self.media = opts, media
-        self.stored = stored.append_column("_i", pa.array(np.arange(stored.num_rows, dtype=np.int64)))
+        self.stored = stored
+        self._index: dict[str, int] | None = None  # stored pin id -> its row (made at the first batch)
         self.seen = np.zeros(stored.num_rows, dtype=bool)  # stored pins met in the catalog
         self.new_ids: dict[str, str] = {}  # ids of new rows met so far -> their line (duplicates are named)
         self._suffix = {k: self._kind_suffix(k) for k in kinds.NAMES}
@@ -114,9 +120,9 @@ class CatalogPlanner:
         """Stored pins of this source that no row named (for refresh to delete)."""
         if not self.stored.num_rows:
             return []
-        ids = self.stored.column("pin_id").to_pylist()
-        rows = self.stored.select(["source", "uri"]).to_pylist()
-        return [ids[i] for i in np.flatnonzero(~self.seen) if owned(rows[i], [self.root])]
+        unseen = pa.array(np.flatnonzero(~self.seen))
+        rows = self.stored.select(["pin_id", "source", "uri"]).take(unseen).to_pylist()
+        return [r["pin_id"] for r in rows if owned(r, [self.root])]
 
     def plan(self, batch: Batch) -> Chunk:
         """What to do with each row of ``batch``."""
@@ -133,11 +139,7 @@ class CatalogPlanner:
             pc.invert(pc.match_substring_regex(ids, _CONTROL))), False))
         pids = ids if not self.prefix else pc.binary_join_element_wise(pa.scalar(self.prefix), ids, "/")
         fields = self._fields(t, n)
-        table = pa.table({"pin_id": pids, "_row": pa.array(np.arange(n, dtype=np.int64))})
-        keys = table.join(self.stored.select(["pin_id", "_i"]), "pin_id", join_type="left outer")
-        keys = keys.take(pc.sort_indices(keys.column("_row")))
-        matched = ~np.asarray(pc.is_null(keys.column("_i")))
-        idx = np.asarray(pc.fill_null(keys.column("_i"), 0), dtype=np.int64)
+        idx, matched = self._lookup(pids)
         joined = self._stored_at(idx, matched)
         fast = self._fast_sigs(t, n, joined)
         same_sig = np.zeros(n, bool) if fast is None else _same(fast, joined.column("source_sig")) & matched
@@ -160,6 +162,17 @@ class CatalogPlanner:
             self._row(batch.file, int(lines[i]), rows[j], field_rows[j], stored_rows[j],
                       bool(matched[i]), int(idx[i]), out)
         return out
+
+    def _lookup(self, pids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Each pin id's stored row (0 where there is none) and whether there is one. A dict made once:
+        a hash join per batch would hash every stored id again."""
+        if self._index is None:
+            ids = self.stored.column("pin_id").to_pylist()
+            self._index = dict(zip(ids, range(len(ids)), strict=True))
+        get = self._index.get
+        found = np.fromiter((get(p, -1) for p in pids.to_pylist()), dtype=np.int64, count=len(pids))
+        matched = found >= 0
+        return np.where(matched, found, 0), matched
 
     def _stored_at(self, idx: np.ndarray, matched: np.ndarray) -> pa.Table:
         """The stored rows at ``idx`` (null where a row matched no stored pin), aligned with the batch."""
@@ -209,6 +222,8 @@ class CatalogPlanner:
 
     def _dups_within(self, pids: pa.Array, ok: np.ndarray) -> np.ndarray:
         """Rows whose id an earlier row of the same batch has."""
+        if len(pc.unique(pids)) == len(pids):  # the common case, decided in Arrow
+            return np.zeros(len(pids), bool)
         keys = np.asarray(pids.to_numpy(zero_copy_only=False), dtype=object)
         _, first = np.unique(keys, return_index=True)
         dup = np.ones(len(keys), bool)
