@@ -122,15 +122,46 @@ def ensure_scalar_indexes(table: Any, columns: dict[str, str], policy: IndexPoli
     ``scalar_index_above`` rows; returns the columns indexed now. Smaller tables are scanned."""
     if table.count_rows() < policy.scalar_index_above:
         return []
-    from lancedb.index import Bitmap, BTree
+    from lancedb.index import Bitmap, BTree, LabelList
 
     have = {c for i in table.list_indices() for c in getattr(i, "columns", [])}
     made = []
     for column, kind in columns.items():
         if column in table.schema.names and column not in have:
-            table.create_index(column, config=Bitmap() if kind == "bitmap" else BTree())
+            config = Bitmap() if kind == "bitmap" else LabelList() if kind == "label_list" else BTree()
+            table.create_index(column, config=config)
             made.append(column)
     return made
+
+
+#: A string attribute with at most this many values gets a bitmap index (a category, a language), else a
+#: btree (a board id).
+BITMAP_MAX_VALUES = 1000
+
+
+def attribute_index_kinds(table: Any, attributes: dict[str, Any]) -> dict[str, str]:
+    """The scalar index each attribute column gets (bitmap, btree or label_list), so that a filter on it
+    does not scan the column: bools and strings of few values bitmap, numbers, times and other strings
+    btree, lists of strings label_list. The values of a string column are counted only when it has no
+    index yet."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    have = {c for i in table.list_indices() for c in getattr(i, "columns", [])}
+    out: dict[str, str] = {}
+    for name, t in attributes.items():
+        if name in have:
+            continue
+        if pa.types.is_boolean(t):
+            out[name] = "bitmap"
+        elif pa.types.is_list(t):
+            out[name] = "label_list"
+        elif pa.types.is_string(t):
+            col = table.search().select([name]).limit(table.count_rows()).to_arrow().column(name)
+            out[name] = "bitmap" if pc.count_distinct(col).as_py() <= BITMAP_MAX_VALUES else "btree"
+        else:
+            out[name] = "btree"
+    return out
 
 
 def small_fragments(table: Any) -> int:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pinembed.errors import ModelMismatchError
-
 import pyarrow as pa
+
+from pinembed.errors import ModelMismatchError
 
 from . import attributes as attrs
 from . import faults

@@ -4,7 +4,8 @@ indexes, compaction) applied to the generation's pins and segments."""
 from __future__ import annotations
 
 from . import faults
-from .index import compact, maintain
+from .attributes import is_attribute
+from .index import attribute_index_kinds, compact, maintain
 from .schema import PINS, SEGMENTS
 from .tables import Tables
 
@@ -19,11 +20,14 @@ class Upkeep(Tables):
     @faults.translated
     def ensure_index(self) -> str:
         """Upkeep after writing: the ANN index policy on pins (returns exact, built, rebuilt or current),
-        scalar indexes on pins and segments, and compaction of both."""
+        scalar indexes on pins (attributes too) and segments, and compaction of both."""
         t = self._table(PINS)
         if t is None:
             return "exact"
-        state = maintain(t, t.schema.field("vector").type.list_size, self.index_policy, PINS_SCALAR)
+        scalar = dict(PINS_SCALAR)
+        if t.count_rows() >= self.index_policy.scalar_index_above:  # attributes a filter names: indexed too
+            scalar.update(attribute_index_kinds(t, {f.name: f.type for f in t.schema if is_attribute(f.name)}))
+        state = maintain(t, t.schema.field("vector").type.list_size, self.index_policy, scalar)
         seg = self._table(SEGMENTS)
         if seg is not None:
             maintain(seg, None, self.index_policy, SEGMENTS_SCALAR)
