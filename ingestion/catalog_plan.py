@@ -33,6 +33,7 @@ from . import kinds
 from .catalog import Batch, Columns
 from .catalog_media import CatalogMedia, resolve
 from .entry import Entry, Problem
+from .id_lookup import IdLookup
 from .idea import MAX_PAGES, Page
 from .options import IngestOptions
 from .sidecar import MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, clean_text
@@ -64,11 +65,29 @@ def clean(arr: pa.Array, limit: int) -> pa.Array:
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = pc.cast(arr, pa.string())
     arr = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, _TEXT_JUNK, "")), 0, limit)
+    arr = pc.utf8_trim_whitespace(arr)  # again after the cut: cleaning a cleaned text changes nothing
     return pc.if_else(pc.equal(pc.utf8_length(arr), 0), pa.scalar(None, pa.string()), arr)
 
 
-def _text(arr: pa.Array | None, n: int, limit: int) -> pa.Array:
-    return clean(arr, limit) if arr is not None else pa.nulls(n, pa.string())
+_TEXTS = {"title": MAX_TITLE_CHARS, "description": MAX_DESCRIPTION_CHARS}  # text fields and their limits
+
+
+def _raw_text(arr: pa.Array | None, n: int) -> pa.Array:
+    if arr is None:
+        return pa.nulls(n, pa.string())
+    return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string(), safe=False)
+
+
+def _same_text(raw: pa.Array, stored: pa.Array, limit: int, where: np.ndarray) -> np.ndarray:
+    """Whether each row's text, once cleaned, is the stored text, for the rows ``where`` is set. Cleaning
+    (a regex) runs only on rows whose text is not already the stored one: ``clean`` of a stored text
+    gives it back (it is idempotent)."""
+    same = _same(raw, stored) | ~where
+    rest = np.flatnonzero(~same)
+    if len(rest):
+        ix = pa.array(rest)
+        same[rest] = _same(clean(raw.take(ix), limit), stored.take(ix))
+    return same
 
 
 def _str(arr: pa.Array) -> pa.Array:
@@ -107,7 +126,7 @@ class CatalogPlanner:
         self.given_up = given_up
         self.opts, self.media = opts, media
         self.stored = stored
-        self._index: dict[str, int] | None = None  # stored pin id -> its row (made at the first batch)
+        self._index: IdLookup | None = None  # the stored pin ids' rows (made at the first batch)
         self.seen = np.zeros(stored.num_rows, dtype=bool)  # stored pins met in the catalog
         self.new_ids: dict[str, str] = {}  # ids of new rows met so far -> their line (duplicates are named)
         self._suffix = {k: self._kind_suffix(k) for k in kinds.NAMES}
@@ -143,12 +162,17 @@ class CatalogPlanner:
         joined = self._stored_at(idx, matched)
         fast = self._fast_sigs(t, n, joined)
         same_sig = np.zeros(n, bool) if fast is None else _same(fast, joined.column("source_sig")) & matched
-        same_fields = np.ones(n, bool)
+        same_fields = same_sig.copy()  # (only rows whose signature matches are compared further)
         for name, arr in fields.items():
-            same_fields &= _same(arr, joined.column(name if name in ("title", "description") else name))
+            if not same_fields.any():
+                break
+            if name in _TEXTS:
+                same_fields &= _same_text(arr, joined.column(name), _TEXTS[name], same_fields)
+            else:
+                same_fields &= _same(arr, joined.column(name))
         dup_here = self._dups_within(pids, ok)
         seen_before = self.seen[idx] if len(self.seen) else np.zeros(n, bool)
-        quiet = ok & matched & same_sig & same_fields & ~dup_here & ~seen_before
+        quiet = ok & matched & same_fields & ~dup_here & ~seen_before
         quiet &= self._owned_fast(joined, matched)
         self.seen[idx[quiet]] = True
         out.unchanged = int(quiet.sum())
@@ -157,22 +181,19 @@ class CatalogPlanner:
             return out
         rows = t.take(pa.array(loud)).to_pylist()
         stored_rows = joined.take(pa.array(loud)).to_pylist()
-        field_rows = pa.table(fields).take(pa.array(loud)).to_pylist() if fields else [{} for _ in loud]
+        taken = {k: v.take(pa.array(loud)) for k, v in fields.items()}
+        field_rows = pa.table({k: clean(v, _TEXTS[k]) if k in _TEXTS else v for k, v in taken.items()}).to_pylist()
         for j, i in enumerate(loud):
             self._row(batch.file, int(lines[i]), rows[j], field_rows[j], stored_rows[j],
                       bool(matched[i]), int(idx[i]), out)
         return out
 
     def _lookup(self, pids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-        """Each pin id's stored row (0 where there is none) and whether there is one. A dict made once:
-        a hash join per batch would hash every stored id again."""
+        """Each pin id's stored row (0 where there is none) and whether there is one (``id_lookup``: the
+        stored ids hashed and sorted once; a hash join per batch would hash every stored id again)."""
         if self._index is None:
-            ids = self.stored.column("pin_id").to_pylist()
-            self._index = dict(zip(ids, range(len(ids)), strict=True))
-        get = self._index.get
-        found = np.fromiter((get(p, -1) for p in pids.to_pylist()), dtype=np.int64, count=len(pids))
-        matched = found >= 0
-        return np.where(matched, found, 0), matched
+            self._index = IdLookup(self.stored.column("pin_id"))
+        return self._index.find(pids)
 
     def _stored_at(self, idx: np.ndarray, matched: np.ndarray) -> pa.Table:
         """The stored rows at ``idx`` (null where a row matched no stored pin), aligned with the batch."""
@@ -186,15 +207,15 @@ class CatalogPlanner:
                          for c in t.column_names})
 
     def _fields(self, t: pa.Table, n: int) -> dict[str, pa.Array]:
-        """The fields a row writes that its vector does not depend on (when text is not fused): title,
-        description and the attributes, as they will be stored."""
+        """The fields a row writes that its vector does not depend on (when text is not fused): title and
+        description as the catalog has them (``clean`` makes them what is stored), the attributes as
+        they will be stored."""
         names = set(t.column_names)
 
         def get(c: str | None) -> pa.Array | None:
             return t.column(c).combine_chunks() if c and c in names else None
 
-        out = {"title": _text(get(self.cols.title), n, MAX_TITLE_CHARS),
-               "description": _text(get(self.cols.description), n, MAX_DESCRIPTION_CHARS)}
+        out = {"title": _raw_text(get(self.cols.title), n), "description": _raw_text(get(self.cols.description), n)}
         for name, typ in self.attributes.items():
             col = get(name)
             out[name] = pa.nulls(n, typ) if col is None else pc.cast(col, typ, safe=False)
@@ -208,13 +229,12 @@ class CatalogPlanner:
             return None
         media = pc.cast(t.column(c.media).combine_chunks(), pa.string(), safe=False)
         version = _str(t.column(c.version).combine_chunks())
-        kind = pc.cast(t.column(c.kind).combine_chunks(), pa.string()) if c.kind else pa.array([""] * n)
+        kind = pc.fill_null(pc.cast(t.column(c.kind).combine_chunks(), pa.string()), "") if c.kind else pa.scalar("")
         kinds_s = joined.column("kind")
         suffix = pc.fill_null(pc.take(pa.array(list(self._suffix.values())),
                                       pc.fill_null(pc.index_in(kinds_s, pa.array(list(self._suffix))), 0)), "")
-        parts = [pa.array(["cat:"] * n), pc.fill_null(kind, ""), pa.array([":v="] * n), version,
-                 pa.array(["@"] * n), media, suffix]
-        return pc.binary_join_element_wise(*parts, "")
+        parts = [pa.scalar("cat:"), kind, pa.scalar(":v="), version, pa.scalar("@"), media, suffix]
+        return pc.binary_join_element_wise(*parts, "")  # (scalars broadcast: no Python list of n strings)
 
     def _owned_fast(self, joined: pa.Table, matched: np.ndarray) -> np.ndarray:
         src = joined.column("source")
