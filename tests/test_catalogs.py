@@ -284,3 +284,20 @@ def test_serve_shows_a_catalog_pins_media_beside_the_catalog_and_filters_on_its_
                                                "where": "category = 'shoes' AND price < 50"}).json()
         assert {c["pin_id"] for c in body["results"]} == {"sku-3"}
         assert api.get("/api/pin", params={"pin": "sku-1"}).json()["attributes"]["category"] == "shoes"
+
+
+def test_id_lookup_finds_exactly_the_stored_ids():
+    import numpy as np
+
+    from pinembed.ingestion.id_lookup import IdLookup, id_hashes
+
+    stored = pa.array([f"shop/{i}" for i in range(5000)] + ["", "ünïcode/ø", "a" * 600])
+    look = IdLookup(stored.slice(0))
+    asked = pa.array(["shop/42", "shop/4999", "nope", "", "ünïcode/ø", "a" * 600, "a" * 599, "shop/42 "])
+    rows, found = look.find(asked.slice(0))
+    assert found.tolist() == [True, True, False, True, True, True, False, False]
+    assert rows[found].tolist() == [42, 4999, 5000, 5001, 5002]
+    sliced = stored.slice(10, 3)  # an array that starts inside its buffers
+    assert look.find(sliced)[0].tolist() == [10, 11, 12]
+    assert len(set(id_hashes(stored).tolist())) == len(stored)
+    assert np.array_equal(id_hashes(stored.slice(100, 5)), id_hashes(stored)[100:105])
