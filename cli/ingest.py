@@ -166,6 +166,10 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
     fails is withdrawn: its pin leaves results at once (the ledger says why).
     Each source folder owns its pin ids (the path under it); a second folder needs --id-prefix.
     SRC may be an object-storage prefix (s3://bucket/media/, gs://, az://; --storage-option applies).
+    A .tar in SRC is a webdataset shard: each sample (key.jpg + key.json + key.txt) is a pin, its
+    JSON fields attributes. SRC may also be a catalog: a .parquet, .csv or .jsonl table of pins (or a
+    folder or prefix holding only such tables), one row a pin with its id, media and attributes
+    (--id-col, --media-col, ...; http(s) media only from --allow-host hosts).
     Nothing is deleted; `pinembed refresh` also follows moves and deletions.
 
     Exit codes: 0 clean, 3 some inputs failed, 4 another writer holds the database, 5 a fault of the
@@ -216,7 +220,7 @@ def ingest(src: str, db: str, model: str | None, device: str | None, precision: 
 def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None, precision: str | None,
             dry_run: bool, max_attempts: int | None, retry_failed: bool, as_json: bool, list_skipped: bool,
             **kw: Any) -> None:
-    """Bring the database in line with SRC folders: the cron job.
+    """Bring the database in line with SRC folders (or catalogs): the cron job.
 
     \b
     unchanged  same size and mtime: one stat, nothing read, no model loaded
@@ -229,6 +233,11 @@ def refresh(src: tuple[str, ...], db: str, model: str | None, device: str | None
                (a given-up input is not read and loads no model: exit 0)
     stale      with --model NEW: a new generation is built beside the live one and goes live
                when complete (resumable); `pinembed models` lists generations, `pinembed gc` drops old ones
+
+    SRC may be catalogs instead (tables of pins, see `pinembed ingest --help`): a row is unchanged when
+    its version (--version-col) or its media's size/mtime/ETag, its media value and its fields are;
+    a changed title, description or attribute rewrites the pin without embedding (fields updated);
+    pins whose rows are gone are deleted. Catalogs and folders go in separate runs.
 
     Logs go to stderr; --json prints one summary line. Exit codes: 0 clean, 3 some inputs failed,
     4 another ingest/refresh holds the database, 5 a fault of the disk or object store (what was
