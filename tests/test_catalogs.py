@@ -301,3 +301,20 @@ def test_id_lookup_finds_exactly_the_stored_ids():
     assert look.find(sliced)[0].tolist() == [10, 11, 12]
     assert len(set(id_hashes(stored).tolist())) == len(stored)
     assert np.array_equal(id_hashes(stored.slice(100, 5)), id_hashes(stored)[100:105])
+
+
+def test_a_catalog_ingest_killed_mid_run_is_finished_by_the_next_with_no_duplicates(tmp_path, db, tiny_model_id):
+    for i in range(10):
+        save_image(tmp_path / f"{i}.jpg", colour=(20 * i, 100, 200 - 15 * i), fmt="JPEG")
+    (tmp_path / "cat.csv").write_text("pin_id,media,board\n" + "".join(f"k{i},{i}.jpg,b{i % 3}\n" for i in range(10)))
+    env = {k: v for k, v in os.environ.items() if k != "PINEMBED_FAILPOINT"}
+    killed = subprocess.run([EXE, "ingest", tmp_path / "cat.csv", "--db", db, "--model", tiny_model_id,
+                             "--batch-size", "2"], capture_output=True, text=True, timeout=180,
+                            env={**env, "PINEMBED_FAILPOINT": "batch:2"})
+    assert killed.returncode == -9  # SIGKILL after the second batch was committed
+    first = pinembed.open_index(db).store.pin_states(("pin_id",)).num_rows
+    assert 0 < first < 10
+    s = summary(run("refresh", tmp_path / "cat.csv", "--db", db, "--json"))
+    assert (s["added"], s["planned"]["unchanged"], s["failed"]) == (10 - first, first, 0)
+    ids = pinembed.open_index(db).store.pin_states(("pin_id", "board")).to_pylist()
+    assert sorted(r["pin_id"] for r in ids) == sorted(f"k{i}" for i in range(10))  # each once
