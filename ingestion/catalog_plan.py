@@ -125,7 +125,7 @@ class CatalogPlanner:
         self.root, self.prefix, self.cols, self.attributes = root, prefix, cols, attributes
         self.given_up = given_up
         self.opts, self.media = opts, media
-        self.stored = stored
+        self.stored = stored.combine_chunks()  # one chunk a column: a batch's take is then one gather
         self._index: IdLookup | None = None  # the stored pin ids' rows (made at the first batch)
         self.seen = np.zeros(stored.num_rows, dtype=bool)  # stored pins met in the catalog
         self.new_ids: dict[str, str] = {}  # ids of new rows met so far -> their line (duplicates are named)
