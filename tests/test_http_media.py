@@ -110,7 +110,8 @@ def test_stat_falls_back_to_a_range_get_when_head_is_refused(media_server):
     assert HttpMedia(LOCAL).stat(url) == (5 * MiB, "W/7", 0)  # quotes dropped, as object_media does
     assert [r.method for r in media_server.requests] == ["HEAD", "GET"]
     assert media_server.requests[1].headers["Range"] == "bytes=0-0"
-    assert media_server.sent("/r.mp4") == 1
+    assert media_server.sent("/r.mp4") <= 1  # the range was honoured (stat returns on the headers: the
+    # server may not have written its one byte yet)
     ignores = media_server.add("/no-ranges.mp4", size=4096, head=False, ranges=False)
     assert HttpMedia(LOCAL).stat(ignores)[0] == 4096  # a 200 with the whole body: its Content-Length
 
