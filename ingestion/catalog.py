@@ -30,8 +30,9 @@ from pinembed.store import attributes as attr_types
 from .entry import Problem, Skip
 from .http_allow import parse_entry
 from .object_media import MediaStore, is_uri
+from .prefetch import prefetched
+from .walk_rules import TABLE_EXTS
 
-TABLE_EXTS = (".parquet", ".csv", ".jsonl", ".ndjson")
 BATCH_ROWS = 65_536
 MAX_LINE_BYTES = 1 << 20  # a JSON line (or CSV row) longer than this is a bad line
 
@@ -175,14 +176,15 @@ def schema_of(path: str, local: str) -> pa.Schema:
 
 
 def read_batches(path: str, local: str, batch_rows: int = BATCH_ROWS, max_rows: int | None = None) -> Iterator[Batch]:
-    """The rows of one catalog file in batches (``path`` names it in messages, ``local`` is read)."""
+    """The rows of one catalog file in batches (``path`` names it in messages, ``local`` is read), the next
+batch read while the caller works on this one (``prefetch``)."""
     low = path.lower()
     if low.endswith(".parquet"):
-        yield from _parquet(path, local, batch_rows)
+        yield from prefetched(_parquet(path, local, batch_rows))
     elif low.endswith(".csv"):
-        yield from _csv(path, local, batch_rows)
+        yield from prefetched(_csv(path, local, batch_rows))
     else:
-        yield from _jsonl(path, local, batch_rows, max_rows)
+        yield from prefetched(_jsonl(path, local, batch_rows, max_rows))
 
 
 def _parquet(path: str, local: str, batch_rows: int) -> Iterator[Batch]:

@@ -32,6 +32,7 @@ from pinembed.errors import InputError
 from . import kinds
 from .catalog import Batch, Columns
 from .catalog_media import CatalogMedia, resolve
+from .column_ops import as_text, clean, raw_text, same_rows, same_text
 from .entry import Entry, Problem
 from .id_lookup import IdLookup
 from .idea import MAX_PAGES, Page
@@ -41,7 +42,6 @@ from .sources import owned
 from .walk_rules import MAX_ID_CHARS, checked_id, pin_id
 
 _CONTROL = r"[\x00-\x1f\x7f-\x9f]"
-_TEXT_JUNK = r"[\x00-\x08\x0b-\x1f]"  # what sidecar.clean_text drops (tabs and newlines stay)
 
 
 @dataclass
@@ -57,59 +57,10 @@ class Chunk:
     replacing: set[str] = field(default_factory=set)  # stored pin ids that todo rewrites
     given_up: int = 0  # rows whose media failed --max-attempts runs: not read again (refresh --retry-failed does)
     kept: set[str] = field(default_factory=set)  # ledger rows of given-up rows: they stay as they are
-
-
-def clean(arr: pa.Array, limit: int) -> pa.Array:
-    """Text as pins keep it, for a whole column: control characters dropped, trimmed, capped; empty is null
-    (``sidecar.clean_text``'s rule, in Arrow)."""
-    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
-        arr = pc.cast(arr, pa.string())
-    arr = pc.utf8_slice_codeunits(pc.utf8_trim_whitespace(pc.replace_substring_regex(arr, _TEXT_JUNK, "")), 0, limit)
-    arr = pc.utf8_trim_whitespace(arr)  # again after the cut: cleaning a cleaned text changes nothing
-    return pc.if_else(pc.equal(pc.utf8_length(arr), 0), pa.scalar(None, pa.string()), arr)
+    quiet: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # each row of the batch: unchanged
 
 
 _TEXTS = {"title": MAX_TITLE_CHARS, "description": MAX_DESCRIPTION_CHARS}  # text fields and their limits
-
-
-def _raw_text(arr: pa.Array | None, n: int) -> pa.Array:
-    if arr is None:
-        return pa.nulls(n, pa.string())
-    return arr if pa.types.is_string(arr.type) else pc.cast(arr, pa.string(), safe=False)
-
-
-def _same_text(raw: pa.Array, stored: pa.Array, limit: int, where: np.ndarray) -> np.ndarray:
-    """Whether each row's text, once cleaned, is the stored text, for the rows ``where`` is set. Cleaning
-    (a regex) runs only on rows whose text is not already the stored one: ``clean`` of a stored text
-    gives it back (it is idempotent)."""
-    same = _same(raw, stored) | ~where
-    rest = np.flatnonzero(~same)
-    if len(rest):
-        ix = pa.array(rest)
-        same[rest] = _same(clean(raw.take(ix), limit), stored.take(ix))
-    return same
-
-
-def _str(arr: pa.Array) -> pa.Array:
-    """A column as strings (a list joined by a separator; a time as its microseconds since the epoch,
-    cheaper to format than a date), so that any value compares and goes into a signature."""
-    if pa.types.is_list(arr.type) or pa.types.is_large_list(arr.type):
-        return pc.binary_join(pc.cast(arr, pa.list_(pa.string())), "\x1f")
-    if pa.types.is_timestamp(arr.type) or pa.types.is_date(arr.type):
-        arr = pc.cast(pc.cast(arr, pa.timestamp("us", tz="UTC"), safe=False), pa.int64())
-    return pc.cast(arr, pa.string(), safe=False)
-
-
-def _same(a: pa.Array, b: pa.Array) -> np.ndarray:
-    """Row-wise equality with null == null (as a numpy bool array); columns of one type compare as they
-    are, others as text."""
-    if not a.type.equals(b.type) or pa.types.is_list(a.type) or pa.types.is_large_list(a.type):
-        a, b = _str(a), _str(b)
-    eq = pc.fill_null(pc.equal(a, b), False)
-    if not a.null_count and not b.null_count:
-        return np.asarray(eq)
-    both = pc.and_(pc.is_null(a), pc.is_null(b))
-    return np.asarray(pc.or_(eq, both))
 
 
 class CatalogPlanner:
@@ -129,53 +80,58 @@ class CatalogPlanner:
         self._index: IdLookup | None = None  # the stored pin ids' rows (made at the first batch)
         self.seen = np.zeros(stored.num_rows, dtype=bool)  # stored pins met in the catalog
         self.new_ids: dict[str, str] = {}  # ids of new rows met so far -> their line (duplicates are named)
-        self._suffix = {k: self._kind_suffix(k) for k in kinds.NAMES}
+        self._suffix = self.settings(opts)
 
-    def _kind_suffix(self, kind: str) -> str:
-        probe = Entry("", kind, "", -1, 0)
-        return opts_suffix(self.opts, probe, kind)
+    @staticmethod
+    def settings(opts: IngestOptions) -> dict[str, str]:
+        """Each kind's settings part of a signature (what its vectors depend on)."""
+        return {k: opts_suffix(opts, Entry("", k, "", -1, 0), k) for k in kinds.NAMES}
 
-    def gone(self) -> list[str]:
-        """Stored pins of this source that no row named (for refresh to delete)."""
+    def gone(self, named: pa.Array | None = None) -> list[str]:
+        """Stored pins of this source that no row named (for refresh to delete); ``named``: the ids of rows
+        that were not planned here (found unchanged by a snapshot)."""
         if not self.stored.num_rows:
             return []
-        unseen = pa.array(np.flatnonzero(~self.seen))
-        rows = self.stored.select(["pin_id", "source", "uri"]).take(unseen).to_pylist()
-        return [r["pin_id"] for r in rows if owned(r, [self.root])]
+        unseen = self.stored.select(["pin_id", "source", "uri"]).filter(pa.array(~self.seen))
+        if named is not None and len(named):
+            unseen = unseen.filter(pc.invert(pc.is_in(unseen.column("pin_id"), value_set=named)))
+        return [r["pin_id"] for r in unseen.to_pylist() if owned(r, [self.root])]
 
-    def plan(self, batch: Batch) -> Chunk:
-        """What to do with each row of ``batch``."""
+    def plan(self, batch: Batch, again: np.ndarray | None = None) -> Chunk:
+        """What to do with each row of ``batch``; ``again``: rows whose id a row not planned here named
+        before (each is a duplicate)."""
         out = Chunk(problems=list(batch.bad))
         t, n = batch.table, batch.table.num_rows
+        out.quiet = np.zeros(n, bool)
         if n == 0:
             return out
         lines = np.asarray(batch.lines, dtype=np.int64)
-        raw_ids = t.column(self.cols.id).combine_chunks()
-        ids = pc.cast(raw_ids, pa.string(), safe=False) if not pa.types.is_string(raw_ids.type) else raw_ids
+        ids, pids = pin_ids(t, self.cols.id, self.prefix)
         ok = np.asarray(pc.fill_null(pc.and_(
             pc.and_(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(ids)), 0),
                     pc.less_equal(pc.utf8_length(ids), MAX_ID_CHARS)),
             pc.invert(pc.match_substring_regex(ids, _CONTROL))), False))
-        pids = ids if not self.prefix else pc.binary_join_element_wise(pa.scalar(self.prefix), ids, "/")
         fields = self._fields(t, n)
         idx, matched = self._lookup(pids)
         joined = self._stored_at(idx, matched)
         fast = self._fast_sigs(t, n, joined)
-        same_sig = np.zeros(n, bool) if fast is None else _same(fast, joined.column("source_sig")) & matched
+        same_sig = np.zeros(n, bool) if fast is None else same_rows(fast, joined.column("source_sig")) & matched
         same_fields = same_sig.copy()  # (only rows whose signature matches are compared further)
         for name, arr in fields.items():
             if not same_fields.any():
                 break
             if name in _TEXTS:
-                same_fields &= _same_text(arr, joined.column(name), _TEXTS[name], same_fields)
+                same_fields &= same_text(arr, joined.column(name), _TEXTS[name], same_fields)
             else:
-                same_fields &= _same(arr, joined.column(name))
-        dup_here = self._dups_within(pids, ok)
+                same_fields &= same_rows(arr, joined.column(name))
+        again = np.zeros(n, bool) if again is None else again
+        dup_here = self._dups_within(pids, ok) | again
         seen_before = self.seen[idx] if len(self.seen) else np.zeros(n, bool)
         quiet = ok & matched & same_fields & ~dup_here & ~seen_before
         quiet &= self._owned_fast(joined, matched)
         self.seen[idx[quiet]] = True
         out.unchanged = int(quiet.sum())
+        out.quiet = quiet
         loud = np.flatnonzero(~quiet)
         if not len(loud):
             return out
@@ -184,8 +140,10 @@ class CatalogPlanner:
         taken = {k: v.take(pa.array(loud)) for k, v in fields.items()}
         field_rows = pa.table({k: clean(v, _TEXTS[k]) if k in _TEXTS else v for k, v in taken.items()}).to_pylist()
         for j, i in enumerate(loud):
+            before = out.unchanged
             self._row(batch.file, int(lines[i]), rows[j], field_rows[j], stored_rows[j],
-                      bool(matched[i]), int(idx[i]), out)
+                      bool(matched[i]), int(idx[i]), out, bool(again[i]))
+            quiet[i] = out.unchanged > before
         return out
 
     def _lookup(self, pids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +173,7 @@ class CatalogPlanner:
         def get(c: str | None) -> pa.Array | None:
             return t.column(c).combine_chunks() if c and c in names else None
 
-        out = {"title": _raw_text(get(self.cols.title), n), "description": _raw_text(get(self.cols.description), n)}
+        out = {"title": raw_text(get(self.cols.title), n), "description": raw_text(get(self.cols.description), n)}
         for name, typ in self.attributes.items():
             col = get(name)
             out[name] = pa.nulls(n, typ) if col is None else pc.cast(col, typ, safe=False)
@@ -228,7 +186,7 @@ class CatalogPlanner:
         if not c.version or self.opts.text_weight or pa.types.is_list(t.schema.field(c.media).type):
             return None
         media = pc.cast(t.column(c.media).combine_chunks(), pa.string(), safe=False)
-        version = _str(t.column(c.version).combine_chunks())
+        version = as_text(t.column(c.version).combine_chunks())
         kind = pc.fill_null(pc.cast(t.column(c.kind).combine_chunks(), pa.string()), "") if c.kind else pa.scalar("")
         kinds_s = joined.column("kind")
         suffix = pc.fill_null(pc.take(pa.array(list(self._suffix.values())),
@@ -251,8 +209,9 @@ class CatalogPlanner:
         return dup
 
     def _row(self, file: str, line: int, row: dict[str, Any], fields: dict[str, Any], stored: dict[str, Any],
-             matched: bool, i: int, out: Chunk) -> None:
-        """One row that is not unchanged (or is bad): an entry for ``out``, or a problem."""
+             matched: bool, i: int, out: Chunk, again: bool = False) -> None:
+        """One row that is not unchanged (or is bad): an entry for ``out``, or a problem. ``again``: an
+        earlier row not planned here named its id."""
         where = f"{file}#line={line}"
         try:
             raw = checked_id(row.get(self.cols.id), f"line {line}: pin id")
@@ -260,7 +219,7 @@ class CatalogPlanner:
             out.problems.append(Problem(where, "", e.error, e.message, "catalog"))
             return
         pid = pin_id(raw, self.prefix)
-        if (matched and self.seen[i]) or (not matched and pid in self.new_ids):
+        if again or (matched and self.seen[i]) or (not matched and pid in self.new_ids):
             first = self.new_ids.get(pid, "an earlier line")
             out.problems.append(Problem(where, pid, "duplicate_id",
                                         f"line {line}: pin id {pid!r} is given again (first on {first}); "
@@ -323,7 +282,7 @@ class CatalogPlanner:
             self.media.check(u)
         version = row.get(c.version) if c.version else None
         if version is not None:
-            own = "v=" + str(_str(pa.array([version])).to_pylist()[0])
+            own = "v=" + str(as_text(pa.array([version])).to_pylist()[0])
         else:
             own = "s=" + ";".join(self.media.stat(u) for u in uris)
         media_value = value if isinstance(value, str) else json.dumps(value)
@@ -340,6 +299,13 @@ class CatalogPlanner:
         return Entry(pid, kind, uris[0], size, mtime, title=fields.get("title"),
                      description=fields.get("description"), pages=pages, media=self.media, attrs=attrs,
                      source=self.root, sig=sig, row=f"{file}#line={line}")
+
+
+def pin_ids(t: pa.Table, id_col: str, prefix: str) -> tuple[pa.Array, pa.Array]:
+    """A batch's ids as text, and as pin ids (under the source's prefix)."""
+    raw = t.column(id_col).combine_chunks()
+    ids = raw if pa.types.is_string(raw.type) else pc.cast(raw, pa.string(), safe=False)
+    return ids, (ids if not prefix else pc.binary_join_element_wise(pa.scalar(prefix), ids, "/"))
 
 
 def opts_suffix(opts: IngestOptions, e: Entry, kind: str) -> str:

@@ -95,6 +95,7 @@ class Run:
         self.stage = {"model": 0.0, "read": 0.0, "embed": 0.0, "write": 0.0, "index": 0.0}
         self.writes = 0
         self.marks: list[tuple[float, int]] = []  # (when a batch was embedded, its pins)
+        self.finished: list[Callable[[], None]] = []  # called by finish after upkeep (the lock still held)
 
     @property
     def embedder(self) -> Embedder:
@@ -186,6 +187,8 @@ class Run:
         t = time.perf_counter()
         self.summary.index = self.store.ensure_index()
         self.stage["index"] = time.perf_counter() - t
+        for then in self.finished:
+            then()
         s = self.summary
         s.elapsed_s = round(time.perf_counter() - t0, 3)
         s.items_per_s = round((s.added + s.updated) / s.elapsed_s, 2) if s.elapsed_s > 0 else 0.0

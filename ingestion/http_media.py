@@ -25,14 +25,12 @@ import hashlib
 import math
 import os
 import random
-import re
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -43,6 +41,7 @@ from pinembed.errors import InputError, UsageError
 
 from .http_allow import AllowList, shown
 from .http_deadline import Deadline, pool_manager
+from .temp_files import temp_copy
 
 CHUNK = 1 << 20
 RETRY_AFTER_CAP_S = 5.0  # the longest Retry-After honoured
@@ -142,22 +141,16 @@ class HttpMedia:
     @contextmanager
     def local_copy(self, uri: str, limit: int | None = None) -> Iterator[str]:
         """The body downloaded to a temporary file (with the URL path's extension), deleted on exit."""
-        ext = os.path.splitext(urlsplit(uri).path)[1][:16]
-        fd, tmp = tempfile.mkstemp(prefix="pinembed-", suffix=ext if re.fullmatch(r"\.\w+", ext) else "")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                def start() -> Callable[[bytes], Any]:
-                    f.seek(0)
-                    f.truncate()
-                    return f.write
+        def fill(f: BinaryIO) -> None:
+            def start() -> Callable[[bytes], Any]:
+                f.seek(0)
+                f.truncate()
+                return f.write
 
-                self._get(uri, start, limit=limit)
-            yield tmp
-        finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            self._get(uri, start, limit=limit)
+
+        with temp_copy(os.path.splitext(urlsplit(uri).path)[1], fill) as path:
+            yield path
 
     def stat(self, url: str) -> tuple[int, str, int]:
         """(size, etag, mtime_ns) from a HEAD (Content-Length, ETag, Last-Modified; missing: -1, "", 0), a

@@ -38,11 +38,16 @@ def id_hashes(arr: pa.Array) -> np.ndarray:
 class IdLookup:
     """The rows of stored pin ids, for finding a batch's ids among them."""
 
-    def __init__(self, ids: pa.Array) -> None:
+    def __init__(self, ids: pa.Array, kept: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """``kept``: ``(order, sorted)`` of an earlier IdLookup of the same ids (saved with them, they
+        spare hashing and sorting the ids again)."""
         self.ids = ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids
-        h = id_hashes(self.ids)
-        self.order = np.argsort(h, kind="stable")
-        self.sorted = h[self.order]
+        if kept is None:
+            h = id_hashes(self.ids)
+            self.order = np.argsort(h, kind="stable")
+            self.sorted = h[self.order]
+        else:
+            self.order, self.sorted = kept
         self._exact: dict[str, int] | None = None
 
     def find(self, ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:

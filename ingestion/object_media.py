@@ -20,7 +20,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +31,8 @@ from typing import Any
 from pinembed.errors import InputError, PinembedError, UsageError
 from pinembed.store import faults
 from pinembed.store.objects import is_object_store, object_store
+
+from .temp_files import temp_copy
 
 CHUNK = 1 << 20
 RETRY_S = 30.0
@@ -186,17 +187,8 @@ class MediaStore:
     @contextmanager
     def local_copy(self, uri: str, limit: int | None = None) -> Iterator[str]:
         """The object downloaded to a temporary file (same extension), deleted on exit."""
-        fd, tmp = tempfile.mkstemp(prefix="pinembed-", suffix=os.path.splitext(uri)[1][:16])
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for chunk in self._chunks(uri, limit):
-                    f.write(chunk)
-            yield tmp
-        finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        with temp_copy(os.path.splitext(uri)[1], lambda f: f.writelines(self._chunks(uri, limit))) as path:
+            yield path
 
     def _chunks(self, uri: str, limit: int | None) -> Iterator[bytes]:
         import obstore

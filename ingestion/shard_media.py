@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pinembed.errors import InputError
 
 from .object_media import MediaStore
+from .temp_files import temp_copy
 
 CHUNK = 8 << 20  # bytes per read of a large member (digest, local copy): one ranged GET each on object storage
 
@@ -63,17 +63,8 @@ class ShardMember:
         decoders need a file. InputError(too_large) above ``limit``, before anything is copied."""
         if limit is not None:
             self._check(limit)
-        fd, tmp = tempfile.mkstemp(prefix="pinembed-", suffix=os.path.splitext(uri)[1][:16])
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for data in self._chunks():
-                    f.write(data)
-            yield tmp
-        finally:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        with temp_copy(os.path.splitext(uri)[1], lambda f: f.writelines(self._chunks())) as path:
+            yield path
 
     def _check(self, limit: int) -> None:
         if self.size > limit:

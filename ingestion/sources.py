@@ -23,6 +23,7 @@ from pinembed.errors import UsageError
 
 from .entry import Entry, Problem
 from .object_media import MediaStore
+from .walk_rules import TABLE_EXTS
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ def source_root(src: str | os.PathLike[str], storage_options: dict[str, str] | N
         return media.root
     root = os.path.abspath(os.fspath(src))
     if not os.path.isdir(root):
+        if root.lower().endswith(TABLE_EXTS) and not os.path.exists(root):
+            raise UsageError(f"catalog {root!r} does not exist", "check the path of the catalog file")
         raise UsageError(f"source folder {root!r} does not exist or is not a folder", hint)
     return root
 

@@ -21,6 +21,7 @@ from .idea import Manifest
 SIDECAR_EXTS = (".json", ".txt")
 #: A webdataset tar shard (``shards.py``): not a kind, a container whose samples are pins.
 SHARD_EXT = ".tar"
+TABLE_EXTS = (".parquet", ".csv", ".jsonl", ".ndjson")  # a catalog's files
 #: Camera RAW files: not decoded (their embedded previews vary by maker); named as skipped.
 RAW_EXTS = frozenset({".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2",
                       ".raf", ".pef", ".srw", ".x3f", ".3fr", ".erf", ".kdc", ".mrw", ".iiq", ".rwl"})

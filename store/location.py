@@ -7,7 +7,9 @@ folder for a database that is not there.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 
 from pinembed.errors import UsageError
 
@@ -47,3 +49,15 @@ def missing(uri: str) -> UsageError:
         "check --db (or $PINEMBED_DB, default pins.lance in the current folder); "
         f"create one with `pinembed ingest SRC --db {uri}`",
     )
+
+
+def side_folder(uri: str, name: str) -> Path:
+    """A folder of the files pinembed keeps beside a database (``name``: what they are): inside a local
+    database's folder (``<db>/.pinembed/<name>``), else under ``~/.cache/pinembed/<name>/<digest of uri>``
+    (a database in object storage: those files are this machine's, and each says which version of the
+    database it describes)."""
+    if is_local(uri):
+        return Path(os.path.abspath(os.path.expanduser(uri))) / ".pinembed" / name
+    digest = hashlib.sha256(uri.rstrip("/").encode()).hexdigest()[:24]
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "pinembed" / name / digest

@@ -25,6 +25,16 @@ class PinReads(Tables):
     """Pins and segments read by id, path, column or batch."""
 
     @deadline.bounded
+    def pins_version(self) -> int | None:
+        """The pins table's version as committed now (checked, never the cached handle's: another process
+        may have written since it was opened); None when there is no pins table."""
+        t = self._table(PINS)
+        if t is None:
+            return None
+        t.checkout_latest()
+        return int(t.version)
+
+    @deadline.bounded
     def count(self) -> int:
         """Number of pins."""
         t = self._table(PINS)
