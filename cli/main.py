@@ -16,6 +16,7 @@ import click
 
 from pinembed import __version__
 from pinembed.cli.admin import dupes, failures, gc, models, sources, stats
+from pinembed.cli.candidates import candidates
 from pinembed.cli.doctor import doctor
 from pinembed.cli.export import export, pins
 from pinembed.cli.ingest import ingest, refresh
@@ -33,7 +34,7 @@ def cli() -> None:
 
 
 for command in (ingest, refresh, models, sources, gc, dupes, failures, stats, train, eval_, serve, pins, export,
-                related, doctor, search):
+                related, doctor, search, candidates):
     cli.add_command(command)
 
 

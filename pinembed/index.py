@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pinembed.candidates import CandidateOptions
+from pinembed.candidates import build as build_candidates
 from pinembed.embedders import get_embedder
 from pinembed.embedders.device import pick_device, pick_precision
 from pinembed.embedders.registry import DEFAULT_MODEL
@@ -197,6 +199,27 @@ class PinIndex:
         c = controls.check(k, kinds, where, dedupe, diversity, attributes=self.attributes())
         pin_id, pin = self._query_pin(pin_id)
         return retrieval.ranked(self.store, self.resident, pin["vector"], c, exclude=[pin_id])
+
+    def candidates(self, out: str | os.PathLike[str] | None = None, k: int = 100, kinds: Any = None,
+                   where: Any = None, query_where: Any = None, pins: Any = None, exact: bool = False,
+                   memory_mb: int = 2048, target_recall: float = 0.97, progress: Any = None) -> Any:
+        """The candidate table: every query pin's ``k`` related pins (``related``'s semantics: itself left
+        out, ``kinds``/``where`` choose the candidates), as Arrow (``pin_id, rank, candidate_id, score``).
+        Queries: every pin, or those of ``query_where``, or the ids ``pins``. With ``out`` (a .parquet
+        file or a folder) it is written there and a CandidateSummary is returned; else the table."""
+        opts = CandidateOptions(k=k, kinds=kinds, where=where, query_where=query_where,
+                                pins=None if pins is None else list(pins), exact=exact, memory_mb=memory_mb,
+                                target_recall=target_recall)
+        if out is not None:
+            return build_candidates(self, os.fspath(out), opts, progress)
+        import tempfile
+
+        import pyarrow.parquet as pq
+
+        with tempfile.TemporaryDirectory(prefix="pinembed-candidates-") as tmp:
+            path = os.path.join(tmp, "candidates.parquet")
+            build_candidates(self, path, opts, progress)
+            return pq.read_table(path)
 
     def _query_pin(self, ref: str) -> tuple[str, dict[str, Any]]:
         """(pin id, row with its vector) of a pin named by its id or by the path of its ingested file."""
