@@ -125,3 +125,7 @@ def stats(db: str, as_json: bool) -> None:
     attrs = s.get("attributes") or {}
     if attrs:
         click.echo("attributes: " + ", ".join(f"{shown(n)} ({t})" for n, t in attrs.items()))
+    for c in s.get("candidate_tables") or []:
+        fresh = f"stale: {c['why_stale']}" if c["stale"] else "fresh"
+        click.echo(f"candidate table {c['name']}: k={c['k']}, {c['queries']} queries, {c['method']}, built "
+                   f"{c['built_at']} ({fresh})")

@@ -153,9 +153,13 @@ def train(data: str | None, pairs: str | None, db: str, out: str, arch: str | No
 @click.option("--pairs", default=None, type=click.Path(exists=True, dir_okay=False, path_type=str),
               help="Engagement pairs (CSV or Parquet): query_pin_id, engaged_pin_id, optional weight, timestamp, "
                    "action (save, click, closeup).")
+@click.option("--candidates", "candidates_out", default=None, metavar="OUT",
+              help="With --pairs: judge this candidate table (the OUT of `pinembed candidates`: a .parquet file, a "
+                   "folder of parts, or table:NAME): the share of pairs whose "
+                   "engaged pin is in the query's first 10/50/100 candidates, beside exact ranking's.")
 @json_option
 @handle_errors
-def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None:
+def eval_(db: str, labels: str | None, pairs: str | None, candidates_out: str | None, as_json: bool) -> None:
     """Retrieval quality against labels or engagement pairs.
 
     --labels: text->pin and pin->pin recall@1/5/10, related precision@10, cross-kind precision@5
@@ -167,9 +171,20 @@ def eval_(db: str, labels: str | None, pairs: str | None, as_json: bool) -> None
     them, exactly; the pair's own two left out) whose cosine to the query is at least the engaged pin's;
     Recall@1/10/100 and MRR, overall, by query kind -> engaged kind and by action; hubs. Pairs whose pins
     are not in the database are counted and left out.
+
+    --pairs with --candidates TABLE: the candidate table's recall of the pairs at 10/50/100 (the engaged
+    pin among the query pin's first K candidates), overall and by kind pair, beside the exact ranks'.
     """
     if (labels is None) == (pairs is None):
         raise click.UsageError("give --labels or --pairs (one of them)")
+    if candidates_out is not None:
+        if pairs is None:
+            raise click.UsageError("--candidates is judged on --pairs")
+        from pinembed.training import candidate_eval  # heavy: numpy, pyarrow and the store
+
+        report = candidate_eval.evaluate_candidates(open_existing(db).store, read_pairs(pairs), candidates_out)
+        click.echo(json.dumps(report) if as_json else candidate_eval.format_report(report))
+        return
     if pairs is not None:
         # heavy: numpy and the store
         from pinembed.training.engagement_eval import evaluate_pairs, format_report

@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,12 +31,16 @@ import pyarrow.parquet as pq
 
 from pinembed import failpoints
 from pinembed.errors import UsageError
+from pinembed.store.candidate_tables import check_name
+from pinembed.store.location import side_folder
+from pinembed.store.lock import WriteLock
 from pinembed.store.schema import PINS
 
 from . import candidate_search as cs
 from .controls import check, check_where
 from .metrics import recall_at
 
+TABLE_PREFIX = "table:"  # --out table:NAME: a candidate table inside the database
 EXACT_BELOW = 20_000  # base vectors: below this the exact products are about as fast as the lists
 CALIBRATION_QUERIES = 256
 ROW_GROUP = 1 << 20  # rows written to a part at a time
@@ -60,6 +64,8 @@ class CandidateOptions:
     nprobe: int | None = None  # set: no calibration
     device: str = "cpu"
     seed: int = 0
+    runner: str = "local"  # "ray": the parts are searched by Ray tasks (``candidate_ray``)
+    ray: Any = None  # RayOptions (address, workers, CPUs per worker)
 
 
 @dataclass
@@ -115,23 +121,34 @@ def build(index: Any, out: str, opts: CandidateOptions, progress: Any = None) ->
     queries, self_rows = vecs[query_rows], inv[query_rows]
     del vecs
     key = _key(summary, c, opts, qwhere)
-    job = _Job(out, key)
-    searcher = cs.Searcher(base, c.k, opts.memory_mb, opts.device)
-    exact = opts.exact or len(base_rows) < EXACT_BELOW
-    if exact:
-        summary.method = "exact"
-        blocks = [range(s, min(len(query_rows), s + PART_QUERIES)) for s in range(0, len(query_rows), PART_QUERIES)]
-        parts = (searcher.exact(queries[b.start:b.stop], np.arange(b.start, b.stop), self_rows[b.start:b.stop])
-                 for b in blocks)
-        job.write_parts(parts, ids, query_rows, base_rows, summary, progress, [len(b) for b in blocks], skip=True)
+    table = out[len(TABLE_PREFIX):] if out.startswith(TABLE_PREFIX) else None
+    if table is not None:
+        check_name(table)
+        job = _Job(str(side_folder(store.uri, "candidates") / table), key, table=table)
     else:
-        lay, qlists = job.layout(base, queries, opts, searcher, self_rows, summary)
+        job = _Job(out, key)
+    searcher = cs.Searcher(base, c.k, opts.memory_mb, opts.device)
+    if opts.exact or len(base_rows) < EXACT_BELOW:
+        summary.method, lay, qlists = "exact", None, None
+        specs = [(s, min(len(query_rows), s + PART_QUERIES)) for s in range(0, len(query_rows), PART_QUERIES)]
+        sizes = [e - s for s, e in specs]
+    else:
         summary.method = "ivf"
-        groups = _part_ranges(len(lay.centroids), qlists)
-        sizes = [int(np.isin(qlists, np.arange(g.start, g.stop)).sum()) for g in groups]
-        parts = (searcher.grouped(lay, queries, np.arange(len(query_rows)), self_rows, qlists, g) for g in groups)
-        job.write_parts(parts, ids, query_rows, base_rows, summary, progress, sizes, skip=True)
-    job.finish(summary)
+        lay, qlists = job.layout(base, queries, opts, searcher, self_rows, summary)
+        specs = [(g.start, g.stop) for g in _part_ranges(len(lay.centroids), qlists)]
+        counts = np.bincount(qlists, minlength=len(lay.centroids))
+        sizes = [int(counts[s:e].sum()) for s, e in specs]
+    todo = job.missing(len(specs))
+    summary.parts, summary.parts_reused = len(specs), len(specs) - len(todo)
+    work = Work(queries, self_rows, lay, qlists)
+    if opts.runner == "ray":
+        from .candidate_ray import run_parts  # heavy: ray
+
+        results = run_parts(base, work, specs, todo, c.k, opts)
+    else:
+        results = ((i, work.part(searcher, specs[i])) for i in todo)
+    job.write_parts(results, ids, query_rows, base_rows, progress, sizes, todo)
+    job.finish(summary, store)
     summary.elapsed_s = round(time.perf_counter() - t0, 3)
     return summary
 
@@ -189,7 +206,8 @@ def _part_ranges(nlist: int, qlists: np.ndarray, per_part: int = PART_QUERIES) -
 class _Job:
     """The parts of one job in ``OUT.partial/`` and its manifest."""
 
-    def __init__(self, out: str, key: str) -> None:
+    def __init__(self, out: str, key: str, table: str | None = None) -> None:
+        self.table = table  # a candidate table of the database (``--out table:NAME``), built in ``out``
         self.out = os.path.abspath(out)
         if os.path.exists(self.out) and os.path.isdir(self.out) and not os.path.exists(
                 os.path.join(self.out, "_manifest.json")):
@@ -229,23 +247,24 @@ class _Job:
         summary.nlist, summary.nprobe, summary.sample_recall_at_10 = len(centroids), nprobe, round(recall, 4)
         return lay, qlists
 
-    def write_parts(self, parts: Any, ids: pa.Array, query_rows: np.ndarray, base_rows: np.ndarray,
-                    summary: CandidateSummary, progress: Any, sizes: list[int], skip: bool = False) -> None:
-        """Each part's rows to its own file (a part already there is kept: a resumed job)."""
-        total, done = sum(sizes), 0
-        for i, found_iter in enumerate(parts):
-            path = os.path.join(self.dir, f"part-{i:05d}.parquet")
-            summary.parts += 1
-            if skip and os.path.exists(path):
-                summary.parts_reused += 1
-                done += sizes[i]
-                if progress is not None:
-                    progress(done, total)
-                continue
+    def missing(self, n: int) -> list[int]:
+        """The parts of ``n`` that no earlier run of this job wrote."""
+        return [i for i in range(n) if not os.path.exists(self._part(i))]
+
+    def _part(self, i: int) -> str:
+        return os.path.join(self.dir, f"part-{i:05d}.parquet")
+
+    def write_parts(self, results: Iterable[tuple[int, Iterable[cs.Found]]], ids: pa.Array, query_rows: np.ndarray,
+                    base_rows: np.ndarray, progress: Any, sizes: list[int], todo: list[int]) -> None:
+        """Each part's rows to its own file, atomically, as the parts come (in any order)."""
+        total = sum(sizes)
+        done = total - sum(sizes[i] for i in todo)
+        for i, founds in results:
+            path = self._part(i)
             tmp = path + ".tmp"
             with pq.ParquetWriter(tmp, SCHEMA) as w:
                 held: list[pa.Table] = []
-                for found in found_iter:
+                for found in founds:
                     held.append(_rows(found, ids, query_rows, base_rows))
                     if sum(t.num_rows for t in held) >= ROW_GROUP:
                         w.write_table(pa.concat_tables(held))
@@ -258,13 +277,24 @@ class _Job:
             os.replace(tmp, path)
             failpoints.hit("candidates_part")
 
-    def finish(self, summary: CandidateSummary) -> None:
-        """The parts become OUT at once (a folder, or one file for a ``.parquet`` OUT)."""
+    def finish(self, summary: CandidateSummary, store: Any) -> None:
+        """The parts become OUT at once (a folder, one file for a ``.parquet`` OUT, or a table of the
+        database switched in one commit)."""
         parts = sorted(f for f in os.listdir(self.dir) if f.startswith("part-") and f.endswith(".parquet"))
-        meta = {"pinembed": json.dumps({k: v for k, v in summary.to_dict().items()
-                                        if k in ("k", "method", "nlist", "nprobe", "generation", "pins_version",
-                                                 "queries", "base")})}
+        info = {k: v for k, v in summary.to_dict().items()
+                if k in ("k", "method", "nlist", "nprobe", "generation", "pins_version", "queries", "base")}
+        meta = {"pinembed": json.dumps(info)}
         summary.rows = sum(pq.ParquetFile(os.path.join(self.dir, f)).metadata.num_rows for f in parts)
+        if self.table is not None:
+            def batches() -> Any:
+                for f in parts:
+                    yield from pq.ParquetFile(os.path.join(self.dir, f)).iter_batches(batch_size=1 << 20)
+
+            with WriteLock(store.uri, "candidates", store.storage_options):
+                store.write_candidates(self.table, batches(), SCHEMA, info)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            summary.out = TABLE_PREFIX + self.table
+            return
         if self.out.lower().endswith(".parquet"):
             tmp = self.out + ".tmp"
             with pq.ParquetWriter(tmp, SCHEMA.with_metadata(meta)) as w:
@@ -282,6 +312,24 @@ class _Job:
         if os.path.exists(self.out):
             shutil.rmtree(self.out)
         os.replace(self.dir, self.out)
+
+
+@dataclass
+class Work:
+    """What each part searches: the query vectors, their own base rows, and the lists (None: exact)."""
+
+    queries: np.ndarray
+    self_rows: np.ndarray
+    layout: cs.Layout | None
+    qlists: np.ndarray | None
+
+    def part(self, searcher: cs.Searcher, spec: tuple[int, int]) -> Iterator[cs.Found]:
+        """The results of one part: queries ``spec`` (exact), or the queries of lists ``spec`` (IVF)."""
+        s, e = spec
+        if self.layout is None:
+            return searcher.exact(self.queries[s:e], np.arange(s, e), self.self_rows[s:e])
+        return searcher.grouped(self.layout, self.queries, np.arange(len(self.queries)), self.self_rows,
+                                self.qlists, range(s, e))
 
 
 def _rows(found: cs.Found, ids: pa.Array, query_rows: np.ndarray, base_rows: np.ndarray) -> pa.Table:
@@ -310,23 +358,24 @@ def _lists(base: np.ndarray, queries: np.ndarray, centroids: np.ndarray,
 
 def _calibrate(lists: np.ndarray, queries: np.ndarray, qlists_all: np.ndarray, centroids: np.ndarray,
                opts: CandidateOptions, searcher: cs.Searcher, self_rows: np.ndarray) -> tuple[int, float]:
-    """The smallest nprobe (doubling from 1) whose recall@10 on a sample of queries against exact
-    reaches ``target_recall`` (or ``opts.nprobe``, measured the same way)."""
+    """The smallest nprobe (doubling from 1) whose recall@10 (@k for a k under 10) on a sample of queries
+    against exact reaches ``target_recall`` (or ``opts.nprobe``, measured the same way)."""
+    m = min(10, opts.k)
     rng = np.random.default_rng(opts.seed)
     pick = np.sort(rng.choice(len(queries), min(len(queries), CALIBRATION_QUERIES), replace=False))
     sq, srows = queries[pick], self_rows[pick]
     truth = [f.rows for f in searcher.exact(sq, pick, srows)]
-    truth_rows = np.concatenate(truth)[:, :10]
+    truth_rows = np.concatenate(truth)[:, :m]
     qlists = qlists_all[pick]
     trials = [opts.nprobe] if opts.nprobe else [p for p in (1, 2, 4, 8, 16, 32, 64, 128, 256) if p < len(centroids)]
     trials = trials or [len(centroids)]
     best = (trials[-1], 0.0)
     for p in trials:
         lay = cs.layout(lists, centroids, p, opts.k + 1)
-        got = np.full((len(sq), 10), -1)
+        got = np.full((len(sq), m), -1)
         for f in searcher.grouped(lay, sq, np.arange(len(sq)), srows, qlists, range(len(centroids))):
-            got[f.queries] = f.rows[:, :10]
-        recall = float(np.mean([recall_at(list(g), set(t[t >= 0]), 10) if (t >= 0).any() else 1.0
+            got[f.queries] = f.rows[:, :m]
+        recall = float(np.mean([recall_at(list(g), set(t[t >= 0]), m) if (t >= 0).any() else 1.0
                                 for g, t in zip(got, truth_rows, strict=True)]))
         best = (p, recall)
         if recall >= opts.target_recall:

@@ -202,14 +202,16 @@ class PinIndex:
 
     def candidates(self, out: str | os.PathLike[str] | None = None, k: int = 100, kinds: Any = None,
                    where: Any = None, query_where: Any = None, pins: Any = None, exact: bool = False,
-                   memory_mb: int = 2048, target_recall: float = 0.97, progress: Any = None) -> Any:
+                   memory_mb: int = 2048, target_recall: float = 0.97, progress: Any = None,
+                   runner: str = "local", ray: Any = None) -> Any:
         """The candidate table: every query pin's ``k`` related pins (``related``'s semantics: itself left
         out, ``kinds``/``where`` choose the candidates), as Arrow (``pin_id, rank, candidate_id, score``).
         Queries: every pin, or those of ``query_where``, or the ids ``pins``. With ``out`` (a .parquet
-        file or a folder) it is written there and a CandidateSummary is returned; else the table."""
+        file, a folder, or ``"table:NAME"`` in the database) it is written there and a CandidateSummary is
+        returned; else the table. ``runner="ray"``: the parts are searched by Ray tasks (``ray``: RayOptions)."""
         opts = CandidateOptions(k=k, kinds=kinds, where=where, query_where=query_where,
                                 pins=None if pins is None else list(pins), exact=exact, memory_mb=memory_mb,
-                                target_recall=target_recall)
+                                target_recall=target_recall, runner=runner, ray=ray)
         if out is not None:
             return build_candidates(self, os.fspath(out), opts, progress)
         import tempfile

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import deadline
 from .attributes import type_name
+from .candidate_tables import CandidateTables
 from .ledger import Ledger
 from .lifecycle import Lifecycle
 from .schema import FAILURES, PINS, SEGMENTS
@@ -23,7 +24,7 @@ from .upkeep import Upkeep
 from .writes import Writes
 
 
-class Store(Lifecycle, Space, Search, Writes, Upkeep, Sources, Ledger):
+class Store(Lifecycle, Space, Search, Writes, Upkeep, Sources, Ledger, CandidateTables):
     """Tables ``pins``, ``segments`` and ``failures`` of one database, and the space they belong to."""
 
     @deadline.bounded
@@ -45,5 +46,6 @@ class Store(Lifecycle, Space, Search, Writes, Upkeep, Sources, Ledger):
             "failures": fail.count_rows() if fail is not None else 0,
             "sources": [{"root": r, "id_prefix": p} for r, p in sorted(self.sources().items())],
             "attributes": {name: type_name(t) or str(t) for name, t in self.attributes().items()},
+            "candidate_tables": self.candidate_table_states(),
             "space": self.identity,
         }

@@ -29,13 +29,13 @@ def run(*args, env=None, timeout=300):
                           env={**base, **(env or {})})
 
 
-def write_vectors(db: str, vecs: np.ndarray, kinds: list[str] | None = None) -> list[str]:
+def write_vectors(db: str, vecs: np.ndarray, kinds: list[str] | None = None, start: int = 0) -> list[str]:
     """Pins with the given (normalised) vectors, written as the store writes rows; their ids."""
     store = Store(db)
     n, dim = vecs.shape
     store.ensure_space(space_identity({"model_id": "synthetic", "dim": dim, "weights_digest": "-", "preprocess": {}}))
     table = store._pins()
-    ids = [f"v{i:06d}" for i in range(n)]
+    ids = [f"v{i:06d}" for i in range(start, start + n)]
     cols = {f.name: pa.nulls(n, f.type) for f in table.schema}
     cols.update(pin_id=pa.array(ids), kind=pa.array(kinds or ["image"] * n), n_segments=pa.array([0] * n, pa.int32()),
                 vector=pa.FixedSizeListArray.from_arrays(pa.array(vecs.astype(np.float32).ravel()), dim),
@@ -121,3 +121,47 @@ def test_ivf_groups_recall_the_exact_table_and_a_killed_job_finishes_only_its_mi
     recall = np.mean([len({c for c, _ in got[q]} & {c for c, _ in truth[q]}) / 10 for q in truth])
     assert recall >= 0.95 and s["sample_recall_at_10"] >= 0.95
     assert not (tmp_path / "ivf.partial").exists()
+
+
+def test_eval_judges_a_candidate_table_by_the_engagement_it_recalls_beside_exact(tmp_path, db):
+    vecs = clustered(400, 16, 8, seed=3)
+    ids = write_vectors(db, vecs, ["image" if i % 2 else "video" for i in range(400)])
+    sims = vecs @ vecs.T
+    np.fill_diagonal(sims, -2)
+    near = np.argsort(-sims, axis=1)
+    rows = ["query_pin_id,engaged_pin_id"]
+    rows += [f"{ids[q]},{ids[near[q, 0]]}" for q in range(0, 40)]  # engaged: the nearest pin (rank 1)
+    rows += [f"{ids[q]},{ids[near[q, 30]]}" for q in range(40, 80)]  # the 31st nearest
+    rows += ["v000001,nobody"]
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "c10.parquet"
+    assert run("candidates", "--db", db, "--out", out, "-k", 10).returncode == 0
+    p = run("eval", "--db", db, "--pairs", tmp_path / "pairs.csv", "--candidates", out, "--json")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert r["candidates"] == {"recall@10": 0.5, "recall@50": None, "recall@100": None, "pairs": 80}
+    assert r["exact"]["recall@10"] == 0.5 and r["exact"]["recall@50"] == 1.0
+    assert r["unknown_pairs"] == 1 and r["table"]["k"] == 10
+    assert sum(v["candidates"]["pairs"] for v in r["by_kind"].values()) == 80
+    text = run("eval", "--db", db, "--pairs", tmp_path / "pairs.csv", "--candidates", out)
+    assert "recall@10 0.5 (exact 0.5)" in text.stdout
+
+
+def test_a_candidate_table_inside_the_database_is_switched_whole_and_says_when_it_is_stale(tmp_path, db):
+    write_vectors(db, clustered(200, 16, 5))
+    p = run("candidates", "--db", db, "--out", "table:closeup", "-k", 5, "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["out"] == "table:closeup"
+    store = Store(db)
+    assert store.read_candidates("closeup").num_rows == 1000
+    first = store.candidate_table("closeup")["physical"]
+    stats = json.loads(run("stats", "--db", db, "--json").stdout)["candidate_tables"]
+    assert [(c["name"], c["k"], c["stale"]) for c in stats] == [("closeup", 5, False)]
+    write_vectors(db, clustered(10, 16, 5, seed=9), start=200)  # more pins: the table is stale now
+    assert "stale: the pins table is" in run("stats", "--db", db).stdout
+    assert run("candidates", "--db", db, "--out", "table:closeup", "-k", 3).returncode == 0
+    store = Store(db)
+    assert store.read_candidates("closeup").num_rows == 3 * 210
+    assert store.candidate_table("closeup")["physical"] != first and first not in store.db.list_tables().tables
+    bad = run("candidates", "--db", db, "--out", "table:../x")
+    assert bad.returncode == 2 and "not a candidate table name" in bad.stderr

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 import pinembed
@@ -191,3 +192,15 @@ def test_ray_reads_catalog_rows_as_the_local_runner_does(local_ray, mixed, tmp_p
     assert min(float(vec_l[p] @ vec_r[p]) for p in pins_l) >= 0.9999
     boards = pinembed.open_index(str(tmp_path / "ray.lance")).store.pin_states(("pin_id", "board")).to_pylist()
     assert {r["pin_id"]: r["board"] for r in boards}["r1"] == "b"
+
+
+def test_ray_tasks_write_the_local_runners_candidate_table(local_ray, tmp_path):
+    from test_candidates import clustered, lists, write_vectors
+
+    db = str(tmp_path / "vec.lance")
+    write_vectors(db, clustered(21_000, 16, 40))
+    idx = pinembed.open_index(db)
+    local = idx.candidates(tmp_path / "local", k=8)
+    ray_s = idx.candidates(tmp_path / "ray", k=8, runner="ray")
+    assert (ray_s.method, ray_s.parts, ray_s.rows) == ("ivf", local.parts, local.rows)
+    assert lists(pq.read_table(tmp_path / "ray")) == lists(pq.read_table(tmp_path / "local"))

@@ -122,8 +122,9 @@ def known_pairs(pairs: EngagementPairs, known: set[str] | dict[str, Any]) -> tup
     return keep, {"unknown_pairs": len(pairs) - len(keep), "unknown_pins": len(unknown_ids)}
 
 
-def evaluate_pairs(store: Any, pairs: EngagementPairs, batch_size: int = 8192) -> dict[str, Any]:
-    """The engagement report of ``store`` (a Store with a live generation) for ``pairs``."""
+def pair_vectors(store: Any, pairs: EngagementPairs,
+                 batch_size: int = 8192) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The vectors and kinds of the pins ``pairs`` name (those in the database), streamed."""
     needed = set(pairs.query) | set(pairs.engaged)
     vectors: dict[str, np.ndarray] = {}
     kinds: dict[str, str] = {}
@@ -136,6 +137,12 @@ def evaluate_pairs(store: Any, pairs: EngagementPairs, batch_size: int = 8192) -
             for j in hit:
                 vectors[ids[j]] = vecs[j].astype(np.float32)
                 kinds[ids[j]] = ks[j]
+    return vectors, kinds
+
+
+def evaluate_pairs(store: Any, pairs: EngagementPairs, batch_size: int = 8192) -> dict[str, Any]:
+    """The engagement report of ``store`` (a Store with a live generation) for ``pairs``."""
+    vectors, kinds = pair_vectors(store, pairs, batch_size)
     keep, left_out = known_pairs(pairs, vectors)
     if not keep:
         raise UsageError(f"none of the {len(pairs)} pairs has both pins in the database "

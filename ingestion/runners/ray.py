@@ -131,7 +131,7 @@ class _Embed:
         return {"embedded": np.array([pickle.dumps(done)], dtype=object)}
 
 
-def _init(ray: Any, cfg: RayOptions) -> None:
+def init_ray(ray: Any, cfg: RayOptions) -> None:
     """Connect to ``cfg.address``, or start a local Ray instance for this run whose logical CPUs are
     the usable CPUs + 1, so that read tasks overlap the model as the local runner's threads do."""
     if ray.is_initialized():
@@ -173,7 +173,7 @@ def run(work: Work) -> Iterator[Embedded]:
         raise UsageError("the ray runner needs the model id to load in its workers")
     embedder = work.embedder()  # the driver's copy: the database's space, the preprocessing, the input size
     phase(progress, "starting ray")
-    _init(ray, work.opts.ray)
+    init_ray(ray, work.opts.ray)
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
