@@ -209,9 +209,12 @@ class _Job:
     def __init__(self, out: str, key: str, table: str | None = None) -> None:
         self.table = table  # a candidate table of the database (``--out table:NAME``), built in ``out``
         self.out = os.path.abspath(out)
-        if os.path.exists(self.out) and os.path.isdir(self.out) and not os.path.exists(
-                os.path.join(self.out, "_manifest.json")):
+        single = self.out.lower().endswith(".parquet")
+        if os.path.isdir(self.out) and (single or not os.path.exists(os.path.join(self.out, "_manifest.json"))):
             raise UsageError(f"{out!r} is a folder that no candidate job wrote", "give --out a new path")
+        if os.path.lexists(self.out) and not os.path.isdir(self.out) and not single:
+            raise UsageError(f"{out!r} is a file, not a folder of parts",
+                             "give --out a .parquet file name, a new folder, or table:NAME")
         self.dir = self.out + ".partial"
         meta = os.path.join(self.dir, "_manifest.json")
         old = None

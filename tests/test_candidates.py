@@ -102,6 +102,10 @@ def test_the_cli_writes_a_parquet_table_with_filters_and_query_pins(tmp_path, db
     assert lists(t)["v000001"] == [(c, pytest.approx(float(sims[int(c[1:])]), abs=1e-5)) for c in want]
     bad = run("candidates", "--db", db, "--out", tmp_path / "x.parquet", "--where", "nope = 1")
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    (tmp_path / "notes.txt").write_text("mine")
+    bad = run("candidates", "--db", db, "--out", tmp_path / "notes.txt")
+    assert bad.returncode == 2 and "is a file, not a folder" in bad.stderr
+    assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_ivf_groups_recall_the_exact_table_and_a_killed_job_finishes_only_its_missing_parts(tmp_path, db):
